@@ -1,0 +1,98 @@
+//! The conventions of every HTTP door: the `{"error": "..."}` body, a JSON extractor
+//! whose rejections are such bodies, request metrics, and the fallback routes.
+
+use std::time::Instant;
+
+use axum::{
+    Json,
+    extract::{FromRequest, MatchedPath, Request, State, rejection::JsonRejection},
+    http::{StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde::de::DeserializeOwned;
+
+use crate::{ErrorCode, ErrorReply, metrics::Metrics};
+
+impl IntoResponse for ErrorReply {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.as_u16())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(serde_json::json!({ "error": self.message }))).into_response()
+    }
+}
+
+/// A JSON body that answers a bad request with a 4xx `{"error"}` body that says what is
+/// wrong: 415 for another content type, 413 when too large, 400 when not valid.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ErrorReply;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ErrorReply {
+    let code = ErrorCode::from_u16(rejection.status().as_u16());
+    let message = match &rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            "send the body as JSON with the header Content-Type: application/json".to_owned()
+        }
+        _ if code == ErrorCode::PayloadTooLarge => {
+            format!("the request body is larger than {} bytes", crate::MAX_BODY_BYTES)
+        }
+        _ => rejection.body_text(),
+    };
+    if code == ErrorCode::Internal {
+        // Only a failure to read the body lands here: the client went away.
+        return ErrorReply::bad_request(message);
+    }
+    ErrorReply::new(code, message)
+}
+
+/// Middleware that records every request in `metrics` under its route.
+pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let op = format!("{method} {route}");
+    metrics.record("http", &op, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// `GET /metrics` body for a service with no gauges of its own.
+pub fn metrics_response(text: String) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+/// The answer for a path that no route matches.
+pub async fn not_found() -> ErrorReply {
+    ErrorReply::not_found("no such endpoint; see the README for the list")
+}
+
+/// The answer for a known path with the wrong method.
+pub async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(serde_json::json!({ "error": "this endpoint does not accept that method" })),
+    )
+        .into_response()
+}

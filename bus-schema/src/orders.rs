@@ -1,0 +1,118 @@
+//! The `orders` service: the catalogue, purchases and their events.
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the micro service, as `nats micro ls` shows it.
+pub const SERVICE: &str = "orders";
+
+/// The subjects of the `orders` service.
+pub mod subject {
+    /// The catalogue: [`super::ArticlesRequest`] -> [`super::ArticlesReply`].
+    pub const ARTICLES: &str = "orders.articles";
+    /// One user's history: [`super::PurchasesRequest`] -> [`super::PurchasesReply`].
+    pub const PURCHASES: &str = "orders.purchases";
+    /// Record a purchase: [`super::BuyRequest`] -> [`super::BuyReply`].
+    pub const BUY: &str = "orders.buy";
+    /// Every event of the service, the filter of the `ORDERS` stream.
+    pub const EVENTS: &str = "orders.events.>";
+    /// Prefix of the purchase events; the username follows.
+    pub const PURCHASED_PREFIX: &str = "orders.events.purchased";
+
+    /// The subject of one user's purchase events.
+    pub fn purchased(username: &str) -> String {
+        format!("{PURCHASED_PREFIX}.{username}")
+    }
+}
+
+/// The JetStream stream that keeps [`subject::EVENTS`].
+pub const STREAM: &str = "ORDERS";
+
+/// An article of the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Article {
+    pub id: u32,
+    pub name: String,
+    /// Price in euro cents.
+    pub price: u32,
+}
+
+/// Asks for the catalogue.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ArticlesRequest {}
+
+/// The catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArticlesReply {
+    pub articles: Vec<Article>,
+}
+
+/// Asks for one user's history.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PurchasesRequest {
+    #[serde(default)]
+    pub username: String,
+}
+
+/// One recorded purchase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseItem {
+    /// The event id (UUIDv7).
+    pub id: String,
+    pub article: Article,
+    /// RFC 3339, UTC.
+    pub purchased_at: String,
+}
+
+/// One user's history, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchasesReply {
+    pub user: String,
+    /// Article names, as the original answered.
+    pub purchases: Vec<String>,
+    pub items: Vec<PurchaseItem>,
+}
+
+/// A purchase to record for `username` (the bus is trusted with the identity).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BuyRequest {
+    #[serde(default)]
+    pub username: String,
+    /// Kept as JSON so that a missing or non-integer id gets a clear 400.
+    #[serde(default)]
+    pub article_id: serde_json::Value,
+    /// Repeating a key returns the first purchase instead of recording a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// The recorded purchase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuyReply {
+    pub message: String,
+    pub article: Article,
+    pub user: String,
+}
+
+/// The event of one purchase, on `orders.events.purchased.<username>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchasedEvent {
+    /// UUIDv7, also the `Nats-Msg-Id` of the publish.
+    pub id: String,
+    pub username: String,
+    pub article: Article,
+    /// RFC 3339, UTC.
+    pub purchased_at: String,
+}
+
+typed_call!(
+    /// `orders.articles`
+    articles, articles_with: subject::ARTICLES, ArticlesRequest => ArticlesReply
+);
+typed_call!(
+    /// `orders.purchases`
+    purchases, purchases_with: subject::PURCHASES, PurchasesRequest => PurchasesReply
+);
+typed_call!(
+    /// `orders.buy`: 400 for a bad article id, 404 for an unknown article.
+    buy, buy_with: subject::BUY, BuyRequest => BuyReply
+);

@@ -1,0 +1,242 @@
+//! A real `nats-server` for tests: started on a free port with its own JetStream
+//! directory, killed and cleaned up on drop.
+//!
+//! The server picks its own port (`-p -1`) and writes it to a ports file, so two tests
+//! never race for the same port.
+//!
+//! ```no_run
+//! let nats = testkit::NatsServer::start();
+//! println!("{}", nats.url());
+//! ```
+
+use std::{
+    io::ErrorKind,
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use tempfile::TempDir;
+
+/// How to install the server when it is missing.
+const INSTALL_HINT: &str =
+    "install it with `sudo apt-get install nats-server` (or `make deps`), or set NATS_SERVER_BIN";
+
+/// How long a server may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A running `nats-server`, stopped when dropped.
+#[derive(Debug)]
+pub struct NatsServer {
+    child: Option<Child>,
+    dir: TempDir,
+    port: u16,
+    monitor_port: u16,
+    config: Option<PathBuf>,
+    extra_args: Vec<String>,
+}
+
+/// What to start.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// A config file, e.g. the project's `nats.conf`; its ports and store directory are
+    /// overridden by the server's command line.
+    pub config: Option<PathBuf>,
+    /// Turn JetStream off (it is on by default).
+    pub no_jetstream: bool,
+    /// Extra command-line arguments for `nats-server`.
+    pub extra_args: Vec<String>,
+}
+
+impl NatsServer {
+    /// Starts a server with JetStream and no config file.
+    ///
+    /// # Panics
+    /// When the binary is missing or the server does not come up; the message says why.
+    pub fn start() -> Self {
+        Self::start_with(Options::default())
+    }
+
+    /// Starts a server with `options`.
+    ///
+    /// # Panics
+    /// When the binary is missing or the server does not come up; the message says why.
+    pub fn start_with(options: Options) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("testkit-nats-")
+            .tempdir()
+            .unwrap_or_else(|err| panic!("testkit: cannot create a temp dir: {err}"));
+        let mut args = Vec::new();
+        if !options.no_jetstream {
+            args.push("-js".to_owned());
+        }
+        args.extend(options.extra_args);
+        let mut server = Self {
+            child: None,
+            dir,
+            port: 0,
+            monitor_port: 0,
+            config: options.config,
+            extra_args: args,
+        };
+        server.spawn(None);
+        server
+    }
+
+    /// The client URL, `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The monitoring port (HTTP).
+    pub fn monitor_port(&self) -> u16 {
+        self.monitor_port
+    }
+
+    /// The server's JetStream store directory.
+    pub fn store_dir(&self) -> PathBuf {
+        self.dir.path().join("jetstream")
+    }
+
+    /// Stops the server (as a crash would: SIGKILL), keeping its store directory.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port with the same store, after [`stop`](Self::stop).
+    pub fn restart(&mut self) {
+        self.stop();
+        let port = self.port;
+        self.spawn(Some(port));
+    }
+
+    fn spawn(&mut self, port: Option<u16>) {
+        let bin = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".to_owned());
+        let ports_dir = self.dir.path().join("ports");
+        let _ = std::fs::remove_dir_all(&ports_dir);
+        std::fs::create_dir_all(&ports_dir)
+            .unwrap_or_else(|err| panic!("testkit: cannot create {}: {err}", ports_dir.display()));
+        let mut cmd = Command::new(&bin);
+        if let Some(config) = &self.config {
+            cmd.arg("-c").arg(config);
+        }
+        let port_arg = port.map_or_else(|| "-1".to_owned(), |p| p.to_string());
+        cmd.args(["-a", "127.0.0.1", "-p", &port_arg, "-m", "-1"])
+            .arg("-sd")
+            .arg(self.store_dir())
+            .arg("--ports_file_dir")
+            .arg(&ports_dir)
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file(self.dir.path())));
+        let child = cmd.spawn().unwrap_or_else(|err| {
+            if err.kind() == ErrorKind::NotFound {
+                panic!("testkit: `{bin}` was not found: {INSTALL_HINT}");
+            }
+            panic!("testkit: cannot start `{bin}`: {err}");
+        });
+        let pid = child.id();
+        self.child = Some(child);
+        let (port, monitor_port) = self.wait_for_ports(&ports_dir, pid);
+        self.port = port;
+        self.monitor_port = monitor_port;
+    }
+
+    /// Waits for the ports file and then for the port to accept connections.
+    fn wait_for_ports(&mut self, ports_dir: &Path, pid: u32) -> (u16, u16) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "testkit: nats-server exited with {status} during start-up:\n{}",
+                    self.log()
+                );
+            }
+            if let Some(ports) = read_ports(ports_dir, pid)
+                && TcpStream::connect(("127.0.0.1", ports.0)).is_ok()
+            {
+                return ports;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "testkit: nats-server did not accept connections within {START_TIMEOUT:?}:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nats-server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn log_file(dir: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("nats-server.log"))
+        .unwrap_or_else(|err| panic!("testkit: cannot create the server log: {err}"))
+}
+
+/// The client and monitoring ports from `<exe>_<pid>.ports`, once the server wrote it.
+fn read_ports(dir: &Path, pid: u32) -> Option<(u16, u16)> {
+    let entry = std::fs::read_dir(dir).ok()?.flatten().find(|e| {
+        e.file_name()
+            .to_string_lossy()
+            .ends_with(&format!("_{pid}.ports"))
+    })?;
+    let text = std::fs::read_to_string(entry.path()).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let port_of = |key: &str| -> Option<u16> {
+        let url = json.get(key)?.as_array()?.first()?.as_str()?;
+        url.rsplit(':').next()?.trim_end_matches('/').parse().ok()
+    };
+    Some((port_of("nats")?, port_of("monitoring").unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_started_server_accepts_connections_and_is_gone_after_drop() {
+        let server = NatsServer::start();
+        let port = server.port();
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+        assert_ne!(server.monitor_port(), 0);
+        drop(server);
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    }
+
+    #[test]
+    fn a_restarted_server_keeps_its_port() {
+        let mut server = NatsServer::start();
+        let port = server.port();
+        server.stop();
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+        server.restart();
+        assert_eq!(server.port(), port);
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+    }
+}
