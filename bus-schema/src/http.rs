@@ -16,8 +16,8 @@ use crate::{ErrorCode, ErrorReply, metrics::Metrics};
 
 impl IntoResponse for ErrorReply {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.as_u16())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.code.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Json(serde_json::json!({ "error": self.message }))).into_response()
     }
 }
@@ -43,21 +43,21 @@ where
 }
 
 fn json_rejection(rejection: JsonRejection) -> ErrorReply {
-    let code = ErrorCode::from_u16(rejection.status().as_u16());
-    let message = match &rejection {
-        JsonRejection::MissingJsonContentType(_) => {
-            "send the body as JSON with the header Content-Type: application/json".to_owned()
-        }
-        _ if code == ErrorCode::PayloadTooLarge => {
-            format!("the request body is larger than {} bytes", crate::MAX_BODY_BYTES)
-        }
-        _ => rejection.body_text(),
-    };
-    if code == ErrorCode::Internal {
-        // Only a failure to read the body lands here: the client went away.
-        return ErrorReply::bad_request(message);
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ErrorReply::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as JSON with the header Content-Type: application/json",
+        ),
+        rejection if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ErrorReply::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the request body is larger than {} bytes",
+                crate::MAX_BODY_BYTES
+            ),
+        ),
+        // Syntax and data errors, and a body that could not be read: the client's fault.
+        rejection => ErrorReply::bad_request(rejection.body_text()),
     }
-    ErrorReply::new(code, message)
 }
 
 /// Middleware that records every request in `metrics` under its route.
@@ -77,10 +77,18 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
 /// `GET /metrics` body for a service with no gauges of its own.
 pub fn metrics_response(text: String) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
         .into_response()
+}
+
+/// `GET /healthz`: the process is alive and serving HTTP.
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
 }
 
 /// The answer for a path that no route matches.

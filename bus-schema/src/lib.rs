@@ -14,6 +14,7 @@
 //! - [`serve`]: runs a micro endpoint around a domain function.
 //! - [`http`]: the JSON extractor and error body of the HTTP doors.
 //! - [`metrics`]: request counters and latency histograms in Prometheus text format.
+//! - [`runtime`]: connecting, binding, logging and shutdown, the same in every binary.
 
 /// Implements `Debug` for request types that carry a secret, showing the type name only.
 macro_rules! redacted_debug {
@@ -56,6 +57,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod orders;
+pub mod runtime;
 pub mod serve;
 pub mod users;
 

@@ -63,10 +63,16 @@ impl Metrics {
 
     /// The Prometheus text of every series.
     pub fn render(&self) -> String {
-        let series = self.series.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let series = self
+            .series
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let svc = self.service;
         let mut out = String::with_capacity(4096);
-        out.push_str("# HELP shop_requests_total Requests answered, by door, operation and status.\n");
+        out.push_str(
+            "# HELP shop_requests_total Requests answered, by door, operation and status.\n",
+        );
         out.push_str("# TYPE shop_requests_total counter\n");
         for ((door, op, status), s) in &series {
             let _ = writeln!(
@@ -101,8 +107,16 @@ impl Metrics {
                 "shop_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
                 s.count
             );
-            let _ = writeln!(out, "shop_request_duration_seconds_sum{{{labels}}} {}", s.sum_seconds);
-            let _ = writeln!(out, "shop_request_duration_seconds_count{{{labels}}} {}", s.count);
+            let _ = writeln!(
+                out,
+                "shop_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum_seconds
+            );
+            let _ = writeln!(
+                out,
+                "shop_request_duration_seconds_count{{{labels}}} {}",
+                s.count
+            );
         }
         out
     }

@@ -2,7 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-
 /// Name of the micro service, as `nats micro ls` shows it.
 pub const SERVICE: &str = "users";
 

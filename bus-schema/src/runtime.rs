@@ -1,0 +1,117 @@
+//! What every service process does the same way: connect to NATS, set up logging,
+//! serve HTTP until told to stop, and wait for Ctrl-C or SIGTERM.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use async_nats::{Client, ConnectOptions};
+use tokio::net::TcpListener;
+
+/// How long a service waits for the bus at start-up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a service could not start; each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "cannot listen on {addr}: {source}; stop whatever uses that port or choose another address ({hint})"
+    )]
+    Bind {
+        addr: SocketAddr,
+        hint: &'static str,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot connect to NATS at {url}: {source}; start nats-server (`make run` does) or set NATS_URL"
+    )]
+    Nats {
+        url: String,
+        source: async_nats::ConnectError,
+    },
+    #[error("cannot register the {service} micro service on NATS: {reason}")]
+    Service {
+        service: &'static str,
+        reason: String,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Connects to NATS as `name`, failing within a few seconds when nobody is there.
+/// Once connected, the client reconnects by itself for as long as the process runs.
+pub async fn connect(url: &str, name: &str) -> Result<Client, StartError> {
+    ConnectOptions::new()
+        .name(name)
+        .connection_timeout(CONNECT_TIMEOUT)
+        .connect(url)
+        .await
+        .map_err(|source| StartError::Nats {
+            url: url.to_owned(),
+            source,
+        })
+}
+
+/// Binds `addr`, naming `hint` (the flag or variable that changes it) on failure.
+pub async fn bind(addr: SocketAddr, hint: &'static str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, hint, source })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Runs a service binary: logging from `RUST_LOG`, then `run` until it returns.
+/// A start-up failure is printed as one line and the process exits with status 1.
+pub fn main<F>(run: F)
+where
+    F: Future<Output = Result<(), StartError>>,
+{
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(err) = runtime.block_on(run) {
+        eprintln!("error: {err}");
+        std::process::exit(1);
+    }
+}
+
+/// One subscriber for the process; `RUST_LOG` overrides the default `info`.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+/// Whether the client is connected right now.
+pub fn is_connected(nats: &Client) -> bool {
+    nats.connection_state() == async_nats::connection::State::Connected
+}

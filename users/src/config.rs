@@ -1,0 +1,42 @@
+//! Configuration of the users service, from flags or environment variables.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+/// How the users service runs. Tests build this struct directly.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "users", version, about = "The shop's users service")]
+pub struct Config {
+    /// Address of the HTTP door.
+    #[arg(long, env = "USERS_HTTP_ADDR", default_value = "127.0.0.1:5002")]
+    pub http_addr: SocketAddr,
+    /// The NATS server to join.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// The SQLite database; created with its directory when missing.
+    #[arg(long, env = "USERS_DB", default_value = "data/users.db")]
+    pub db_path: PathBuf,
+    /// Do not create the original's demo accounts in a new database.
+    #[arg(long, env = "USERS_NO_DEMO_ACCOUNTS")]
+    pub no_demo_accounts: bool,
+    /// How many argon2 hashes may run at once (each holds 19 MiB).
+    #[arg(long, env = "USERS_HASH_CONCURRENCY", default_value_t = default_hash_concurrency())]
+    pub hash_concurrency: usize,
+}
+
+impl Config {
+    /// A configuration for tests: HTTP on a free port, the given NATS and database.
+    pub fn for_tests(nats_url: String, db_path: PathBuf) -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            nats_url,
+            db_path,
+            no_demo_accounts: false,
+            hash_concurrency: default_hash_concurrency(),
+        }
+    }
+}
+
+/// One hash per core: more would only queue inside the CPU and cost memory.
+fn default_hash_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
