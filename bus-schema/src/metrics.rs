@@ -23,11 +23,14 @@ struct Series {
     buckets: [u64; BUCKETS.len() + 1],
 }
 
+/// A series is identified by door, operation and status.
+type Key = (&'static str, String, u16);
+
 /// The metrics of one service, shared by its two doors.
 #[derive(Debug, Clone)]
 pub struct Metrics {
     service: &'static str,
-    series: Arc<Mutex<BTreeMap<(&'static str, String, u16), Series>>>,
+    series: Arc<Mutex<BTreeMap<Key, Series>>>,
 }
 
 impl Metrics {
