@@ -1,1 +1,113 @@
+//! The launcher: nats-server (unless `NATS_URL` names one), then every service in this
+//! process, each with its own port and its own NATS connection, until Ctrl-C or SIGTERM.
+//!
+//! - [`Config`]: where things are; each service still reads its own variables
+//!   (`USERS_HTTP_ADDR`, ...), only the data files are placed under `--data-dir`.
+//! - [`nats`]: starting and stopping the bundled nats-server.
+//! - [`run`]: the sequence, start to stop.
 
+pub mod nats;
+
+use std::{future::Future, path::PathBuf};
+
+use bus_schema::runtime::StartError;
+use clap::Parser;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Where the stack finds and keeps things.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "stack",
+    version,
+    about = "Runs nats-server and every service of the shop"
+)]
+pub struct Config {
+    /// Use this NATS server instead of starting one.
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<String>,
+    /// The nats-server binary to start.
+    #[arg(long, env = "NATS_SERVER_BIN", default_value = "nats-server")]
+    pub nats_server_bin: String,
+    /// The server's configuration file.
+    #[arg(long, env = "STACK_NATS_CONFIG", default_value = "nats.conf")]
+    pub nats_config: PathBuf,
+    /// Client port of the started server.
+    #[arg(long, env = "STACK_NATS_PORT", default_value_t = 4222)]
+    pub nats_port: u16,
+    /// Monitoring port of the started server.
+    #[arg(long, env = "STACK_NATS_MONITOR_PORT", default_value_t = 8222)]
+    pub nats_monitor_port: u16,
+    /// Runtime state: users.db, purchases.json, jetstream/, secrets/, nats-server.log.
+    #[arg(long, env = "SHOP_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+}
+
+/// Starts everything, prints where it is, and stops it all when `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    tokio::fs::create_dir_all(&config.data_dir)
+        .await
+        .map_err(|err| {
+            StartError::Other(format!(
+                "cannot create the data directory {}: {err}",
+                config.data_dir.display()
+            ))
+        })?;
+    let (server, nats_url) = match &config.nats_url {
+        Some(url) => (None, url.clone()),
+        None => {
+            let server = nats::NatsServer::start(&config).await?;
+            let url = server.url();
+            (Some(server), url)
+        }
+    };
+
+    // Every service reads its own variables; the stack only decides where data lives.
+    let mut users_config = users::Config::parse_from(["users"]);
+    users_config.nats_url.clone_from(&nats_url);
+    users_config.db_path = config.data_dir.join("users.db");
+    let users = users::App::build(users_config).await?;
+
+    println!("The shop is running:");
+    match &server {
+        Some(server) => println!(
+            "  nats     {nats_url}  (monitoring http://127.0.0.1:{}, log {})",
+            config.nats_monitor_port,
+            server.log_path().display()
+        ),
+        None => println!("  nats     {nats_url}  (not started by the stack)"),
+    }
+    println!("  users    http://{}", users.http_addr());
+    println!("Press Ctrl-C to stop.");
+
+    let stop = CancellationToken::new();
+    let mut running = JoinSet::new();
+    running.spawn(users.run_until_stopped(stop.clone().cancelled_owned()));
+
+    let mut result = Ok(());
+    tokio::select! {
+        () = shutdown => tracing::info!("stopping"),
+        Some(ended) = running.join_next() => {
+            result = flatten(ended);
+            tracing::error!("a service stopped on its own; stopping the rest");
+        }
+    }
+    stop.cancel();
+    while let Some(ended) = running.join_next().await {
+        result = result.and(flatten(ended));
+    }
+    if let Some(server) = server {
+        server.stop().await;
+    }
+    println!("The shop has stopped.");
+    result
+}
+
+fn flatten(
+    ended: Result<Result<(), StartError>, tokio::task::JoinError>,
+) -> Result<(), StartError> {
+    ended.map_err(|err| StartError::Other(format!("a service panicked: {err}")))?
+}

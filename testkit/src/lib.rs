@@ -100,9 +100,15 @@ impl NatsServer {
         self.monitor_port
     }
 
-    /// The server's JetStream store directory.
+    /// The server's JetStream store directory (without a config file; with one, the
+    /// file's relative `store_dir` lands inside [`Self::dir`]).
     pub fn store_dir(&self) -> PathBuf {
         self.dir.path().join("jetstream")
+    }
+
+    /// The server's temp directory, removed on drop.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Stops the server (as a crash would: SIGKILL), keeping its store directory.
@@ -128,12 +134,15 @@ impl NatsServer {
             .unwrap_or_else(|err| panic!("testkit: cannot create {}: {err}", ports_dir.display()));
         let mut cmd = Command::new(&bin);
         if let Some(config) = &self.config {
-            cmd.arg("-c").arg(config);
+            // nats-server 2.9 refuses `-sd` beside a `store_dir` in the file; running in
+            // the temp dir puts a relative store (`data/jetstream`) there instead.
+            let config = std::path::absolute(config).unwrap_or_else(|_| config.clone());
+            cmd.arg("-c").arg(config).current_dir(self.dir.path());
+        } else {
+            cmd.arg("-sd").arg(self.store_dir());
         }
         let port_arg = port.map_or_else(|| "-1".to_owned(), |p| p.to_string());
         cmd.args(["-a", "127.0.0.1", "-p", &port_arg, "-m", "-1"])
-            .arg("-sd")
-            .arg(self.store_dir())
             .arg("--ports_file_dir")
             .arg(&ports_dir)
             .args(&self.extra_args)
@@ -227,6 +236,21 @@ mod tests {
         assert_ne!(server.monitor_port(), 0);
         drop(server);
         assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    }
+
+    #[test]
+    fn the_projects_nats_conf_loads_with_its_store_in_the_temp_dir() {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../nats.conf");
+        let server = NatsServer::start_with(Options {
+            config: Some(config),
+            ..Options::default()
+        });
+        assert!(TcpStream::connect(("127.0.0.1", server.port())).is_ok());
+        assert!(
+            server.dir().join("data/jetstream").is_dir(),
+            "{}",
+            server.log()
+        );
     }
 
     #[test]

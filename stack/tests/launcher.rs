@@ -1,0 +1,216 @@
+//! The launcher as a person runs it: the real binary, started and stopped by signal.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    thread,
+    time::Duration,
+};
+
+use serde_json::Value;
+use testkit::NatsServer;
+
+/// The stack binary with a temp data dir, quiet logs and every service on port 0.
+fn stack(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stack"));
+    cmd.env_remove("NATS_URL")
+        .env("SHOP_DATA_DIR", data_dir)
+        .env("RUST_LOG", "warn")
+        .env("USERS_HTTP_ADDR", "127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Reads the banner up to "Press Ctrl-C", returning its lines.
+fn banner(child: &mut Child) -> Vec<String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+        let done = line.starts_with("Press Ctrl-C");
+        lines.push(line);
+        if done {
+            return lines;
+        }
+    }
+    let _ = child.kill();
+    panic!("the stack printed no banner: {lines:?}");
+}
+
+fn url_of(lines: &[String], service: &str) -> String {
+    lines
+        .iter()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix(service)
+                .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
+        })
+        .unwrap_or_else(|| panic!("no {service} line in {lines:?}"))
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    for _ in 0..300 {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("the stack did not stop within 15 s of SIGTERM");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+async fn get_json(url: &str) -> (u16, Value) {
+    let response = reqwest::get(url).await.expect("request sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json body"))
+}
+
+#[tokio::test]
+async fn the_stack_serves_every_service_on_a_given_bus_and_stops_cleanly_on_sigterm() {
+    let nats = NatsServer::start();
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut child = stack(data.path())
+        .env("NATS_URL", nats.url())
+        .spawn()
+        .expect("stack starts");
+    let lines = banner(&mut child);
+    let users = url_of(&lines, "users");
+
+    let (status, body) = get_json(&format!("{users}/users/victor")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["username"], "victor");
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let ping = client
+        .request("$SRV.PING.users", "".into())
+        .await
+        .expect("users answers PING");
+    let ping: Value = serde_json::from_slice(&ping.payload).expect("json");
+    assert_eq!(ping["name"], "users");
+    assert!(data.path().join("users.db").is_file());
+
+    let status = terminate(&mut child);
+    assert!(status.success(), "exit status {status}");
+    let err = client.request("$SRV.PING.users", "".into()).await;
+    assert!(err.is_err(), "users no longer answers after the stop");
+}
+
+#[tokio::test]
+async fn the_stack_starts_its_own_nats_server_and_stops_it() {
+    let data = tempfile::tempdir().expect("temp dir");
+    // The project's config with the store moved into the temp dir.
+    let conf = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../nats.conf"))
+        .expect("nats.conf");
+    let store = data.path().join("jetstream");
+    let conf = conf.replace("\"data/jetstream\"", &format!("\"{}\"", store.display()));
+    let conf_path = data.path().join("nats.conf");
+    std::fs::write(&conf_path, conf).expect("write conf");
+    let port = free_port();
+
+    let mut child = stack(data.path())
+        .env("STACK_NATS_CONFIG", &conf_path)
+        .env("STACK_NATS_PORT", port.to_string())
+        .env("STACK_NATS_MONITOR_PORT", free_port().to_string())
+        .spawn()
+        .expect("stack starts");
+    let lines = banner(&mut child);
+    assert_eq!(url_of(&lines, "nats"), format!("nats://127.0.0.1:{port}"));
+    let client = async_nats::connect(format!("nats://127.0.0.1:{port}"))
+        .await
+        .expect("connect");
+    let info = client
+        .request("$SRV.INFO.users", "".into())
+        .await
+        .expect("info");
+    let info: Value = serde_json::from_slice(&info.payload).expect("json");
+    assert_eq!(info["endpoints"].as_array().map(Vec::len), Some(3));
+    assert!(
+        store.is_dir(),
+        "JetStream keeps its store where nats.conf says"
+    );
+    drop(client);
+
+    let status = terminate(&mut child);
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nats-server was stopped with the stack"
+    );
+}
+
+fn failed_start(cmd: &mut Command) -> String {
+    let Output { status, stderr, .. } = cmd.output().expect("stack runs");
+    assert_eq!(status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&stderr).into_owned();
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one line, not a panic: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_taken_port_is_a_one_line_error_that_says_what_to_do() {
+    let nats = NatsServer::start();
+    let data = tempfile::tempdir().expect("temp dir");
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let stderr = failed_start(
+        stack(data.path())
+            .env("NATS_URL", nats.url())
+            .env("USERS_HTTP_ADDR", addr.to_string()),
+    );
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("USERS_HTTP_ADDR"), "{stderr}");
+}
+
+#[test]
+fn a_missing_nats_server_is_a_one_line_error_that_says_how_to_install_it() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../nats.conf");
+    let stderr = failed_start(
+        stack(data.path())
+            .env("NATS_SERVER_BIN", "/nonexistent/nats-server")
+            .env("STACK_NATS_CONFIG", conf)
+            .env("STACK_NATS_PORT", free_port().to_string())
+            .env("STACK_NATS_MONITOR_PORT", free_port().to_string()),
+    );
+    assert!(stderr.contains("is not installed"), "{stderr}");
+    assert!(stderr.contains("make deps"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_bus_is_a_one_line_error() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let stderr = failed_start(
+        stack(data.path()).env("NATS_URL", format!("nats://127.0.0.1:{}", free_port())),
+    );
+    assert!(stderr.contains("cannot connect to NATS"), "{stderr}");
+}
