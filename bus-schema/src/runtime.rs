@@ -5,6 +5,9 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use async_nats::{Client, ConnectOptions};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::serve::MicroService;
 
 /// How long a service waits for the bus at start-up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -55,6 +58,55 @@ pub async fn bind(addr: SocketAddr, hint: &'static str) -> Result<TcpListener, S
     TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, hint, source })
+}
+
+/// The two doors of a built service, ready to run.
+#[derive(Debug)]
+pub struct Doors {
+    /// Used in log lines.
+    pub name: &'static str,
+    pub listener: TcpListener,
+    pub router: axum::Router,
+    pub nats: Client,
+    pub micro: MicroService,
+}
+
+impl Doors {
+    /// The address the HTTP door listens on (useful with port 0).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("BUG: a bound listener has an address")
+    }
+
+    /// Serves both doors until `shutdown` resolves, then stops taking requests on both,
+    /// finishes those in flight and drains the NATS connection.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let stop = CancellationToken::new();
+        let trigger = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            trigger.cancel();
+        });
+
+        let http_stop = stop.clone();
+        let http = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { http_stop.cancelled().await });
+        let micro = self.micro;
+        let bus = async move {
+            stop.cancelled().await;
+            micro.stop().await;
+        };
+        let (served, ()) = tokio::join!(http, bus);
+        if let Err(err) = self.nats.drain().await {
+            tracing::debug!(%err, "draining the NATS connection");
+        }
+        tracing::info!("{} service stopped", self.name);
+        served.map_err(|err| StartError::Other(format!("the HTTP server failed: {err}")))
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -1,17 +1,101 @@
-//! Serving a micro endpoint: decode the request, call the domain, encode the result.
+//! Serving a micro service: decode each request, call the domain, encode the result.
 //!
-//! Every service's NATS door is a list of [`endpoint`] calls, so decoding rules, error
-//! headers, request ids and metrics are the same everywhere.
+//! Every service's NATS door is a [`MicroService`] with one [`MicroService::add`] per
+//! subject, so decoding rules, error headers, request ids and metrics are the same
+//! everywhere.
 
 use std::{future::Future, time::Instant};
 
-use async_nats::service::{self, error::Error as MicroError};
+use async_nats::{
+    Client,
+    service::{self, ServiceExt, error::Error as MicroError},
+};
 use futures_util::StreamExt;
 use serde::{Serialize, de::DeserializeOwned};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::{ErrorReply, MAX_BODY_BYTES, REQUEST_ID_HEADER, metrics::Metrics};
+use crate::{ErrorReply, MAX_BODY_BYTES, REQUEST_ID_HEADER, metrics::Metrics, runtime::StartError};
+
+/// A registered micro service whose endpoints run in tasks of one tracker, so that
+/// shutdown can wait for the requests in flight.
+#[derive(Debug)]
+pub struct MicroService {
+    name: &'static str,
+    service: service::Service,
+    metrics: Metrics,
+    tasks: TaskTracker,
+}
+
+impl MicroService {
+    /// Registers `name` (with the crate `version`) on the bus.
+    pub async fn start(
+        nats: &Client,
+        name: &'static str,
+        version: &str,
+        description: &str,
+        metrics: Metrics,
+    ) -> Result<Self, StartError> {
+        let service = nats
+            .service_builder()
+            .description(description)
+            .start(name, version)
+            .await
+            .map_err(|err| StartError::Service {
+                service: name,
+                reason: err.to_string(),
+            })?;
+        Ok(Self {
+            name,
+            service,
+            metrics,
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    /// Answers `subject` with `handler`; the endpoint is named after the subject's last
+    /// token (`users.verify` -> `verify`).
+    pub async fn add<Req, Rep, F, Fut>(
+        &self,
+        subject: &'static str,
+        handler: F,
+    ) -> Result<(), StartError>
+    where
+        Req: DeserializeOwned + Send + 'static,
+        Rep: Serialize + Send + 'static,
+        F: Fn(Req) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Rep, ErrorReply>> + Send + 'static,
+    {
+        let op = subject.rsplit('.').next().unwrap_or(subject);
+        let endpoint = self
+            .service
+            .endpoint_builder()
+            .name(op)
+            .add(subject)
+            .await
+            .map_err(|err| StartError::Service {
+                service: self.name,
+                reason: format!("endpoint {subject}: {err}"),
+            })?;
+        self.tasks.spawn(endpoint_loop(
+            endpoint,
+            op,
+            self.metrics.clone(),
+            self.tasks.clone(),
+            handler,
+        ));
+        Ok(())
+    }
+
+    /// Stops taking requests and waits for those in flight to be answered.
+    pub async fn stop(self) {
+        if let Err(err) = self.service.stop().await {
+            tracing::warn!(%err, "stopping the {} micro service", self.name);
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
 
 /// Decodes a bus request body. An empty body counts as `{}`, so that
 /// `nats req orders.articles ''` works.
@@ -33,7 +117,7 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ErrorReply> {
 
 /// Answers every request of `endpoint` with `handler`, each in its own task tracked by
 /// `tasks`, until the service is stopped.
-pub async fn endpoint<Req, Rep, F, Fut>(
+async fn endpoint_loop<Req, Rep, F, Fut>(
     mut endpoint: service::endpoint::Endpoint,
     op: &'static str,
     metrics: Metrics,

@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 /// Name of the micro service, as `nats micro ls` shows it.
 pub const SERVICE: &str = "users";
 
+/// A username as every part of the shop compares it: trimmed and lower-cased, as in the
+/// original. The users service also checks it against the naming rules.
+pub fn normalize_username(raw: &str) -> String {
+    raw.trim().to_lowercase()
+}
+
 /// The subjects the `users` service answers.
 pub mod subject {
     /// Create an account: [`super::CreateRequest`] -> [`super::CreateReply`].

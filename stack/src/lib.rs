@@ -38,7 +38,7 @@ pub struct Config {
     /// Monitoring port of the started server.
     #[arg(long, env = "STACK_NATS_MONITOR_PORT", default_value_t = 8222)]
     pub nats_monitor_port: u16,
-    /// Runtime state: users.db, purchases.json, jetstream/, secrets/, nats-server.log.
+    /// Runtime state: users.db, secrets/, nats-server.log.
     #[arg(long, env = "SHOP_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 }
@@ -69,7 +69,11 @@ pub async fn run(
     let mut users_config = users::Config::parse_from(["users"]);
     users_config.nats_url.clone_from(&nats_url);
     users_config.db_path = config.data_dir.join("users.db");
-    let users = users::App::build(users_config).await?;
+    let users = users::build(users_config).await?;
+    let mut auth_config = auth::Config::parse_from(["auth"]);
+    auth_config.nats_url.clone_from(&nats_url);
+    auth_config.secrets_dir = config.data_dir.join("secrets");
+    let auth = auth::build(auth_config).await?;
 
     println!("The shop is running:");
     match &server {
@@ -80,12 +84,15 @@ pub async fn run(
         ),
         None => println!("  nats     {nats_url}  (not started by the stack)"),
     }
+    println!("  auth     http://{}", auth.http_addr());
     println!("  users    http://{}", users.http_addr());
     println!("Press Ctrl-C to stop.");
 
     let stop = CancellationToken::new();
     let mut running = JoinSet::new();
-    running.spawn(users.run_until_stopped(stop.clone().cancelled_owned()));
+    for service in [auth, users] {
+        running.spawn(service.run_until_stopped(stop.clone().cancelled_owned()));
+    }
 
     let mut result = Ok(());
     tokio::select! {

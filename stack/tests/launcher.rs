@@ -20,6 +20,8 @@ fn stack(data_dir: &Path) -> Command {
         .env("SHOP_DATA_DIR", data_dir)
         .env("RUST_LOG", "warn")
         .env("USERS_HTTP_ADDR", "127.0.0.1:0")
+        .env("AUTH_HTTP_ADDR", "127.0.0.1:0")
+        .env_remove("AUTH_JWT_SECRET")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -110,6 +112,22 @@ async fn the_stack_serves_every_service_on_a_given_bus_and_stops_cleanly_on_sigt
     let ping: Value = serde_json::from_slice(&ping.payload).expect("json");
     assert_eq!(ping["name"], "users");
     assert!(data.path().join("users.db").is_file());
+
+    let auth = url_of(&lines, "auth");
+    let login = reqwest::Client::new()
+        .post(format!("{auth}/auth/login"))
+        .json(&serde_json::json!({ "username": "victor", "password": "1234" }))
+        .send()
+        .await
+        .expect("login sent");
+    assert_eq!(login.status(), 200);
+    let ping = client
+        .request("$SRV.PING.auth", "".into())
+        .await
+        .expect("auth answers PING");
+    let ping: Value = serde_json::from_slice(&ping.payload).expect("json");
+    assert_eq!(ping["name"], "auth");
+    assert!(data.path().join("secrets/jwt.key").is_file());
 
     let status = terminate(&mut child);
     assert!(status.success(), "exit status {status}");

@@ -6,7 +6,7 @@
 //! - [`bus`]: the NATS micro service `users` (`users.create`, `users.verify`, `users.get`).
 //! - [`http`]: the axum routes on :5002.
 //! - [`error`]: [`error::UsersError`] and its single status mapping.
-//! - [`startup`]: [`App`], which builds everything and runs until stopped.
+//! - [`startup`]: [`build`], which opens, joins and binds everything into an [`App`].
 
 pub mod bus;
 pub mod config;
@@ -16,4 +16,4 @@ pub mod http;
 pub mod startup;
 
 pub use config::Config;
-pub use startup::App;
+pub use startup::{App, build};

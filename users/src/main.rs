@@ -5,7 +5,7 @@ use clap::Parser;
 fn main() {
     let config = users::Config::parse();
     bus_schema::runtime::main(async move {
-        let app = users::App::build(config).await?;
+        let app = users::build(config).await?;
         app.run_until_stopped(bus_schema::runtime::shutdown_signal())
             .await
     });

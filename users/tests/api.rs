@@ -109,7 +109,7 @@ impl TestApp {
 }
 
 async fn start(config: ::users::Config) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<()>) {
-    let app = ::users::App::build(config).await.expect("users app builds");
+    let app = ::users::build(config).await.expect("users app builds");
     let addr = app.http_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(async move {

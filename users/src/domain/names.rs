@@ -15,7 +15,7 @@ pub struct Username(String);
 
 impl Username {
     pub fn parse(raw: &str) -> Result<Self, UsersError> {
-        let name = raw.trim().to_lowercase();
+        let name = bus_schema::users::normalize_username(raw);
         if name.is_empty() {
             return Err(UsersError::Invalid("username is required".into()));
         }

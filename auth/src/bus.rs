@@ -1,0 +1,42 @@
+//! The NATS door: the micro service `auth` with `auth.login` and `auth.verify`.
+
+use async_nats::Client;
+use bus_schema::{
+    ErrorReply,
+    auth::{self, LoginRequest, VerifyRequest},
+    metrics::Metrics,
+    runtime::StartError,
+    serve::MicroService,
+};
+
+use crate::domain::Auth;
+
+/// Registers the `auth` micro service and answers its endpoints until it is stopped.
+pub async fn start(
+    nats: &Client,
+    core: Auth,
+    metrics: Metrics,
+) -> Result<MicroService, StartError> {
+    let micro = MicroService::start(
+        nats,
+        auth::SERVICE,
+        env!("CARGO_PKG_VERSION"),
+        "Logins and token verification",
+        metrics,
+    )
+    .await?;
+    let c = core.clone();
+    micro
+        .add(auth::subject::LOGIN, move |req: LoginRequest| {
+            let core = c.clone();
+            async move { core.login(req).await.map_err(ErrorReply::from) }
+        })
+        .await?;
+    micro
+        .add(auth::subject::VERIFY, move |req: VerifyRequest| {
+            let result = core.verify(&req).map_err(ErrorReply::from);
+            std::future::ready(result)
+        })
+        .await?;
+    Ok(micro)
+}

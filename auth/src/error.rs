@@ -1,0 +1,50 @@
+//! The failures of the auth service and the one place that maps them to a status.
+
+use bus_schema::{CallError, ErrorCode, ErrorReply};
+
+/// Everything an auth operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The request lacks a field or breaks a rule; the message says which.
+    #[error("{0}")]
+    Invalid(String),
+    /// Wrong password and unknown user alike: one message, so nobody learns which.
+    #[error("invalid username or password")]
+    BadCredentials,
+    #[error("the token has expired; log in again")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    /// Malformed, tampered, signed with another key or algorithm.
+    #[error("the token is invalid")]
+    InvalidToken,
+    /// A call to another service failed (users down: 503).
+    #[error(transparent)]
+    Call(#[from] CallError),
+    #[error("cannot issue a token: {0}")]
+    Issue(String),
+}
+
+impl AuthError {
+    /// The status of this failure, on both doors.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Invalid(_) => ErrorCode::BadRequest,
+            Self::BadCredentials | Self::Expired | Self::NotYetValid | Self::InvalidToken => {
+                ErrorCode::Unauthorized
+            }
+            Self::Call(err) => err.code(),
+            Self::Issue(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<AuthError> for ErrorReply {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Call(call) => call.into_reply(),
+            err if err.code().is_client_error() => ErrorReply::new(err.code(), err.to_string()),
+            err => ErrorReply::internal(&err),
+        }
+    }
+}

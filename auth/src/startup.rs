@@ -1,0 +1,47 @@
+//! Building the auth service: key, bus and HTTP doors.
+
+use bus_schema::{
+    metrics::Metrics,
+    runtime::{self, Doors, StartError},
+};
+
+use crate::{
+    Config, bus,
+    domain::{Auth, keys::SigningKey, tokens::Tokens},
+    http,
+};
+
+/// An auth service that is built (key loaded, bus joined, port bound) and ready to run
+/// with [`Doors::run_until_stopped`].
+pub type App = Doors;
+
+/// Loads or creates the key, joins NATS, registers the micro service and binds the
+/// HTTP port.
+pub async fn build(config: Config) -> Result<App, StartError> {
+    let key = SigningKey::load(config.jwt_secret.as_ref(), &config.secrets_dir)
+        .await
+        .map_err(StartError::Other)?;
+    let tokens = Tokens::new(
+        &key,
+        config.token_ttl_secs,
+        config.clock_leeway_secs,
+        &config.issuer,
+    );
+    let listener = runtime::bind(config.http_addr, "--http-addr / AUTH_HTTP_ADDR").await?;
+    let nats = runtime::connect(&config.nats_url, "auth").await?;
+    let core = Auth::new(nats.clone(), tokens);
+    let metrics = Metrics::new("auth");
+    let micro = bus::start(&nats, core.clone(), metrics.clone()).await?;
+    let router = http::router(http::HttpState {
+        core,
+        nats: nats.clone(),
+        metrics,
+    });
+    Ok(Doors {
+        name: "auth",
+        listener,
+        router,
+        nats,
+        micro,
+    })
+}

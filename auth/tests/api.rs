@@ -1,0 +1,500 @@
+//! The auth service through both doors, with the real users service and a real
+//! nats-server.
+
+use std::{net::SocketAddr, os::unix::fs::PermissionsExt, path::PathBuf, time::Duration};
+
+use bus_schema::{
+    ErrorCode,
+    auth::{self, LoginRequest, VerifyRequest},
+    runtime::Doors,
+};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use testkit::NatsServer;
+use tokio::{sync::oneshot, task::JoinHandle};
+
+const SECRET: &str = "a test key that is long enough for HS256!";
+
+/// A service running in this process until stopped.
+struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    fn spawn(app: Doors) -> Self {
+        let addr = app.http_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app.run_until_stopped(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("the service stops cleanly");
+        });
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("stops within 10 s")
+                .expect("no panic");
+        }
+    }
+}
+
+struct TestApp {
+    auth: Running,
+    users: Running,
+    http: reqwest::Client,
+    nats: async_nats::Client,
+    secrets: PathBuf,
+    _dir: TempDir,
+    server: NatsServer,
+}
+
+impl TestApp {
+    /// users and auth, auth with the key `SECRET`.
+    async fn spawn() -> Self {
+        Self::spawn_with(|c| c.jwt_secret = Some(::auth::config::Secret::new(SECRET))).await
+    }
+
+    async fn spawn_with(tweak: impl FnOnce(&mut ::auth::Config)) -> Self {
+        let server = NatsServer::start();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let users_config = users::Config::for_tests(server.url(), dir.path().join("users.db"));
+        let users = Running::spawn(users::build(users_config).await.expect("users builds"));
+        let secrets = dir.path().join("secrets");
+        let mut config = ::auth::Config::for_tests(server.url(), secrets.clone());
+        tweak(&mut config);
+        let auth = Running::spawn(::auth::build(config).await.expect("auth builds"));
+        let nats = async_nats::connect(server.url()).await.expect("connect");
+        Self {
+            auth,
+            users,
+            http: reqwest::Client::new(),
+            nats,
+            secrets,
+            _dir: dir,
+            server,
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(format!("http://{}{path}", self.auth.addr))
+            .json(&body)
+            .send()
+            .await
+            .expect("sent");
+        let status = response.status();
+        (status, response.json().await.expect("json body"))
+    }
+
+    async fn login(&self, username: &str, password: &str) -> (StatusCode, Value) {
+        self.post(
+            "/auth/login",
+            json!({ "username": username, "password": password }),
+        )
+        .await
+    }
+
+    async fn token(&self) -> String {
+        let (status, body) = self.login("victor", "1234").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"].as_str().expect("token").to_owned()
+    }
+
+    async fn verify(&self, token: &str) -> (StatusCode, Value) {
+        self.post("/auth/verify", json!({ "token": token })).await
+    }
+}
+
+fn error_of(body: &Value) -> &str {
+    body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error in {body}"))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// A token made outside the service, with any header, claims and key.
+fn forge(alg: Algorithm, claims: &Value, key: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::new(alg),
+        claims,
+        &EncodingKey::from_secret(key.as_bytes()),
+    )
+    .expect("encode")
+}
+
+fn claims(exp_offset: i64, nbf_offset: i64) -> Value {
+    let now = now() as i64;
+    json!({ "sub": "victor", "iat": now, "nbf": now + nbf_offset, "exp": now + exp_offset,
+            "jti": "x", "iss": "shop-auth" })
+}
+
+// ---------------------------------------------------------------- login
+
+#[tokio::test]
+async fn login_with_a_mixed_case_username_gives_a_bearer_token_for_the_normalised_name() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.login(" Victor ", "1234").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["username"], "victor");
+    assert_eq!(body["expires_in"], 1800);
+    let token = body["access_token"].as_str().expect("token");
+    assert_eq!(token.split('.').count(), 3, "a JWT");
+
+    let reply = auth::login(
+        &app.nats,
+        &LoginRequest {
+            username: "KILIAN".into(),
+            password: "abcd".into(),
+        },
+    )
+    .await
+    .expect("bus login");
+    assert_eq!(reply.username, "kilian");
+    assert_eq!(reply.token_type, "Bearer");
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_user_get_the_same_401() {
+    let app = TestApp::spawn().await;
+    let wrong = app.login("victor", "wrong").await;
+    let unknown = app.login("nobody", "wrong").await;
+    assert_eq!(wrong.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong, unknown);
+    assert_eq!(error_of(&wrong.1), "invalid username or password");
+
+    let err = auth::login(
+        &app.nats,
+        &LoginRequest {
+            username: "nobody".into(),
+            password: "x".into(),
+        },
+    )
+    .await
+    .expect_err("401");
+    assert_eq!(err.code(), ErrorCode::Unauthorized);
+    assert_eq!(err.to_string(), "invalid username or password (401)");
+}
+
+#[tokio::test]
+async fn a_login_without_a_field_is_a_400() {
+    let app = TestApp::spawn().await;
+    for body in [
+        json!({ "username": "victor" }),
+        json!({ "password": "1234" }),
+        json!({}),
+    ] {
+        let (status, reply) = app.post("/auth/login", body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(error_of(&reply).contains("required"));
+    }
+    let err = auth::login(&app.nats, &LoginRequest::default())
+        .await
+        .expect_err("400");
+    assert_eq!(err.code(), ErrorCode::BadRequest);
+}
+
+#[tokio::test]
+async fn a_login_while_users_is_down_is_a_503_not_a_401() {
+    let mut app = TestApp::spawn().await;
+    app.users.stop().await;
+    let (status, body) = app.login("victor", "1234").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        error_of(&body).contains("users service is unavailable"),
+        "{body}"
+    );
+    let err = auth::login(
+        &app.nats,
+        &LoginRequest {
+            username: "victor".into(),
+            password: "1234".into(),
+        },
+    )
+    .await
+    .expect_err("503");
+    assert_eq!(err.code(), ErrorCode::Unavailable);
+}
+
+// ---------------------------------------------------------------- verify
+
+#[tokio::test]
+async fn a_good_token_verifies_on_both_doors() {
+    let app = TestApp::spawn().await;
+    let token = app.token().await;
+    assert_eq!(
+        app.verify(&token).await,
+        (
+            StatusCode::OK,
+            json!({ "username": "victor", "valid": true })
+        )
+    );
+    let reply = auth::verify(&app.nats, &VerifyRequest { token })
+        .await
+        .expect("valid");
+    assert_eq!(reply.username, "victor");
+    assert!(reply.valid);
+}
+
+#[tokio::test]
+async fn a_missing_token_is_a_400() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.post("/auth/verify", json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(&body), "token is required");
+    let err = auth::verify(&app.nats, &VerifyRequest::default())
+        .await
+        .expect_err("400");
+    assert_eq!(err.code(), ErrorCode::BadRequest);
+}
+
+#[tokio::test]
+async fn tampered_foreign_unsigned_and_garbage_tokens_are_invalid() {
+    let app = TestApp::spawn().await;
+    let token = app.token().await;
+    let parts: Vec<&str> = token.split('.').collect();
+
+    // The payload of another user under victor's signature.
+    let other = forge(Algorithm::HS256, &json!({ "sub": "kilian" }), SECRET);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        other.split('.').nth(1).expect("payload"),
+        parts[2]
+    );
+    let foreign = forge(
+        Algorithm::HS256,
+        &claims(600, 0),
+        "another key that is long enough, really",
+    );
+    let wrong_alg = forge(Algorithm::HS512, &claims(600, 0), SECRET);
+    // {"alg":"none","typ":"JWT"}, the real claims, and no signature.
+    let unsigned = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", parts[1]);
+    let too_long = "a".repeat(5000);
+
+    for (what, bad) in [
+        ("tampered", tampered.as_str()),
+        ("foreign key", &foreign),
+        ("HS512", &wrong_alg),
+        ("alg none", &unsigned),
+        ("garbage", "not.a.token"),
+        ("no dots", "garbage"),
+        ("huge", &too_long),
+    ] {
+        let (status, body) = app.verify(bad).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}");
+        assert_eq!(error_of(&body), "the token is invalid", "{what}");
+        let err = auth::verify(
+            &app.nats,
+            &VerifyRequest {
+                token: bad.to_owned(),
+            },
+        )
+        .await
+        .expect_err(what);
+        assert_eq!(err.code(), ErrorCode::Unauthorized, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn expired_and_not_yet_valid_tokens_say_so() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .verify(&forge(Algorithm::HS256, &claims(-3600, -7200), SECRET))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(error_of(&body).contains("expired"), "{body}");
+
+    let (status, body) = app
+        .verify(&forge(Algorithm::HS256, &claims(7200, 3600), SECRET))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(error_of(&body).contains("not valid yet"), "{body}");
+
+    let (status, body) = app
+        .verify(&forge(Algorithm::HS256, &claims(600, 0), SECRET))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a well-made token with this key passes: {body}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_issued_with_a_short_lifetime_expires() {
+    let app = TestApp::spawn_with(|c| {
+        c.jwt_secret = Some(::auth::config::Secret::new(SECRET));
+        c.token_ttl_secs = 1;
+        c.clock_leeway_secs = 0;
+    })
+    .await;
+    let (status, body) = app.login("victor", "1234").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["expires_in"], 1);
+    let token = body["access_token"].as_str().expect("token").to_owned();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, body) = app.verify(&token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(error_of(&body).contains("expired"), "{body}");
+}
+
+// ---------------------------------------------------------------- the key
+
+#[tokio::test]
+async fn the_generated_key_is_private_and_tokens_survive_a_restart() {
+    let mut app = TestApp::spawn_with(|_| {}).await;
+    let key = app.secrets.join("jwt.key");
+    let mode = std::fs::metadata(&key)
+        .expect("key file exists")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let dir_mode = std::fs::metadata(&app.secrets)
+        .expect("dir")
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o077, 0, "the secrets directory is private");
+    let token = app.token().await;
+
+    app.auth.stop().await;
+    let config = ::auth::Config::for_tests(app.server.url(), app.secrets.clone());
+    app.auth = Running::spawn(::auth::build(config).await.expect("auth rebuilds"));
+    assert_eq!(app.verify(&token).await.0, StatusCode::OK);
+    let contents = std::fs::read_to_string(&key).expect("read");
+    assert_eq!(contents.trim().len(), 64, "32 bytes, hex");
+}
+
+// ---------------------------------------------------------------- bad input, discovery
+
+#[tokio::test]
+async fn malformed_and_oversized_requests_get_a_4xx_on_both_doors() {
+    let app = TestApp::spawn().await;
+    let url = format!("http://{}/auth/login", app.auth.addr);
+    for (body, content_type, expected) in [
+        ("{oops".to_owned(), "application/json", 400),
+        (
+            r#"{"username":1,"password":2}"#.to_owned(),
+            "application/json",
+            400,
+        ),
+        (
+            "username=x".to_owned(),
+            "application/x-www-form-urlencoded",
+            415,
+        ),
+        (
+            format!(r#"{{"username":"{}"}}"#, "v".repeat(70_000)),
+            "application/json",
+            413,
+        ),
+    ] {
+        let response = app
+            .http
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status().as_u16(), expected);
+        let body: Value = response.json().await.expect("json");
+        assert!(!error_of(&body).is_empty());
+    }
+    for (subject, payload, code) in [
+        (auth::subject::LOGIN, b"{oops".to_vec(), "400"),
+        (auth::subject::VERIFY, br#"{"token": 5}"#.to_vec(), "400"),
+        (auth::subject::VERIFY, vec![b' '; 70_000], "413"),
+    ] {
+        let reply = app
+            .nats
+            .request(subject, payload.into())
+            .await
+            .expect("answered");
+        let headers = reply.headers.expect("error headers");
+        assert_eq!(
+            headers.get("Nats-Service-Error-Code").map(|v| v.as_str()),
+            Some(code),
+            "{subject}"
+        );
+        assert!(
+            headers
+                .get("Nats-Service-Error")
+                .is_some_and(|v| !v.as_str().is_empty())
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_micro_service_lists_login_and_verify() {
+    let app = TestApp::spawn().await;
+    let reply = app
+        .nats
+        .request("$SRV.INFO.auth", "".into())
+        .await
+        .expect("info");
+    let info: Value = serde_json::from_slice(&reply.payload).expect("json");
+    let mut subjects: Vec<&str> = info["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .filter_map(|e| e["subject"].as_str())
+        .collect();
+    subjects.sort_unstable();
+    assert_eq!(subjects, ["auth.login", "auth.verify"]);
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = TestApp::spawn().await;
+    let health = app
+        .http
+        .get(format!("http://{}/healthz", app.auth.addr))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(health.status(), StatusCode::OK);
+    let ready = app
+        .http
+        .get(format!("http://{}/readyz", app.auth.addr))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ready.status(), StatusCode::OK);
+    app.token().await;
+    let metrics = app
+        .http
+        .get(format!("http://{}/metrics", app.auth.addr))
+        .send()
+        .await
+        .expect("sent");
+    let text = metrics.text().await.expect("text");
+    assert!(
+        text.contains(r#"service="auth",door="http",op="POST /auth/login",status="200"} 1"#),
+        "{text}"
+    );
+}
