@@ -6,9 +6,53 @@ use serde::{Deserialize, Serialize};
 pub const SERVICE: &str = "users";
 
 /// A username as every part of the shop compares it: trimmed and lower-cased, as in the
-/// original. The users service also checks it against the naming rules.
+/// original.
 pub fn normalize_username(raw: &str) -> String {
     raw.trim().to_lowercase()
+}
+
+/// Longest username; names appear in NATS subjects, so they stay short and plain.
+pub const USERNAME_MAX: usize = 32;
+
+/// A normalised username that follows the naming rules: 1 to 32 of `a-z 0-9 _ -`, so
+/// that it is always a single, literal NATS subject token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Username(String);
+
+impl Username {
+    /// Normalises `raw` and checks the rules; the error names the rule that is broken.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let name = normalize_username(raw);
+        if name.is_empty() {
+            return Err("username is required".into());
+        }
+        if name.chars().count() > USERNAME_MAX {
+            return Err(format!("username must be at most {USERNAME_MAX} characters"));
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        {
+            return Err(
+                "username may only contain the letters a-z, digits 0-9, '_' and '-'".into(),
+            );
+        }
+        Ok(Self(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Username {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// The subjects the `users` service answers.
@@ -84,3 +128,40 @@ typed_call!(
     /// `users.get`: the public view of an account; 404 when there is none.
     get, get_with: subject::GET, GetRequest => GetReply
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_username_is_trimmed_and_lower_cased() {
+        assert_eq!(
+            Username::parse("  Victor_1-x ").map(Username::into_string),
+            Ok("victor_1-x".to_owned())
+        );
+    }
+
+    #[test]
+    fn usernames_that_break_a_rule_are_refused_with_the_rule() {
+        for (raw, rule) in [
+            ("", "required"),
+            ("   ", "required"),
+            (&"a".repeat(33), "at most 32"),
+            ("../etc", "may only contain"),
+            ("a.b", "may only contain"),
+            ("orders.>", "may only contain"),
+            ("a*", "may only contain"),
+            ("jöhn", "may only contain"),
+            ("a b", "may only contain"),
+            ("a\0", "may only contain"),
+        ] {
+            let err = Username::parse(raw).err().unwrap_or_default();
+            assert!(err.contains(rule), "{raw:?} gave {err:?}, expected {rule:?}");
+        }
+    }
+
+    #[test]
+    fn a_thirty_two_character_username_is_accepted() {
+        assert!(Username::parse(&"a".repeat(32)).is_ok());
+    }
+}

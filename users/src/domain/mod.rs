@@ -13,7 +13,7 @@ use bus_schema::users::{
 
 use crate::error::UsersError;
 use hasher::Hasher;
-use names::{CandidatePassword, NewPassword, Username};
+use names::{CandidatePassword, NewPassword, username};
 use store::{Store, StoreOutcome};
 
 /// The accounts of the original demo, created with a new database.
@@ -50,7 +50,7 @@ impl Users {
 
     /// `users.create`: a new account with a hashed password.
     pub async fn create(&self, req: CreateRequest) -> Result<CreateReply, UsersError> {
-        let username = Username::parse(&req.username)?;
+        let username = username(&req.username)?;
         let password = NewPassword::parse(req.password)?;
         // A cheap early answer for a taken name; the UNIQUE constraint stays the judge
         // when two requests race.
@@ -81,7 +81,7 @@ impl Users {
     /// `users.verify`: whether the password is right. An unknown user costs one hash,
     /// like a wrong password, and gets the same answer.
     pub async fn verify(&self, req: VerifyRequest) -> Result<VerifyReply, UsersError> {
-        let username = Username::parse(&req.username)?;
+        let username = username(&req.username)?;
         let password = CandidatePassword::parse(req.password)?;
         let stored = self.store.find(username.into_string()).await?;
         let valid = self
@@ -93,7 +93,7 @@ impl Users {
 
     /// `users.get`: the public view of an account.
     pub async fn get(&self, req: GetRequest) -> Result<GetReply, UsersError> {
-        let username = Username::parse(&req.username)?;
+        let username = username(&req.username)?;
         match self.store.find(username.as_str().to_owned()).await? {
             Some(user) => Ok(GetReply {
                 id: user.id,
