@@ -1,12 +1,16 @@
 //! The conventions of every HTTP door: the `{"error": "..."}` body, a JSON extractor
-//! whose rejections are such bodies, request metrics, and the fallback routes.
+//! whose rejections are such bodies, the Bearer-token [`Caller`], request metrics, and
+//! the fallback routes.
 
 use std::time::Instant;
 
 use axum::{
     Json,
-    extract::{FromRequest, MatchedPath, Request, State, rejection::JsonRejection},
-    http::{StatusCode, header},
+    extract::{
+        FromRef, FromRequest, FromRequestParts, MatchedPath, Request, State,
+        rejection::JsonRejection,
+    },
+    http::{HeaderMap, StatusCode, header, request::Parts},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -60,6 +64,49 @@ fn json_rejection(rejection: JsonRejection) -> ErrorReply {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The caller of a request, proven by a Bearer token that `auth.verify` accepted.
+///
+/// Rejects with 401 without a token or with a bad one (auth's message), and with 503
+/// when auth does not answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The normalised username from the token.
+    pub username: String,
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    async_nats::Client: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ErrorReply;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers).ok_or_else(|| {
+            ErrorReply::new(
+                ErrorCode::Unauthorized,
+                "a token is required: send Authorization: Bearer <token> (POST /auth/login gives one)",
+            )
+        })?;
+        let nats = async_nats::Client::from_ref(state);
+        let request = crate::auth::VerifyRequest {
+            token: token.to_owned(),
+        };
+        let reply = crate::auth::verify(&nats, &request).await?;
+        Ok(Self {
+            username: reply.username,
+        })
+    }
+}
+
 /// Middleware that records every request in `metrics` under its route.
 pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -103,4 +150,30 @@ pub async fn method_not_allowed() -> Response {
         Json(serde_json::json!({ "error": "this endpoint does not accept that method" })),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, value.parse().expect("header value"));
+        headers
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token(&headers("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(&headers("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer_token(&headers("BEARER abc")), Some("abc"));
+    }
+
+    #[test]
+    fn other_schemes_and_empty_tokens_are_no_token() {
+        assert_eq!(bearer_token(&headers("Basic abc")), None);
+        assert_eq!(bearer_token(&headers("Bearer")), None);
+        assert_eq!(bearer_token(&headers("Bearer   ")), None);
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
+    }
 }

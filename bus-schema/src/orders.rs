@@ -28,7 +28,7 @@ pub mod subject {
 pub const STREAM: &str = "ORDERS";
 
 /// An article of the catalogue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Article {
     pub id: u32,
     pub name: String,
@@ -88,9 +88,14 @@ pub struct BuyRequest {
 /// The recorded purchase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuyReply {
+    /// "Purchase successful", as the original said.
     pub message: String,
     pub article: Article,
     pub user: String,
+    /// The purchase (event) id; a repeated idempotency key answers the same id.
+    pub id: String,
+    /// RFC 3339, UTC.
+    pub purchased_at: String,
 }
 
 /// The event of one purchase, on `orders.events.purchased.<username>`.
@@ -102,6 +107,10 @@ pub struct PurchasedEvent {
     pub article: Article,
     /// RFC 3339, UTC.
     pub purchased_at: String,
+    /// The buyer's idempotency key, kept so that a repeated key finds this purchase
+    /// again, also after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 typed_call!(

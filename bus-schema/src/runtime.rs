@@ -5,7 +5,7 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use async_nats::{Client, ConnectOptions};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::serve::MicroService;
 
@@ -69,6 +69,16 @@ pub struct Doors {
     pub router: axum::Router,
     pub nats: Client,
     pub micro: MicroService,
+    /// Background work (such as a consumer) that stops after both doors have stopped
+    /// and before the NATS connection is drained.
+    pub workers: Workers,
+}
+
+/// Background tasks of a service and the token that tells them to stop.
+#[derive(Debug, Clone, Default)]
+pub struct Workers {
+    pub stop: CancellationToken,
+    pub tasks: TaskTracker,
 }
 
 impl Doors {
@@ -101,6 +111,9 @@ impl Doors {
             micro.stop().await;
         };
         let (served, ()) = tokio::join!(http, bus);
+        self.workers.stop.cancel();
+        self.workers.tasks.close();
+        self.workers.tasks.wait().await;
         if let Err(err) = self.nats.drain().await {
             tracing::debug!(%err, "draining the NATS connection");
         }

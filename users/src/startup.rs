@@ -2,7 +2,7 @@
 
 use bus_schema::{
     metrics::Metrics,
-    runtime::{self, Doors, StartError},
+    runtime::{self, Doors, StartError, Workers},
 };
 
 use crate::{
@@ -50,5 +50,6 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         router,
         nats,
         micro,
+        workers: Workers::default(),
     })
 }

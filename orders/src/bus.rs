@@ -1,0 +1,44 @@
+//! The NATS door: the micro service `orders`. The bus is trusted: the username is a
+//! field of the request (the gateway checked the token).
+
+use async_nats::Client;
+use bus_schema::{
+    ErrorReply,
+    metrics::Metrics,
+    orders::{self, ArticlesRequest, BuyRequest, PurchasesRequest},
+    runtime::StartError,
+    serve::MicroService,
+};
+
+use crate::domain::Orders;
+
+/// Registers the `orders` micro service and answers its endpoints until it is stopped.
+pub async fn start(nats: &Client, core: Orders, metrics: Metrics) -> Result<MicroService, StartError> {
+    let micro = MicroService::start(
+        nats,
+        orders::SERVICE,
+        env!("CARGO_PKG_VERSION"),
+        "Catalogue, purchases and purchase history",
+        metrics,
+    )
+    .await?;
+    let c = core.clone();
+    micro
+        .add(orders::subject::ARTICLES, move |_: ArticlesRequest| {
+            std::future::ready(Ok::<_, ErrorReply>(c.articles()))
+        })
+        .await?;
+    let c = core.clone();
+    micro
+        .add(orders::subject::PURCHASES, move |req: PurchasesRequest| {
+            std::future::ready(c.purchases(&req).map_err(ErrorReply::from))
+        })
+        .await?;
+    micro
+        .add(orders::subject::BUY, move |req: BuyRequest| {
+            let core = core.clone();
+            async move { core.buy(req).await.map_err(ErrorReply::from) }
+        })
+        .await?;
+    Ok(micro)
+}

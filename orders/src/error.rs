@@ -1,0 +1,42 @@
+//! The failures of the orders service and the one place that maps them to a status.
+
+use bus_schema::{CallError, ErrorCode, ErrorReply};
+
+/// Everything an orders operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum OrdersError {
+    /// The request breaks a rule; the message names it.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("no article with id {0}")]
+    UnknownArticle(i64),
+    /// JetStream or the journal cannot take the purchase now; nothing was recorded.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+impl OrdersError {
+    /// The status of this failure, on both doors.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Invalid(_) => ErrorCode::BadRequest,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::UnknownArticle(_) => ErrorCode::NotFound,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Call(err) => err.code(),
+        }
+    }
+}
+
+impl From<OrdersError> for ErrorReply {
+    fn from(err: OrdersError) -> Self {
+        match err {
+            OrdersError::Call(call) => call.into_reply(),
+            err => ErrorReply::new(err.code(), err.to_string()),
+        }
+    }
+}

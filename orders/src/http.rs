@@ -1,0 +1,133 @@
+//! The HTTP door on :5003: the original's routes, each behind a Bearer token that
+//! `auth.verify` accepted, plus health, readiness and metrics.
+
+use std::time::Duration;
+
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, FromRef, Path, State},
+    http::{HeaderMap, StatusCode},
+    middleware,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use bus_schema::{
+    ErrorReply, MAX_BODY_BYTES,
+    http::{Caller, JsonBody, metrics_response},
+    metrics::Metrics,
+    orders::{ArticlesReply, BuyReply, BuyRequest, PurchasesReply, PurchasesRequest, STREAM},
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::domain::Orders;
+
+/// The header that makes a buy idempotent.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct HttpState {
+    pub core: Orders,
+    pub nats: async_nats::Client,
+    pub metrics: Metrics,
+}
+
+impl FromRef<HttpState> for async_nats::Client {
+    fn from_ref(state: &HttpState) -> Self {
+        state.nats.clone()
+    }
+}
+
+pub fn router(state: HttpState) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .route("/orders/articles", get(articles))
+        .route("/orders/{username}/purchases", get(purchases))
+        .route("/orders/{username}/buy", post(buy))
+        .route("/healthz", get(bus_schema::http::healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .fallback(bus_schema::http::not_found)
+        .method_not_allowed_fallback(bus_schema::http::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(metrics, bus_schema::http::track))
+        .with_state(state)
+}
+
+async fn articles(State(state): State<HttpState>, _caller: Caller) -> Json<ArticlesReply> {
+    Json(state.core.articles())
+}
+
+async fn purchases(
+    State(state): State<HttpState>,
+    caller: Caller,
+    Path(username): Path<String>,
+) -> Result<Json<PurchasesReply>, ErrorReply> {
+    let username = state.core.authorize(&caller.username, &username)?;
+    Ok(Json(state.core.purchases(&PurchasesRequest { username })?))
+}
+
+/// The body of a buy: the article, kept as JSON so that a wrong type gets a clear 400.
+#[derive(Debug, Deserialize)]
+struct BuyBody {
+    #[serde(default)]
+    article_id: serde_json::Value,
+}
+
+async fn buy(
+    State(state): State<HttpState>,
+    caller: Caller,
+    Path(username): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<BuyBody>,
+) -> Result<(StatusCode, Json<BuyReply>), ErrorReply> {
+    let username = state.core.authorize(&caller.username, &username)?;
+    let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ErrorReply::bad_request("the Idempotency-Key header must be ASCII"))?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let request = BuyRequest {
+        username,
+        article_id: body.article_id,
+        idempotency_key,
+    };
+    let reply = state.core.buy(request).await?;
+    Ok((StatusCode::CREATED, Json(reply)))
+}
+
+/// Ready when the bus is connected and the `ORDERS` stream answers.
+async fn readyz(State(state): State<HttpState>) -> Response {
+    let nats = bus_schema::runtime::is_connected(&state.nats);
+    let stream = nats
+        && tokio::time::timeout(
+            Duration::from_secs(2),
+            state.core.jetstream().get_stream_no_info(STREAM),
+        )
+        .await
+        .is_ok_and(|found| found.is_ok());
+    let ready = nats && stream;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({ "ready": ready, "nats": nats, "stream": stream });
+    (status, Json(body)).into_response()
+}
+
+async fn metrics_text(State(state): State<HttpState>) -> Response {
+    let mut text = state.metrics.render();
+    text.push_str("# HELP shop_purchases_appended_total Purchases written to purchases.json since start.\n");
+    text.push_str("# TYPE shop_purchases_appended_total counter\n");
+    text.push_str(&format!("shop_purchases_appended_total {}\n", state.core.appended()));
+    text.push_str("# HELP shop_purchases_recorded Purchases in purchases.json.\n");
+    text.push_str("# TYPE shop_purchases_recorded gauge\n");
+    text.push_str(&format!("shop_purchases_recorded {}\n", state.core.recorded()));
+    metrics_response(text)
+}

@@ -1,0 +1,92 @@
+//! Building the orders service: catalogue, journal (repaired and converted when need
+//! be), stream and consumer, then both doors.
+
+use std::time::Instant;
+
+use bus_schema::{
+    metrics::Metrics,
+    runtime::{self, Doors, StartError, Workers},
+};
+
+use crate::{
+    Config, bus,
+    domain::{
+        Orders, appender::Appender, catalog::Catalog, flask, index::Index, journal::Journal,
+        stream,
+    },
+    http,
+};
+
+/// An orders service that is built and ready to run with [`Doors::run_until_stopped`].
+pub type App = Doors;
+
+/// Loads the catalogue and `purchases.json` (repairing a cut-short last line, moving a
+/// Flask-format file aside), joins NATS, sets up the stream and the appender, converts
+/// the original's purchases if any, then registers the micro service and binds HTTP.
+pub async fn build(config: Config) -> Result<App, StartError> {
+    let started = Instant::now();
+    let catalog = Catalog::load(&config.catalog_path)
+        .await
+        .map_err(StartError::Other)?;
+
+    let path = config.purchases_path.clone();
+    let (converting, journal, index, repair) = tokio::task::spawn_blocking(move || {
+        let converting = flask::take_over(&path)?;
+        let mut index = Index::default();
+        let (journal, repair) = Journal::open(&path, &mut index)?;
+        Ok::<_, String>((converting, journal, index, repair))
+    })
+    .await
+    .map_err(|err| StartError::Other(err.to_string()))?
+    .map_err(StartError::Other)?;
+    if let Some(repair) = repair {
+        tracing::warn!(
+            file = %journal.path().display(),
+            removed_bytes = repair.removed_bytes,
+            "removed a cut-short last line; its event is appended again from the stream"
+        );
+    }
+    tracing::info!(
+        purchases = index.len(),
+        elapsed_ms = started.elapsed().as_millis(),
+        "loaded the purchase history"
+    );
+
+    let listener = runtime::bind(config.http_addr, "--http-addr / ORDERS_HTTP_ADDR").await?;
+    let nats = runtime::connect(&config.nats_url, "orders").await?;
+    let js = async_nats::jetstream::new(nats.clone());
+    let (stream, consumer) = stream::ensure(&js).await.map_err(|err| {
+        StartError::Other(format!(
+            "{err}; is JetStream enabled on {} (nats.conf has a jetstream block)?",
+            config.nats_url
+        ))
+    })?;
+    let core = Orders::new(catalog, index, js);
+    let appender = Appender::new(core.clone(), journal, consumer, stream);
+    appender.fill_gap().await.map_err(StartError::Other)?;
+    let workers = Workers::default();
+    workers.tasks.spawn(appender.run(workers.stop.clone()));
+
+    if let Some(converting) = converting {
+        flask::convert(&core, converting, &config.purchases_path)
+            .await
+            .map_err(StartError::Other)?;
+    }
+
+    let metrics = Metrics::new("orders");
+    let micro = bus::start(&nats, core.clone(), metrics.clone()).await?;
+    let router = http::router(http::HttpState {
+        core,
+        nats: nats.clone(),
+        metrics,
+    });
+    tracing::info!(elapsed_ms = started.elapsed().as_millis(), "orders service ready");
+    Ok(Doors {
+        name: "orders",
+        listener,
+        router,
+        nats,
+        micro,
+        workers,
+    })
+}
