@@ -1,59 +1,19 @@
 //! The auth service through both doors, with the real users service and a real
 //! nats-server.
 
-use std::{net::SocketAddr, os::unix::fs::PermissionsExt, path::PathBuf, time::Duration};
+use std::{os::unix::fs::PermissionsExt, path::PathBuf, time::Duration};
 
 use bus_schema::{
     ErrorCode,
     auth::{self, LoginRequest, VerifyRequest},
-    runtime::Doors,
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use testkit::NatsServer;
-use tokio::{sync::oneshot, task::JoinHandle};
+use testkit::{NatsServer, Running};
 
 const SECRET: &str = "a test key that is long enough for HS256!";
-
-/// A service running in this process until stopped.
-struct Running {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl Running {
-    fn spawn(app: Doors) -> Self {
-        let addr = app.http_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            app.run_until_stopped(async move {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("the service stops cleanly");
-        });
-        Self {
-            addr,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .expect("stops within 10 s")
-                .expect("no panic");
-        }
-    }
-}
 
 struct TestApp {
     auth: Running,
@@ -95,7 +55,7 @@ impl TestApp {
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let response = self
             .http
-            .post(format!("http://{}{path}", self.auth.addr))
+            .post(self.auth.url(path))
             .json(&body)
             .send()
             .await
@@ -394,7 +354,7 @@ async fn the_generated_key_is_private_and_tokens_survive_a_restart() {
 #[tokio::test]
 async fn malformed_and_oversized_requests_get_a_4xx_on_both_doors() {
     let app = TestApp::spawn().await;
-    let url = format!("http://{}/auth/login", app.auth.addr);
+    let url = format!("http://{}/auth/login", app.auth.addr());
     for (body, content_type, expected) in [
         ("{oops".to_owned(), "application/json", 400),
         (
@@ -473,14 +433,14 @@ async fn health_and_readiness_answer() {
     let app = TestApp::spawn().await;
     let health = app
         .http
-        .get(format!("http://{}/healthz", app.auth.addr))
+        .get(format!("http://{}/healthz", app.auth.addr()))
         .send()
         .await
         .expect("sent");
     assert_eq!(health.status(), StatusCode::OK);
     let ready = app
         .http
-        .get(format!("http://{}/readyz", app.auth.addr))
+        .get(format!("http://{}/readyz", app.auth.addr()))
         .send()
         .await
         .expect("sent");
@@ -488,7 +448,7 @@ async fn health_and_readiness_answer() {
     app.token().await;
     let metrics = app
         .http
-        .get(format!("http://{}/metrics", app.auth.addr))
+        .get(format!("http://{}/metrics", app.auth.addr()))
         .send()
         .await
         .expect("sent");

@@ -105,6 +105,17 @@ impl ErrorReply {
     }
 }
 
+/// Refuses a body that is not a JSON object before serde sees it: serde would read a
+/// struct from an array too (`[1]` as `{"article_id": 1}`), which surprises people.
+pub fn require_object(body: &[u8]) -> Result<(), ErrorReply> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        _ => Err(ErrorReply::bad_request(
+            "the request body must be a JSON object, such as {\"username\": \"...\"}",
+        )),
+    }
+}
+
 /// Displays an error with all its sources, `outer: inner: innermost`.
 #[derive(Debug)]
 pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));

@@ -39,7 +39,29 @@ where
     type Rejection = ErrorReply;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
+        let json_content = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                let mime = v.split(';').next().unwrap_or("").trim();
+                mime.eq_ignore_ascii_case("application/json")
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !json_content {
+            return Err(not_json());
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    too_large()
+                } else {
+                    ErrorReply::bad_request(rejection.body_text())
+                }
+            })?;
+        crate::error::require_object(&bytes)?;
+        match Json::<T>::from_bytes(&bytes) {
             Ok(Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
@@ -48,10 +70,7 @@ where
 
 fn json_rejection(rejection: JsonRejection) -> ErrorReply {
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => ErrorReply::new(
-            ErrorCode::UnsupportedMediaType,
-            "send the body as JSON with the header Content-Type: application/json",
-        ),
+        JsonRejection::MissingJsonContentType(_) => not_json(),
         rejection if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ErrorReply::new(
             ErrorCode::PayloadTooLarge,
             format!(
@@ -62,6 +81,23 @@ fn json_rejection(rejection: JsonRejection) -> ErrorReply {
         // Syntax and data errors, and a body that could not be read: the client's fault.
         rejection => ErrorReply::bad_request(rejection.body_text()),
     }
+}
+
+fn not_json() -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::UnsupportedMediaType,
+        "send the body as JSON with the header Content-Type: application/json",
+    )
+}
+
+fn too_large() -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::PayloadTooLarge,
+        format!(
+            "the request body is larger than {} bytes",
+            crate::MAX_BODY_BYTES
+        ),
+    )
 }
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme in any case).

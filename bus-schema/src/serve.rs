@@ -111,6 +111,7 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ErrorReply> {
     } else {
         payload
     };
+    crate::error::require_object(payload)?;
     serde_json::from_slice(payload)
         .map_err(|err| ErrorReply::bad_request(format!("the request body is not valid: {err}")))
 }

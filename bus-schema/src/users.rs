@@ -27,7 +27,9 @@ impl Username {
             return Err("username is required".into());
         }
         if name.chars().count() > USERNAME_MAX {
-            return Err(format!("username must be at most {USERNAME_MAX} characters"));
+            return Err(format!(
+                "username must be at most {USERNAME_MAX} characters"
+            ));
         }
         if !name
             .bytes()
@@ -156,7 +158,10 @@ mod tests {
             ("a\0", "may only contain"),
         ] {
             let err = Username::parse(raw).err().unwrap_or_default();
-            assert!(err.contains(rule), "{raw:?} gave {err:?}, expected {rule:?}");
+            assert!(
+                err.contains(rule),
+                "{raw:?} gave {err:?}, expected {rule:?}"
+            );
         }
     }
 

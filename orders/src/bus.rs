@@ -13,7 +13,11 @@ use bus_schema::{
 use crate::domain::Orders;
 
 /// Registers the `orders` micro service and answers its endpoints until it is stopped.
-pub async fn start(nats: &Client, core: Orders, metrics: Metrics) -> Result<MicroService, StartError> {
+pub async fn start(
+    nats: &Client,
+    core: Orders,
+    metrics: Metrics,
+) -> Result<MicroService, StartError> {
     let micro = MicroService::start(
         nats,
         orders::SERVICE,

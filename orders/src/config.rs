@@ -13,7 +13,11 @@ pub struct Config {
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
     /// The purchase journal (JSON Lines), created when missing.
-    #[arg(long, env = "ORDERS_PURCHASES_FILE", default_value = "data/purchases.json")]
+    #[arg(
+        long,
+        env = "ORDERS_PURCHASES_FILE",
+        default_value = "data/purchases.json"
+    )]
     pub purchases_path: PathBuf,
     /// A catalogue replacing the built-in one, when the file exists.
     #[arg(long, env = "ORDERS_CATALOG_FILE", default_value = "data/catalog.json")]

@@ -51,7 +51,10 @@ pub fn router(state: HttpState) -> Router {
         .fallback(bus_schema::http::not_found)
         .method_not_allowed_fallback(bus_schema::http::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(metrics, bus_schema::http::track))
+        .layer(middleware::from_fn_with_state(
+            metrics,
+            bus_schema::http::track,
+        ))
         .with_state(state)
 }
 
@@ -107,7 +110,7 @@ async fn readyz(State(state): State<HttpState>) -> Response {
     let stream = nats
         && tokio::time::timeout(
             Duration::from_secs(2),
-            state.core.jetstream().get_stream_no_info(STREAM),
+            state.core.jetstream().get_stream(STREAM),
         )
         .await
         .is_ok_and(|found| found.is_ok());
@@ -123,11 +126,19 @@ async fn readyz(State(state): State<HttpState>) -> Response {
 
 async fn metrics_text(State(state): State<HttpState>) -> Response {
     let mut text = state.metrics.render();
-    text.push_str("# HELP shop_purchases_appended_total Purchases written to purchases.json since start.\n");
+    text.push_str(
+        "# HELP shop_purchases_appended_total Purchases written to purchases.json since start.\n",
+    );
     text.push_str("# TYPE shop_purchases_appended_total counter\n");
-    text.push_str(&format!("shop_purchases_appended_total {}\n", state.core.appended()));
+    text.push_str(&format!(
+        "shop_purchases_appended_total {}\n",
+        state.core.appended()
+    ));
     text.push_str("# HELP shop_purchases_recorded Purchases in purchases.json.\n");
     text.push_str("# TYPE shop_purchases_recorded gauge\n");
-    text.push_str(&format!("shop_purchases_recorded {}\n", state.core.recorded()));
+    text.push_str(&format!(
+        "shop_purchases_recorded {}\n",
+        state.core.recorded()
+    ));
     metrics_response(text)
 }

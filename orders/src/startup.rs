@@ -11,8 +11,7 @@ use bus_schema::{
 use crate::{
     Config, bus,
     domain::{
-        Orders, appender::Appender, catalog::Catalog, flask, index::Index, journal::Journal,
-        stream,
+        Orders, appender::Appender, catalog::Catalog, flask, index::Index, journal::Journal, stream,
     },
     http,
 };
@@ -80,7 +79,10 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         nats: nats.clone(),
         metrics,
     });
-    tracing::info!(elapsed_ms = started.elapsed().as_millis(), "orders service ready");
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis(),
+        "orders service ready"
+    );
     Ok(Doors {
         name: "orders",
         listener,

@@ -4,7 +4,10 @@
 //!
 //! `cargo run --release -p stack --example latency [calls]`
 
-use std::time::{Duration, Instant};
+use std::{
+    future::Future,
+    time::{Duration, Instant},
+};
 
 use bus_schema::{auth, users};
 
@@ -70,7 +73,7 @@ async fn main() {
 async fn measure<F, Fut>(n: usize, call: F) -> (Duration, Duration)
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    Fut: Future<Output = ()>,
 {
     for _ in 0..5 {
         call().await;

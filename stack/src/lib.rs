@@ -38,7 +38,7 @@ pub struct Config {
     /// Monitoring port of the started server.
     #[arg(long, env = "STACK_NATS_MONITOR_PORT", default_value_t = 8222)]
     pub nats_monitor_port: u16,
-    /// Runtime state: users.db, secrets/, nats-server.log.
+    /// Runtime state: users.db, secrets/, purchases.json, catalog.json, nats-server.log.
     #[arg(long, env = "SHOP_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 }
@@ -74,6 +74,11 @@ pub async fn run(
     auth_config.nats_url.clone_from(&nats_url);
     auth_config.secrets_dir = config.data_dir.join("secrets");
     let auth = auth::build(auth_config).await?;
+    let mut orders_config = orders::Config::parse_from(["orders"]);
+    orders_config.nats_url.clone_from(&nats_url);
+    orders_config.purchases_path = config.data_dir.join("purchases.json");
+    orders_config.catalog_path = config.data_dir.join("catalog.json");
+    let orders = orders::build(orders_config).await?;
 
     println!("The shop is running:");
     match &server {
@@ -86,11 +91,12 @@ pub async fn run(
     }
     println!("  auth     http://{}", auth.http_addr());
     println!("  users    http://{}", users.http_addr());
+    println!("  orders   http://{}", orders.http_addr());
     println!("Press Ctrl-C to stop.");
 
     let stop = CancellationToken::new();
     let mut running = JoinSet::new();
-    for service in [auth, users] {
+    for service in [auth, users, orders] {
         running.spawn(service.run_until_stopped(stop.clone().cancelled_owned()));
     }
 

@@ -21,6 +21,7 @@ fn stack(data_dir: &Path) -> Command {
         .env("RUST_LOG", "warn")
         .env("USERS_HTTP_ADDR", "127.0.0.1:0")
         .env("AUTH_HTTP_ADDR", "127.0.0.1:0")
+        .env("ORDERS_HTTP_ADDR", "127.0.0.1:0")
         .env_remove("AUTH_JWT_SECRET")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -128,6 +129,21 @@ async fn the_stack_serves_every_service_on_a_given_bus_and_stops_cleanly_on_sigt
     let ping: Value = serde_json::from_slice(&ping.payload).expect("json");
     assert_eq!(ping["name"], "auth");
     assert!(data.path().join("secrets/jwt.key").is_file());
+
+    let token: Value = login.json().await.expect("json");
+    let token = token["access_token"].as_str().expect("token");
+    let orders = url_of(&lines, "orders");
+    let bought = reqwest::Client::new()
+        .post(format!("{orders}/orders/victor/buy"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "article_id": 1 }))
+        .send()
+        .await
+        .expect("buy sent");
+    assert_eq!(bought.status(), 201);
+    let written =
+        std::fs::read_to_string(data.path().join("purchases.json")).expect("purchases.json");
+    assert_eq!(written.lines().count(), 1);
 
     let status = terminate(&mut child);
     assert!(status.success(), "exit status {status}");

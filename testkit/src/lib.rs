@@ -8,6 +8,8 @@
 //! let nats = testkit::NatsServer::start();
 //! println!("{}", nats.url());
 //! ```
+//!
+//! [`Running`] runs a built service in the test's runtime until it is stopped.
 
 use std::{
     io::ErrorKind,
@@ -222,6 +224,61 @@ fn read_ports(dir: &Path, pid: u32) -> Option<(u16, u16)> {
         url.rsplit(':').next()?.trim_end_matches('/').parse().ok()
     };
     Some((port_of("nats")?, port_of("monitoring").unwrap_or(0)))
+}
+
+/// A service (its [`bus_schema::runtime::Doors`]) running in this process until
+/// [`stop`](Running::stop)ped or dropped.
+#[derive(Debug)]
+pub struct Running {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Runs `app` on the current tokio runtime.
+    pub fn spawn(app: bus_schema::runtime::Doors) -> Self {
+        let addr = app.http_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app.run_until_stopped(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("the service stops cleanly");
+        });
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// The service's HTTP address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr><path>`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops the service as Ctrl-C would and waits until it has finished.
+    ///
+    /// # Panics
+    /// When it does not stop within 10 s or its task panicked.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("the service stops within 10 s")
+                .expect("the service task did not panic");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,11 +8,7 @@ use std::{
     time::Duration,
 };
 
-use async_nats::jetstream::{
-    self, AckKind,
-    consumer::PullConsumer,
-    stream::Stream,
-};
+use async_nats::jetstream::{self, AckKind, consumer::PushConsumer, stream::Stream};
 use bus_schema::{orders::PurchasedEvent, users::Username};
 use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -30,7 +26,7 @@ const RETRY_AFTER: Duration = Duration::from_millis(500);
 pub struct Appender {
     orders: Orders,
     journal: Arc<Mutex<Journal>>,
-    consumer: PullConsumer,
+    consumer: PushConsumer,
     stream: Stream,
 }
 
@@ -56,7 +52,7 @@ impl Sorted {
 }
 
 impl Appender {
-    pub fn new(orders: Orders, journal: Journal, consumer: PullConsumer, stream: Stream) -> Self {
+    pub fn new(orders: Orders, journal: Journal, consumer: PushConsumer, stream: Stream) -> Self {
         Self {
             orders,
             journal: Arc::new(Mutex::new(journal)),
@@ -95,7 +91,10 @@ impl Appender {
             .await
             .map_err(|err| format!("cannot write the purchases file: {err}"))?;
         if filled > 0 {
-            tracing::warn!(filled, "re-appended acknowledged events missing from the purchases file");
+            tracing::warn!(
+                filled,
+                "re-appended acknowledged events missing from the purchases file"
+            );
         }
         Ok(filled)
     }

@@ -38,7 +38,12 @@ impl Catalog {
         let text = match tokio::fs::read_to_string(path).await {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Self::original()),
-            Err(err) => return Err(format!("cannot read the catalogue {}: {err}", path.display())),
+            Err(err) => {
+                return Err(format!(
+                    "cannot read the catalogue {}: {err}",
+                    path.display()
+                ));
+            }
         };
         let file: CatalogFile = serde_json::from_str(&text).map_err(|err| {
             format!(
@@ -124,7 +129,11 @@ mod tests {
     async fn a_catalogue_file_replaces_the_original_and_a_bad_one_names_the_file() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("catalog.json");
-        std::fs::write(&path, r#"{"articles":[{"id":7,"name":"Vélo","price":19900}]}"#).expect("write");
+        std::fs::write(
+            &path,
+            r#"{"articles":[{"id":7,"name":"Vélo","price":19900}]}"#,
+        )
+        .expect("write");
         let catalog = Catalog::load(&path).await.expect("valid");
         assert_eq!(catalog.get(7).map(|a| a.name.as_str()), Some("Vélo"));
         assert!(catalog.get(1).is_none());

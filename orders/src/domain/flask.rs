@@ -55,9 +55,8 @@ pub fn take_over(path: &Path) -> Result<Option<PathBuf>, String> {
     if serde_json::from_reader::<_, FlaskPurchases>(BufReader::new(file)).is_err() {
         return Ok(None); // JSON Lines (ours) or empty
     }
-    std::fs::rename(path, &converting).map_err(|err| {
-        format!("cannot move the original {} aside: {err}", path.display())
-    })?;
+    std::fs::rename(path, &converting)
+        .map_err(|err| format!("cannot move the original {} aside: {err}", path.display()))?;
     tracing::info!(from = %path.display(), to = %converting.display(), "found a purchases file of the Flask original; converting it");
     Ok(Some(converting))
 }
@@ -75,7 +74,9 @@ pub fn events(converting: &Path, catalog: &Catalog) -> Result<Vec<PurchasedEvent
         .map_err(|err| fail(&err))?;
     let purchases: FlaskPurchases =
         serde_json::from_reader(BufReader::new(file)).map_err(|err| fail(&err))?;
-    let nanos = modified.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let nanos = modified
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     let millis = u64::try_from(nanos / 1_000_000).unwrap_or(0);
     let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::try_from(nanos).unwrap_or(0))
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
@@ -90,7 +91,11 @@ pub fn events(converting: &Path, catalog: &Catalog) -> Result<Vec<PurchasedEvent
         };
         for (n, name) in names.into_iter().enumerate() {
             let article = catalog.by_name(&name).map_or_else(
-                || Article { id: 0, name: name.clone(), price: 0 },
+                || Article {
+                    id: 0,
+                    name: name.clone(),
+                    price: 0,
+                },
                 |a| (**a).clone(),
             );
             let seed = format!("{}\u{0}{n}\u{0}{name}", username.as_str());
@@ -151,8 +156,14 @@ mod tests {
     #[test]
     fn derived_ids_are_stable_version_7_uuids() {
         let a = derived_v7(1_700_000_000_000, b"victor\x000\x00Article 1");
-        assert_eq!(a, derived_v7(1_700_000_000_000, b"victor\x000\x00Article 1"));
-        assert_ne!(a, derived_v7(1_700_000_000_000, b"victor\x001\x00Article 1"));
+        assert_eq!(
+            a,
+            derived_v7(1_700_000_000_000, b"victor\x000\x00Article 1")
+        );
+        assert_ne!(
+            a,
+            derived_v7(1_700_000_000_000, b"victor\x001\x00Article 1")
+        );
         assert_eq!(a.get_version_num(), 7);
     }
 
@@ -160,8 +171,11 @@ mod tests {
     fn a_flask_file_becomes_events_in_order_and_json_lines_are_left_alone() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("purchases.json");
-        std::fs::write(&path, r#"{"Victor": ["Article 2", "Article 1", "Gone"], "bad name": ["Article 1"]}"#)
-            .expect("write");
+        std::fs::write(
+            &path,
+            r#"{"Victor": ["Article 2", "Article 1", "Gone"], "bad name": ["Article 1"]}"#,
+        )
+        .expect("write");
         let converting = take_over(&path).expect("ok").expect("a flask file");
         assert!(!path.exists());
         let events = events(&converting, &Catalog::original()).expect("events");
@@ -169,10 +183,21 @@ mod tests {
             .iter()
             .map(|e| (e.username.as_str(), e.article.name.as_str(), e.article.id))
             .collect();
-        assert_eq!(names, [("victor", "Article 2", 2), ("victor", "Article 1", 1), ("victor", "Gone", 0)]);
+        assert_eq!(
+            names,
+            [
+                ("victor", "Article 2", 2),
+                ("victor", "Article 1", 1),
+                ("victor", "Gone", 0)
+            ]
+        );
 
         let lines = dir.path().join("other.json");
-        std::fs::write(&lines, "{\"id\":\"x\",\"seq\":1}\n{\"id\":\"y\",\"seq\":2}\n").expect("write");
+        std::fs::write(
+            &lines,
+            "{\"id\":\"x\",\"seq\":1}\n{\"id\":\"y\",\"seq\":2}\n",
+        )
+        .expect("write");
         assert_eq!(take_over(&lines).expect("ok"), None);
         assert!(lines.exists());
     }

@@ -60,7 +60,10 @@ impl Index {
                 shared
             }
         };
-        let history = self.by_user.entry(line.username.as_str().into()).or_default();
+        let history = self
+            .by_user
+            .entry(line.username.as_str().into())
+            .or_default();
         if let Some(key) = &line.idempotency_key {
             self.keys
                 .entry((line.username.as_str().into(), key.as_str().into()))

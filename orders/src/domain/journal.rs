@@ -209,7 +209,11 @@ mod tests {
 
         let mut index = Index::default();
         Journal::open(&path, &mut index).expect("reopen");
-        let ids: Vec<String> = index.history("victor").iter().map(|i| i.id.to_string()).collect();
+        let ids: Vec<String> = index
+            .history("victor")
+            .iter()
+            .map(|i| i.id.to_string())
+            .collect();
         assert_eq!(ids, lines.iter().map(|l| l.id.clone()).collect::<Vec<_>>());
         assert_eq!(index.last_seq(), 3);
     }

@@ -255,7 +255,11 @@ impl Orders {
     }
 
     fn key_lock(&self, username: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.inner.key_locks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut locks = self
+            .inner
+            .key_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         Arc::clone(locks.entry(username.to_owned()).or_default())
     }
 }
@@ -317,9 +321,15 @@ mod tests {
     fn article_ids_must_be_integers() {
         assert_eq!(article_id(&json!(2)).ok(), Some(2));
         for bad in [json!(null), json!("2"), json!(2.5), json!([2]), json!(true)] {
-            assert!(matches!(article_id(&bad), Err(OrdersError::Invalid(_))), "{bad}");
+            assert!(
+                matches!(article_id(&bad), Err(OrdersError::Invalid(_))),
+                "{bad}"
+            );
         }
-        assert!(matches!(article_id(&json!(-1)), Err(OrdersError::UnknownArticle(-1))));
+        assert!(matches!(
+            article_id(&json!(-1)),
+            Err(OrdersError::UnknownArticle(-1))
+        ));
         assert!(matches!(
             article_id(&json!(1u64 << 40)),
             Err(OrdersError::UnknownArticle(_))
@@ -328,7 +338,10 @@ mod tests {
 
     #[test]
     fn idempotency_keys_are_short_visible_ascii() {
-        assert_eq!(idempotency_key(Some(" abc-1 ".into())).ok(), Some(Some("abc-1".into())));
+        assert_eq!(
+            idempotency_key(Some(" abc-1 ".into())).ok(),
+            Some(Some("abc-1".into()))
+        );
         assert!(idempotency_key(Some(String::new())).is_err());
         assert!(idempotency_key(Some("a b".into())).is_err());
         assert!(idempotency_key(Some("é".into())).is_err());

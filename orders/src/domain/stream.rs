@@ -1,23 +1,35 @@
 //! The `ORDERS` stream and the appender's durable consumer, created or updated at start.
+//!
+//! The consumer pushes to a deliver subject (queue group `orders`) rather than being
+//! pulled: the server delivers only while someone subscribes there, so an event
+//! published while the service is down waits in the stream and arrives as soon as it is
+//! back, instead of going to a pull request the dead process left behind (which would
+//! hold it until the ack wait runs out).
 
 use std::time::Duration;
 
 use async_nats::jetstream::{
     self,
-    consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
+    consumer::{AckPolicy, DeliverPolicy, PushConsumer, push},
     stream::{Config, DiscardPolicy, RetentionPolicy, StorageType, Stream},
 };
 use bus_schema::orders::{STREAM, subject};
 
 /// The durable consumer that writes `purchases.json`.
 pub const CONSUMER: &str = "orders-appender";
-/// How long the server waits for an ack before it delivers an event again.
-const ACK_WAIT: Duration = Duration::from_secs(30);
+/// Where the consumer delivers; outside `orders.events.>` so it is not stored again.
+pub const DELIVER_SUBJECT: &str = "_shop.orders.appender";
+/// Instances of the service share deliveries through this queue group.
+const DELIVER_GROUP: &str = "orders";
+/// How long the server waits for an ack before it delivers an event again: far more
+/// than a batch's write and fsync, short enough that an event delivered to a process
+/// that just died is written soon after the next one starts.
+const ACK_WAIT: Duration = Duration::from_secs(10);
 /// A re-published event (same `Nats-Msg-Id`) within this window is stored once.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// Creates or updates the stream and the consumer.
-pub async fn ensure(js: &jetstream::Context) -> Result<(Stream, PullConsumer), String> {
+pub async fn ensure(js: &jetstream::Context) -> Result<(Stream, PushConsumer), String> {
     let config = Config {
         name: STREAM.to_owned(),
         description: Some("Purchase events of the shop".to_owned()),
@@ -38,15 +50,17 @@ pub async fn ensure(js: &jetstream::Context) -> Result<(Stream, PullConsumer), S
     let consumer = stream
         .get_or_create_consumer(
             CONSUMER,
-            pull::Config {
+            push::Config {
                 durable_name: Some(CONSUMER.to_owned()),
+                deliver_subject: DELIVER_SUBJECT.to_owned(),
+                deliver_group: Some(DELIVER_GROUP.to_owned()),
                 description: Some("Appends purchases to purchases.json".to_owned()),
                 deliver_policy: DeliverPolicy::All,
                 ack_policy: AckPolicy::Explicit,
                 ack_wait: ACK_WAIT,
                 filter_subject: format!("{}.>", subject::PURCHASED_PREFIX),
                 max_ack_pending: 20_000,
-                ..pull::Config::default()
+                ..push::Config::default()
             },
         )
         .await
