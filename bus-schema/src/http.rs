@@ -100,6 +100,20 @@ fn too_large() -> ErrorReply {
     )
 }
 
+/// The value of the `Idempotency-Key` header, if any; 400 when it is not ASCII (the
+/// service checks the rest of the rule).
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ErrorReply> {
+    headers
+        .get(crate::orders::IDEMPOTENCY_KEY_HEADER)
+        .map(|value| {
+            value
+                .to_str()
+                .map(str::to_owned)
+                .map_err(|_| ErrorReply::bad_request("the Idempotency-Key header must be ASCII"))
+        })
+        .transpose()
+}
+
 /// The token of an `Authorization: Bearer <token>` header (the scheme in any case).
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();

@@ -85,6 +85,17 @@ pub struct BuyRequest {
     pub idempotency_key: Option<String>,
 }
 
+/// The HTTP body of a buy (`POST /orders/<user>/buy`, `POST /api/buy`): the article,
+/// kept as JSON so that a wrong type gets a clear 400 from the service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BuyBody {
+    #[serde(default)]
+    pub article_id: serde_json::Value,
+}
+
+/// The header that makes an HTTP buy idempotent.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
 /// The recorded purchase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuyReply {

@@ -68,7 +68,8 @@ pub struct Doors {
     pub listener: TcpListener,
     pub router: axum::Router,
     pub nats: Client,
-    pub micro: MicroService,
+    /// The NATS door; `None` for a client-only process (the gateway).
+    pub micro: Option<MicroService>,
     /// Background work (such as a consumer) that stops after both doors have stopped
     /// and before the NATS connection is drained.
     pub workers: Workers,
@@ -108,7 +109,9 @@ impl Doors {
         let micro = self.micro;
         let bus = async move {
             stop.cancelled().await;
-            micro.stop().await;
+            if let Some(micro) = micro {
+                micro.stop().await;
+            }
         };
         let (served, ()) = tokio::join!(http, bus);
         self.workers.stop.cancel();

@@ -15,15 +15,13 @@ use bus_schema::{
     ErrorReply, MAX_BODY_BYTES,
     http::{Caller, JsonBody, metrics_response},
     metrics::Metrics,
-    orders::{ArticlesReply, BuyReply, BuyRequest, PurchasesReply, PurchasesRequest, STREAM},
+    orders::{
+        ArticlesReply, BuyBody, BuyReply, BuyRequest, PurchasesReply, PurchasesRequest, STREAM,
+    },
 };
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::Orders;
-
-/// The header that makes a buy idempotent.
-const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -71,13 +69,6 @@ async fn purchases(
     Ok(Json(state.core.purchases(&PurchasesRequest { username })?))
 }
 
-/// The body of a buy: the article, kept as JSON so that a wrong type gets a clear 400.
-#[derive(Debug, Deserialize)]
-struct BuyBody {
-    #[serde(default)]
-    article_id: serde_json::Value,
-}
-
 async fn buy(
     State(state): State<HttpState>,
     caller: Caller,
@@ -86,15 +77,7 @@ async fn buy(
     JsonBody(body): JsonBody<BuyBody>,
 ) -> Result<(StatusCode, Json<BuyReply>), ErrorReply> {
     let username = state.core.authorize(&caller.username, &username)?;
-    let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {
-        Some(value) => Some(
-            value
-                .to_str()
-                .map_err(|_| ErrorReply::bad_request("the Idempotency-Key header must be ASCII"))?
-                .to_owned(),
-        ),
-        None => None,
-    };
+    let idempotency_key = bus_schema::http::idempotency_key(&headers)?;
     let request = BuyRequest {
         username,
         article_id: body.article_id,

@@ -20,7 +20,10 @@ use serde_json::json;
 async fn main() {
     let mut args = std::env::args().skip(1);
     let seconds: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(5);
-    let lines: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let lines: u64 = args
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let nats = testkit::NatsServer::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let app = ::orders::build(::orders::Config::for_tests(nats.url(), dir.path()))
@@ -37,7 +40,9 @@ async fn main() {
     let mut times = Vec::new();
     for i in 0..520 {
         let started = Instant::now();
-        orders::buy(&client, &buy(format!("solo{}", i % 7))).await.expect("201");
+        orders::buy(&client, &buy(format!("solo{}", i % 7)))
+            .await
+            .expect("201");
         if i >= 20 {
             times.push(started.elapsed());
         }
@@ -60,7 +65,9 @@ async fn main() {
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
                 let started = Instant::now();
-                orders::buy(&client, &buy(format!("buyer{c}"))).await.expect("201");
+                orders::buy(&client, &buy(format!("buyer{c}")))
+                    .await
+                    .expect("201");
                 latencies.push(started.elapsed());
                 done.fetch_add(1, Ordering::Relaxed);
             }
@@ -88,7 +95,9 @@ async fn main() {
     let size = std::fs::metadata(big.path().join("purchases.json")).map_or(0, |m| m.len());
     let started = Instant::now();
     let config = ::orders::Config::for_tests(nats.url(), big.path());
-    let app = ::orders::build(config).await.expect("orders with a big file");
+    let app = ::orders::build(config)
+        .await
+        .expect("orders with a big file");
     println!(
         "orders start-up with {lines} lines ({:.0} MB) in purchases.json: {:.2} s",
         size as f64 / 1e6,

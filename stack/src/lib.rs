@@ -79,6 +79,9 @@ pub async fn run(
     orders_config.purchases_path = config.data_dir.join("purchases.json");
     orders_config.catalog_path = config.data_dir.join("catalog.json");
     let orders = orders::build(orders_config).await?;
+    let mut gateway_config = gateway::Config::parse_from(["gateway"]);
+    gateway_config.nats_url.clone_from(&nats_url);
+    let gateway = gateway::build(gateway_config).await?;
 
     println!("The shop is running:");
     match &server {
@@ -89,6 +92,10 @@ pub async fn run(
         ),
         None => println!("  nats     {nats_url}  (not started by the stack)"),
     }
+    println!(
+        "  gateway  http://{}/  (the shop: open it in a browser)",
+        gateway.http_addr()
+    );
     println!("  auth     http://{}", auth.http_addr());
     println!("  users    http://{}", users.http_addr());
     println!("  orders   http://{}", orders.http_addr());
@@ -96,7 +103,7 @@ pub async fn run(
 
     let stop = CancellationToken::new();
     let mut running = JoinSet::new();
-    for service in [auth, users, orders] {
+    for service in [gateway, auth, users, orders] {
         running.spawn(service.run_until_stopped(stop.clone().cancelled_owned()));
     }
 

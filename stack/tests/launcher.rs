@@ -22,6 +22,7 @@ fn stack(data_dir: &Path) -> Command {
         .env("USERS_HTTP_ADDR", "127.0.0.1:0")
         .env("AUTH_HTTP_ADDR", "127.0.0.1:0")
         .env("ORDERS_HTTP_ADDR", "127.0.0.1:0")
+        .env("GATEWAY_HTTP_ADDR", "127.0.0.1:0")
         .env_remove("AUTH_JWT_SECRET")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

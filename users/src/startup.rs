@@ -49,7 +49,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         listener,
         router,
         nats,
-        micro,
+        micro: Some(micro),
         workers: Workers::default(),
     })
 }

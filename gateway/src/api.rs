@@ -1,0 +1,63 @@
+//! The JSON API: `POST /api/login`, `GET /api/purchases`, `POST /api/buy`. The token is
+//! checked with `auth.verify` on every request; a service's failure keeps its status.
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    routing::{get, post},
+};
+use bus_schema::{
+    ErrorReply,
+    auth::{self, LoginReply, LoginRequest},
+    http::{Caller, JsonBody, idempotency_key},
+    orders::{self, BuyBody, BuyReply, BuyRequest, PurchasesReply, PurchasesRequest},
+};
+
+use crate::startup::AppState;
+
+/// The routes, to be nested under `/api`; unknown paths there get a JSON 404.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login", post(login))
+        .route("/purchases", get(purchases))
+        .route("/buy", post(buy))
+        .fallback(bus_schema::http::not_found)
+        .method_not_allowed_fallback(bus_schema::http::method_not_allowed)
+}
+
+async fn login(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<LoginRequest>,
+) -> Result<Json<LoginReply>, ErrorReply> {
+    Ok(Json(
+        auth::login_with(&state.nats, &request, &state.calls).await?,
+    ))
+}
+
+async fn purchases(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<PurchasesReply>, ErrorReply> {
+    let request = PurchasesRequest {
+        username: caller.username,
+    };
+    Ok(Json(
+        orders::purchases_with(&state.nats, &request, &state.calls).await?,
+    ))
+}
+
+async fn buy(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<BuyBody>,
+) -> Result<(StatusCode, Json<BuyReply>), ErrorReply> {
+    let request = BuyRequest {
+        username: caller.username,
+        article_id: body.article_id,
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    let reply = orders::buy_with(&state.nats, &request, &state.calls).await?;
+    Ok((StatusCode::CREATED, Json(reply)))
+}

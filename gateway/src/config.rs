@@ -1,0 +1,37 @@
+//! Configuration of the gateway, from flags or environment variables.
+
+use std::net::SocketAddr;
+
+/// How the gateway runs. Tests build this struct directly.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "gateway",
+    version,
+    about = "The shop's gateway: web pages and JSON API"
+)]
+pub struct Config {
+    /// Address of the web server.
+    #[arg(long, env = "GATEWAY_HTTP_ADDR", default_value = "127.0.0.1:5000")]
+    pub http_addr: SocketAddr,
+    /// The NATS server to join.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Mark cookies `Secure`: set this when the gateway is served over HTTPS.
+    #[arg(long, env = "GATEWAY_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// How long a call to a service may take before the answer is a 503, in ms.
+    #[arg(long, env = "GATEWAY_CALL_TIMEOUT_MS", default_value_t = 3000)]
+    pub call_timeout_ms: u64,
+}
+
+impl Config {
+    /// A configuration for tests: HTTP on a free port.
+    pub fn for_tests(nats_url: String) -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            nats_url,
+            secure_cookies: false,
+            call_timeout_ms: 3000,
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Building the gateway: the bus connection, the routes, and the headers every
+//! response carries.
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::Client;
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, FromRef, Request, State},
+    http::{HeaderValue, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use bus_schema::{
+    CallOptions, MAX_BODY_BYTES,
+    http::metrics_response,
+    metrics::Metrics,
+    runtime::{self, Doors, StartError, Workers},
+};
+use serde_json::json;
+
+use crate::{Config, api, pages, views::Views};
+
+/// A gateway that is built and ready to run with [`Doors::run_until_stopped`].
+pub type App = Doors;
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub nats: Client,
+    pub views: Arc<Views>,
+    pub metrics: Metrics,
+    /// Options of every bus call (the timeout after which a service is unavailable).
+    pub calls: CallOptions,
+    pub secure_cookies: bool,
+}
+
+impl FromRef<AppState> for Client {
+    fn from_ref(state: &AppState) -> Self {
+        state.nats.clone()
+    }
+}
+
+/// Joins NATS and binds the web port.
+pub async fn build(config: Config) -> Result<App, StartError> {
+    let listener = runtime::bind(config.http_addr, "--http-addr / GATEWAY_HTTP_ADDR").await?;
+    let nats = runtime::connect(&config.nats_url, "gateway").await?;
+    let state = AppState {
+        nats: nats.clone(),
+        views: Arc::new(Views::new()),
+        metrics: Metrics::new("gateway"),
+        calls: CallOptions {
+            timeout: Duration::from_millis(config.call_timeout_ms),
+            ..CallOptions::default()
+        },
+        secure_cookies: config.secure_cookies,
+    };
+    Ok(Doors {
+        name: "gateway",
+        listener,
+        router: router(state),
+        nats,
+        micro: None,
+        workers: Workers::default(),
+    })
+}
+
+/// Every route of the gateway.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .nest("/api", api::router())
+        .merge(pages::router())
+        .route("/healthz", get(bus_schema::http::healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            bus_schema::http::track,
+        ))
+        .with_state(state)
+}
+
+/// Pages may load nothing but our own stylesheet, run no script, and not be framed.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Ready when the bus is connected and every service answers `$SRV.PING`.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let nats = runtime::is_connected(&state.nats);
+    let mut services = serde_json::Map::new();
+    let mut ready = nats;
+    for name in [
+        bus_schema::auth::SERVICE,
+        bus_schema::users::SERVICE,
+        bus_schema::orders::SERVICE,
+    ] {
+        let up = nats && ping(&state.nats, name).await;
+        ready &= up;
+        services.insert(name.to_owned(), up.into());
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({ "ready": ready, "nats": nats, "services": services });
+    (status, Json(body)).into_response()
+}
+
+async fn ping(nats: &Client, service: &str) -> bool {
+    let request = async_nats::Request::new().timeout(Some(Duration::from_secs(1)));
+    nats.send_request(format!("$SRV.PING.{service}"), request)
+        .await
+        .is_ok()
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    metrics_response(state.metrics.render())
+}

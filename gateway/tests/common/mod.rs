@@ -1,0 +1,72 @@
+//! The whole shop in the test process: a real nats-server, users, auth, orders and the
+//! gateway, each on its own port, with a temp data directory.
+
+#![allow(dead_code)] // each test binary uses part of this
+
+use std::path::Path;
+
+use tempfile::TempDir;
+use testkit::{NatsServer, Running};
+
+/// The key auth signs with in tests.
+pub const SECRET: &str = "a test key that is long enough for HS256!";
+
+pub struct Shop {
+    pub gateway: Running,
+    pub orders: Running,
+    pub users: Running,
+    pub auth: Running,
+    pub nats: async_nats::Client,
+    pub dir: TempDir,
+    pub server: NatsServer,
+}
+
+impl Shop {
+    pub async fn start() -> Self {
+        let server = NatsServer::start();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data: &Path = dir.path();
+        let users = Running::spawn(
+            users::build(users::Config::for_tests(
+                server.url(),
+                data.join("users.db"),
+            ))
+            .await
+            .expect("users builds"),
+        );
+        let mut auth_config = auth::Config::for_tests(server.url(), data.join("secrets"));
+        auth_config.jwt_secret = Some(auth::config::Secret::new(SECRET));
+        let auth = Running::spawn(auth::build(auth_config).await.expect("auth builds"));
+        let orders = Running::spawn(
+            orders::build(orders::Config::for_tests(server.url(), data))
+                .await
+                .expect("orders builds"),
+        );
+        let gateway = Running::spawn(
+            gateway::build(gateway::Config::for_tests(server.url()))
+                .await
+                .expect("gateway builds"),
+        );
+        let nats = async_nats::connect(server.url()).await.expect("connect");
+        Self {
+            gateway,
+            orders,
+            users,
+            auth,
+            nats,
+            dir,
+            server,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        self.gateway.url(path)
+    }
+
+    /// Lines in purchases.json.
+    pub fn purchase_lines(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("purchases.json"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    }
+}
