@@ -158,7 +158,7 @@ mod tests {
     fn prices_are_in_euros_with_a_comma() {
         assert_eq!(price(1000), "10,00\u{a0}€");
         assert_eq!(price(5), "0,05\u{a0}€");
-        assert_eq!(price(123_456_78), "123\u{202f}456,78\u{a0}€");
+        assert_eq!(price(12_345_678), "123\u{202f}456,78\u{a0}€");
     }
 
     #[test]
