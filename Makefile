@@ -3,35 +3,48 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps run build test lint fmt clean-data
+.PHONY: help deps deps-run install run build test lint fmt clean-data
 
 help:
 	@echo "make run    start nats-server and every service (Ctrl-C stops them)"
 	@echo "make test   formatting, clippy and every test"
 	@echo "make lint   formatting and clippy only"
-	@echo "make deps   install nats-server when it is missing (apt)"
+	@echo "make deps   install nats-server, chromium and chromium-driver when missing (apt)"
 
-## deps: nats-server from Debian when it is missing. Debian's package starts a system
-## service on port 4222, which would collide with `make run`: it is disabled again.
+## deps-run: nats-server, all `make run` needs. Debian's package starts a system
+## service on port 4222, which would collide with the shop's own server: it is disabled.
+## deps: also Chromium and its WebDriver, for the browser test of `make test`.
+RUN_PACKAGES := nats-server
+TEST_PACKAGES := nats-server chromium chromium-driver
+
+deps-run:
+	@$(MAKE) --no-print-directory install PACKAGES="$(RUN_PACKAGES)"
+
 deps:
-	@if command -v nats-server >/dev/null 2>&1; then \
-	  echo "nats-server: $$(nats-server --version)"; \
+	@$(MAKE) --no-print-directory install PACKAGES="$(TEST_PACKAGES)"
+
+install:
+	@missing=""; \
+	for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then \
+	  echo "installed: $(PACKAGES)"; \
 	elif command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing nats-server with apt-get"; \
+	  echo "installing with apt-get:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nats-server >/dev/null && \
-	  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nats-server 2>/dev/null; then \
-	    $(SUDO) systemctl disable --now nats-server >/dev/null 2>&1; \
-	    echo "disabled the system nats-server service: the shop starts its own"; \
-	  fi; \
-	  echo "nats-server: $$(nats-server --version)"; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null && \
+	  case "$$missing" in *nats-server*) \
+	    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nats-server 2>/dev/null; then \
+	      $(SUDO) systemctl disable --now nats-server >/dev/null 2>&1; \
+	      echo "disabled the system nats-server service: the shop starts its own"; \
+	    fi;; \
+	  esac; \
 	else \
-	  echo "nats-server is missing and apt-get is not available:"; \
-	  echo "install nats-server 2.9 or newer from your package manager or the NATS releases"; \
+	  echo "missing:$$missing, and apt-get is not available: install them with your package manager"; \
+	  echo "(nats-server 2.9 or newer; chromium and chromedriver for the browser test)"; \
 	  exit 1; \
 	fi
 
-run: deps
+run: deps-run
 	$(CARGO) run --release -p stack
 
 build:
