@@ -2,16 +2,15 @@
 
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, State},
+    extract::State,
     http::StatusCode,
-    middleware,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use bus_schema::{
-    ErrorReply, MAX_BODY_BYTES,
+    ErrorReply,
     auth::{LoginReply, LoginRequest, VerifyReply, VerifyRequest},
-    http::{JsonBody, metrics_response},
+    http::{JsonBody, metrics_response, with_common_routes},
     metrics::Metrics,
 };
 use serde_json::json;
@@ -28,20 +27,12 @@ pub struct HttpState {
 
 pub fn router(state: HttpState) -> Router {
     let metrics = state.metrics.clone();
-    Router::new()
+    let routes = Router::new()
         .route("/auth/login", post(login))
         .route("/auth/verify", post(verify))
-        .route("/healthz", get(bus_schema::http::healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .fallback(bus_schema::http::not_found)
-        .method_not_allowed_fallback(bus_schema::http::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(
-            metrics,
-            bus_schema::http::track,
-        ))
-        .with_state(state)
+        .route("/metrics", get(metrics_text));
+    with_common_routes(routes, metrics).with_state(state)
 }
 
 async fn login(

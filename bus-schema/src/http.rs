@@ -183,6 +183,20 @@ pub fn metrics_response(text: String) -> Response {
         .into_response()
 }
 
+/// A service's `routes` with what every HTTP door has: `GET /healthz`, JSON answers for
+/// unknown paths and methods, the body limit, and request metrics.
+pub fn with_common_routes<S>(routes: axum::Router<S>, metrics: Metrics) -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    routes
+        .route("/healthz", axum::routing::get(healthz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(crate::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(metrics, track))
+}
+
 /// `GET /healthz`: the process is alive and serving HTTP.
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))

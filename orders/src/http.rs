@@ -5,15 +5,14 @@ use std::time::Duration;
 
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, FromRef, Path, State},
+    extract::{FromRef, Path, State},
     http::{HeaderMap, StatusCode},
-    middleware,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use bus_schema::{
-    ErrorReply, MAX_BODY_BYTES,
-    http::{Caller, JsonBody, metrics_response},
+    ErrorReply,
+    http::{Caller, JsonBody, metrics_response, with_common_routes},
     metrics::Metrics,
     orders::{
         ArticlesReply, BuyBody, BuyReply, BuyRequest, PurchasesReply, PurchasesRequest, STREAM,
@@ -39,21 +38,13 @@ impl FromRef<HttpState> for async_nats::Client {
 
 pub fn router(state: HttpState) -> Router {
     let metrics = state.metrics.clone();
-    Router::new()
+    let routes = Router::new()
         .route("/orders/articles", get(articles))
         .route("/orders/{username}/purchases", get(purchases))
         .route("/orders/{username}/buy", post(buy))
-        .route("/healthz", get(bus_schema::http::healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .fallback(bus_schema::http::not_found)
-        .method_not_allowed_fallback(bus_schema::http::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(
-            metrics,
-            bus_schema::http::track,
-        ))
-        .with_state(state)
+        .route("/metrics", get(metrics_text));
+    with_common_routes(routes, metrics).with_state(state)
 }
 
 async fn articles(State(state): State<HttpState>, _caller: Caller) -> Json<ArticlesReply> {

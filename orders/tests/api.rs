@@ -784,19 +784,7 @@ async fn malformed_requests_get_a_4xx_on_both_doors() {
 #[tokio::test]
 async fn the_micro_service_lists_its_endpoints_and_health_answers() {
     let app = TestApp::spawn().await;
-    let reply = app
-        .nats
-        .request("$SRV.INFO.orders", "".into())
-        .await
-        .expect("info");
-    let info: Value = serde_json::from_slice(&reply.payload).expect("json");
-    let mut subjects: Vec<&str> = info["endpoints"]
-        .as_array()
-        .expect("endpoints")
-        .iter()
-        .filter_map(|e| e["subject"].as_str())
-        .collect();
-    subjects.sort_unstable();
+    let subjects = testkit::micro_endpoints(&app.nats, "orders").await;
     assert_eq!(
         subjects,
         ["orders.articles", "orders.buy", "orders.purchases"]

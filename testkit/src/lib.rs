@@ -281,6 +281,28 @@ impl Running {
     }
 }
 
+/// The endpoint subjects of micro service `name`, sorted, from `$SRV.INFO.<name>`.
+///
+/// # Panics
+/// When the service does not answer or its reply is not an INFO document.
+pub async fn micro_endpoints(nats: &async_nats::Client, name: &str) -> Vec<String> {
+    let reply = nats
+        .request(format!("$SRV.INFO.{name}"), "".into())
+        .await
+        .unwrap_or_else(|err| panic!("{name} did not answer $SRV.INFO: {err}"));
+    let info: serde_json::Value =
+        serde_json::from_slice(&reply.payload).expect("an INFO reply is JSON");
+    assert_eq!(info["name"], name);
+    let mut subjects: Vec<String> = info["endpoints"]
+        .as_array()
+        .expect("INFO lists endpoints")
+        .iter()
+        .filter_map(|e| e["subject"].as_str().map(str::to_owned))
+        .collect();
+    subjects.sort_unstable();
+    subjects
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

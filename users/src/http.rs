@@ -2,15 +2,14 @@
 
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, Path, State},
+    extract::{Path, State},
     http::StatusCode,
-    middleware,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use bus_schema::{
-    ErrorReply, MAX_BODY_BYTES,
-    http::{JsonBody, metrics_response},
+    ErrorReply,
+    http::{JsonBody, metrics_response, with_common_routes},
     metrics::Metrics,
     users::{CreateReply, CreateRequest, GetReply, GetRequest, VerifyReply, VerifyRequest},
 };
@@ -28,22 +27,14 @@ pub struct HttpState {
 
 pub fn router(state: HttpState) -> Router {
     let metrics = state.metrics.clone();
-    Router::new()
+    let routes = Router::new()
         .route("/users", post(create))
         // `GET /users/verify` is the account named "verify", not the password check.
         .route("/users/verify", post(verify).get(get_verify))
         .route("/users/{username}", get(get_user))
-        .route("/healthz", get(bus_schema::http::healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .fallback(bus_schema::http::not_found)
-        .method_not_allowed_fallback(bus_schema::http::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(
-            metrics,
-            bus_schema::http::track,
-        ))
-        .with_state(state)
+        .route("/metrics", get(metrics_text));
+    with_common_routes(routes, metrics).with_state(state)
 }
 
 async fn create(
