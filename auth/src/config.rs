@@ -25,6 +25,12 @@ pub struct Config {
     /// Clock difference tolerated when checking `exp` and `nbf`, in seconds.
     #[arg(long, env = "AUTH_CLOCK_LEEWAY_SECS", default_value_t = 5)]
     pub clock_leeway_secs: u64,
+    /// Failed logins of one account before further attempts get 429.
+    #[arg(long, env = "AUTH_MAX_FAILED_LOGINS", default_value_t = 5)]
+    pub max_failed_logins: usize,
+    /// The window in which failed logins are counted, in seconds.
+    #[arg(long, env = "AUTH_FAILED_LOGIN_WINDOW_SECS", default_value_t = 300)]
+    pub failed_login_window_secs: u64,
     /// The `iss` claim of issued tokens, and the only one accepted.
     #[arg(long, env = "AUTH_ISSUER", default_value = "shop-auth")]
     pub issuer: String,
@@ -40,6 +46,8 @@ impl Config {
             secrets_dir,
             token_ttl_secs: 30 * 60,
             clock_leeway_secs: 5,
+            max_failed_logins: 5,
+            failed_login_window_secs: 300,
             issuer: "shop-auth".to_owned(),
         }
     }

@@ -11,6 +11,9 @@ pub enum AuthError {
     /// Wrong password and unknown user alike: one message, so nobody learns which.
     #[error("invalid username or password")]
     BadCredentials,
+    /// Too many failed logins for the account: the same answer whether it exists or not.
+    #[error("too many failed logins for this account; try again in {0} seconds")]
+    Throttled(u64),
     #[error("the token has expired; log in again")]
     Expired,
     #[error("the token is not valid yet")]
@@ -33,6 +36,7 @@ impl AuthError {
             Self::BadCredentials | Self::Expired | Self::NotYetValid | Self::InvalidToken => {
                 ErrorCode::Unauthorized
             }
+            Self::Throttled(_) => ErrorCode::TooManyRequests,
             Self::Call(err) => err.code(),
             Self::Issue(_) => ErrorCode::Internal,
         }
@@ -43,6 +47,7 @@ impl From<AuthError> for ErrorReply {
     fn from(err: AuthError) -> Self {
         match err {
             AuthError::Call(call) => call.into_reply(),
+            AuthError::Throttled(secs) => ErrorReply::too_many(err.to_string(), secs),
             err if err.code().is_client_error() => ErrorReply::new(err.code(), err.to_string()),
             err => ErrorReply::internal(&err),
         }

@@ -1,8 +1,11 @@
 //! Building the auth service: key, bus and HTTP doors.
 
+use std::time::Duration;
+
 use bus_schema::{
     metrics::Metrics,
     runtime::{self, Doors, StartError, Workers},
+    throttle::Throttle,
 };
 
 use crate::{
@@ -29,7 +32,11 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     );
     let listener = runtime::bind(config.http_addr, "--http-addr / AUTH_HTTP_ADDR").await?;
     let nats = runtime::connect(&config.nats_url, "auth").await?;
-    let core = Auth::new(nats.clone(), tokens);
+    let throttle = Throttle::new(
+        config.max_failed_logins,
+        Duration::from_secs(config.failed_login_window_secs),
+    );
+    let core = Auth::new(nats.clone(), tokens, throttle);
     let metrics = Metrics::new("auth");
     let micro = bus::start(&nats, core.clone(), metrics.clone()).await?;
     let router = http::router(http::HttpState {

@@ -446,3 +446,83 @@ async fn health_and_readiness_answer() {
         "{text}"
     );
 }
+
+// ---------------------------------------------------------------- throttling
+
+#[tokio::test]
+async fn the_sixth_bad_password_is_a_429_and_the_right_one_waits_for_the_window() {
+    let app = TestApp::spawn_with(|c| {
+        c.jwt_secret = Some(::auth::config::Secret::new(SECRET));
+        c.failed_login_window_secs = 2;
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(
+            app.login("victor", "wrong").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let response = app
+        .http
+        .post(app.auth.url("/auth/login"))
+        .json(&json!({ "username": "Victor", "password": "wrong" }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After header");
+    assert!((1..=2).contains(&retry), "{retry}");
+    let (status, body) = app.login("victor", "1234").await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the right password waits too"
+    );
+    assert!(error_of(&body).contains("too many failed logins"));
+
+    let err = auth::login(
+        &app.nats,
+        &LoginRequest {
+            username: "victor".into(),
+            password: "1234".into(),
+        },
+    )
+    .await
+    .expect_err("429 on the bus too");
+    match err {
+        bus_schema::CallError::Service(reply) => {
+            assert_eq!(reply.code, ErrorCode::TooManyRequests);
+            assert!(reply.retry_after.is_some_and(|s| s >= 1), "{reply:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Another account is not affected.
+    assert_eq!(app.login("kilian", "abcd").await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(app.login("victor", "1234").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_unknown_account_is_throttled_like_a_real_one() {
+    let app = TestApp::spawn().await;
+    let mut real = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..6 {
+        real.push(app.login("baptiste", "wrong").await);
+        unknown.push(app.login("nobody-here", "wrong").await);
+    }
+    let statuses =
+        |answers: &[(StatusCode, Value)]| answers.iter().map(|a| a.0).collect::<Vec<_>>();
+    assert_eq!(statuses(&real), statuses(&unknown));
+    assert_eq!(real[5].0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        real[5].1, unknown[5].1,
+        "the same words: nothing tells which exists"
+    );
+}

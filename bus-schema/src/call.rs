@@ -93,5 +93,9 @@ fn service_error(headers: Option<&HeaderMap>) -> Option<ErrorReply> {
         .get(NATS_SERVICE_ERROR)
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| "the service failed without a message".to_owned());
-    Some(ErrorReply::new(ErrorCode::from_u16(code), message))
+    let mut reply = ErrorReply::new(ErrorCode::from_u16(code), message);
+    reply.retry_after = headers
+        .get(crate::error::RETRY_AFTER_HEADER)
+        .and_then(|v| v.as_str().trim().parse().ok());
+    Some(reply)
 }

@@ -80,6 +80,9 @@ pub struct ErrorReply {
     pub code: ErrorCode,
     /// What went wrong, for a person.
     pub message: String,
+    /// For a 429: seconds until a new attempt may succeed (the `Retry-After` header on
+    /// the bus and over HTTP).
+    pub retry_after: Option<u64>,
 }
 
 impl ErrorReply {
@@ -87,6 +90,15 @@ impl ErrorReply {
         Self {
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A 429 that says when to try again.
+    pub fn too_many(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(ErrorCode::TooManyRequests, message)
         }
     }
 
@@ -104,6 +116,9 @@ impl ErrorReply {
         Self::new(ErrorCode::Internal, "internal error, see the service's log")
     }
 }
+
+/// The header that carries [`ErrorReply::retry_after`].
+pub const RETRY_AFTER_HEADER: &str = "Retry-After";
 
 /// Refuses a body that is not a JSON object before serde sees it: serde would read a
 /// struct from an array too (`[1]` as `{"article_id": 1}`), which surprises people.

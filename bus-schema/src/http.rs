@@ -22,7 +22,14 @@ impl IntoResponse for ErrorReply {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.code.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(serde_json::json!({ "error": self.message }))).into_response()
+        let mut response =
+            (status, Json(serde_json::json!({ "error": self.message }))).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        response
     }
 }
 

@@ -104,8 +104,14 @@ impl Doors {
         });
 
         let http_stop = stop.clone();
-        let http = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { http_stop.cancelled().await });
+        // The client's address is in each request's extensions (`ConnectInfo`), for the
+        // limits kept per address.
+        let http = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { http_stop.cancelled().await });
         let micro = self.micro;
         let bus = async move {
             stop.cancelled().await;

@@ -158,11 +158,17 @@ async fn endpoint_loop<Req, Rep, F, Fut>(
                     Err(err) => err.code.as_u16(),
                 };
                 tracing::debug!(status, "answered");
-                let reply = reply.map_err(|err| MicroError {
-                    status: err.message,
-                    code: usize::from(err.code.as_u16()),
+                let mut headers = async_nats::HeaderMap::new();
+                let reply = reply.map_err(|err| {
+                    if let Some(secs) = err.retry_after {
+                        headers.insert(crate::error::RETRY_AFTER_HEADER, secs.to_string().as_str());
+                    }
+                    MicroError {
+                        status: err.message,
+                        code: usize::from(err.code.as_u16()),
+                    }
                 });
-                if let Err(err) = request.respond(reply).await {
+                if let Err(err) = request.respond_with_headers(reply, headers).await {
                     tracing::warn!(%err, "could not send the reply");
                 }
                 metrics.record("nats", op, status, started.elapsed());

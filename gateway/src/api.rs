@@ -4,12 +4,12 @@
 use axum::{
     Json, Router,
     extract::State,
-    http::{HeaderMap, StatusCode},
+    http::{Extensions, HeaderMap, StatusCode},
     routing::{get, post},
 };
 use bus_schema::{
     ErrorReply,
-    auth::{self, LoginReply, LoginRequest},
+    auth::{LoginReply, LoginRequest},
     http::{Caller, JsonBody, idempotency_key},
     orders::{self, BuyBody, BuyReply, BuyRequest, PurchasesReply, PurchasesRequest},
 };
@@ -28,11 +28,10 @@ pub fn router() -> Router<AppState> {
 
 async fn login(
     State(state): State<AppState>,
+    client: Extensions,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<LoginReply>, ErrorReply> {
-    Ok(Json(
-        auth::login_with(&state.nats, &request, &state.calls).await?,
-    ))
+    Ok(Json(state.login(&client, &request).await?))
 }
 
 async fn purchases(

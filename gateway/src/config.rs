@@ -19,6 +19,16 @@ pub struct Config {
     /// Mark cookies `Secure`: set this when the gateway is served over HTTPS.
     #[arg(long, env = "GATEWAY_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// Failed logins from one client address before further attempts get 429.
+    #[arg(
+        long,
+        env = "GATEWAY_MAX_FAILED_LOGINS_PER_ADDRESS",
+        default_value_t = 20
+    )]
+    pub max_failed_logins_per_address: usize,
+    /// The window in which they are counted, in seconds.
+    #[arg(long, env = "GATEWAY_FAILED_LOGIN_WINDOW_SECS", default_value_t = 300)]
+    pub failed_login_window_secs: u64,
     /// How long a call to a service may take before the answer is a 503, in ms.
     #[arg(long, env = "GATEWAY_CALL_TIMEOUT_MS", default_value_t = 3000)]
     pub call_timeout_ms: u64,
@@ -31,6 +41,8 @@ impl Config {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             nats_url,
             secure_cookies: false,
+            max_failed_logins_per_address: 20,
+            failed_login_window_secs: 300,
             call_timeout_ms: 3000,
         }
     }

@@ -7,13 +7,13 @@ use axum::{
         Path, Query, State,
         rejection::{FormRejection, QueryRejection},
     },
-    http::{HeaderMap, StatusCode, header},
+    http::{Extensions, HeaderMap, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
 use bus_schema::{
-    CallError, ErrorCode, ErrorReply,
-    auth::{self, LoginRequest},
+    ErrorCode, ErrorReply,
+    auth::LoginRequest,
     orders::{self, Article, BuyRequest, PurchasesRequest},
     users::{self, CreateRequest},
 };
@@ -176,6 +176,7 @@ async fn login_page(
 async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
+    client: Extensions,
     form: Result<Form<AccountForm>, FormRejection>,
 ) -> Response {
     let form = match checked(&state, &headers, form) {
@@ -186,7 +187,7 @@ async fn login(
         username: form.username.clone(),
         password: form.password,
     };
-    match auth::login_with(&state.nats, &request, &state.calls).await {
+    match state.login(&client, &request).await {
         Ok(reply) => {
             let cookie = set_cookie(
                 SESSION_COOKIE,
@@ -207,20 +208,19 @@ fn form_error(
     headers: &HeaderMap,
     template: &str,
     username: &str,
-    err: CallError,
+    err: impl Into<ErrorReply>,
 ) -> Response {
-    let err = err.into_reply();
+    let err = err.into();
     if !err.code.is_client_error() {
         return state.views.error(&err, None);
     }
     let status = StatusCode::from_u16(err.code.as_u16()).unwrap_or(StatusCode::BAD_REQUEST);
-    form_page(
-        state,
-        headers,
-        status,
-        template,
-        context! { error => french(&err), username },
-    )
+    let ctx = context! { error => french(&err), username };
+    let mut page = form_page(state, headers, status, template, ctx);
+    if let Some(secs) = err.retry_after {
+        page.headers_mut().insert(header::RETRY_AFTER, secs.into());
+    }
+    page
 }
 
 async fn register_page(State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -1,22 +1,24 @@
 //! Building the gateway: the bus connection, the routes, and the headers every
 //! response carries.
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use async_nats::Client;
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, FromRef, Request, State},
-    http::{HeaderValue, StatusCode, header},
+    extract::{ConnectInfo, DefaultBodyLimit, FromRef, Request, State},
+    http::{Extensions, HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
 };
 use bus_schema::{
-    CallOptions, MAX_BODY_BYTES,
+    CallOptions, ErrorCode, ErrorReply, MAX_BODY_BYTES,
+    auth::{self, LoginReply, LoginRequest},
     http::metrics_response,
     metrics::Metrics,
     runtime::{self, Doors, StartError, Workers},
+    throttle::Throttle,
 };
 use serde_json::json;
 
@@ -34,6 +36,37 @@ pub struct AppState {
     /// Options of every bus call (the timeout after which a service is unavailable).
     pub calls: CallOptions,
     pub secure_cookies: bool,
+    /// Failed logins per client address.
+    pub login_throttle: Arc<Throttle>,
+}
+
+impl AppState {
+    /// `auth.login`, refused with 429 for an address that failed too often; only
+    /// failures count against it.
+    pub async fn login(
+        &self,
+        client: &Extensions,
+        request: &LoginRequest,
+    ) -> Result<LoginReply, ErrorReply> {
+        let address = client
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
+        self.login_throttle.check(&address).map_err(|secs| {
+            ErrorReply::too_many(
+                format!("too many failed logins from your address; try again in {secs} seconds"),
+                secs,
+            )
+        })?;
+        match auth::login_with(&self.nats, request, &self.calls).await {
+            Ok(reply) => Ok(reply),
+            Err(err) => {
+                if err.code() == ErrorCode::Unauthorized {
+                    self.login_throttle.fail(&address);
+                }
+                Err(err.into_reply())
+            }
+        }
+    }
 }
 
 impl FromRef<AppState> for Client {
@@ -55,6 +88,10 @@ pub async fn build(config: Config) -> Result<App, StartError> {
             ..CallOptions::default()
         },
         secure_cookies: config.secure_cookies,
+        login_throttle: Arc::new(Throttle::new(
+            config.max_failed_logins_per_address,
+            Duration::from_secs(config.failed_login_window_secs),
+        )),
     };
     Ok(Doors {
         name: "gateway",
@@ -107,7 +144,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let mut services = serde_json::Map::new();
     let mut ready = nats;
     for name in [
-        bus_schema::auth::SERVICE,
+        auth::SERVICE,
         bus_schema::users::SERVICE,
         bus_schema::orders::SERVICE,
     ] {

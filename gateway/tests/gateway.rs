@@ -60,6 +60,10 @@ async fn the_router_serves_health_the_stylesheet_and_json_or_html_404s() {
         metrics: bus_schema::metrics::Metrics::new("gateway"),
         calls: bus_schema::CallOptions::default(),
         secure_cookies: true,
+        login_throttle: std::sync::Arc::new(bus_schema::throttle::Throttle::new(
+            20,
+            Duration::from_secs(300),
+        )),
     });
     let call = |path: &'static str| {
         let app = app.clone();
@@ -682,4 +686,67 @@ async fn an_unknown_article_is_a_404_page() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(shop.purchase_lines(), 0);
+}
+
+#[tokio::test]
+async fn an_address_with_too_many_failed_logins_gets_429_on_the_api_and_the_form() {
+    let shop = Shop::start_with(|c| c.max_failed_logins_per_address = 3).await;
+    let http = browser();
+    // Successes never count: log in fine several times first.
+    for _ in 0..4 {
+        let response = http
+            .post(shop.url("/api/login"))
+            .json(&json!({ "username": "victor", "password": "1234" }))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // Three failures on three accounts (each account stays under its own limit).
+    for name in ["kilian", "baptiste", "nobody"] {
+        let response = http
+            .post(shop.url("/api/login"))
+            .json(&json!({ "username": name, "password": "wrong" }))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let response = http
+        .post(shop.url("/api/login"))
+        .json(&json!({ "username": "victor", "password": "1234" }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!(retry > 0 && retry <= 300);
+    let (_, body) = json_of(response).await;
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("your address"))
+    );
+
+    let (_, html) = text(http.get(shop.url("/")).send().await.expect("sent")).await;
+    let csrf = csrf_of(&html);
+    let response = http
+        .post(shop.url("/"))
+        .form(&[
+            ("username", "victor"),
+            ("password", "1234"),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+    let (_, html) = text(response).await;
+    assert!(html.contains("Trop de tentatives"));
 }

@@ -5,6 +5,8 @@ pub mod tokens;
 
 use std::sync::Arc;
 
+use bus_schema::throttle::Throttle;
+
 use async_nats::Client;
 use bus_schema::{
     CallError, ErrorCode,
@@ -21,13 +23,16 @@ use tokens::Tokens;
 pub struct Auth {
     nats: Client,
     tokens: Arc<Tokens>,
+    /// Failed logins per account.
+    throttle: Arc<Throttle>,
 }
 
 impl Auth {
-    pub fn new(nats: Client, tokens: Tokens) -> Self {
+    pub fn new(nats: Client, tokens: Tokens, throttle: Throttle) -> Self {
         Self {
             nats,
             tokens: Arc::new(tokens),
+            throttle: Arc::new(throttle),
         }
     }
 
@@ -39,13 +44,21 @@ impl Auth {
                 "username and password are required".into(),
             ));
         }
+        // Checked before the password, so a blocked account learns nothing new, and
+        // counted by name, so an unknown account is blocked the same way.
+        self.throttle
+            .check(&username)
+            .map_err(AuthError::Throttled)?;
         let check = users::VerifyRequest {
             username: username.clone(),
             password: req.password,
         };
         match users::verify(&self.nats, &check).await {
-            Ok(reply) if reply.valid => {}
-            Ok(_) => return Err(AuthError::BadCredentials),
+            Ok(reply) if reply.valid => self.throttle.clear(&username),
+            Ok(_) => {
+                self.throttle.fail(&username);
+                return Err(AuthError::BadCredentials);
+            }
             // A name or password no account can have (users names the rule).
             Err(CallError::Service(err)) if err.code == ErrorCode::BadRequest => {
                 return Err(AuthError::Invalid(err.message));

@@ -23,6 +23,11 @@ pub struct Shop {
 
 impl Shop {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// The shop with the gateway's configuration changed by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut gateway::Config)) -> Self {
         let server = NatsServer::start();
         let dir = tempfile::tempdir().expect("temp dir");
         let data: &Path = dir.path();
@@ -42,8 +47,10 @@ impl Shop {
                 .await
                 .expect("orders builds"),
         );
+        let mut gateway_config = gateway::Config::for_tests(server.url());
+        tweak(&mut gateway_config);
         let gateway = Running::spawn(
-            gateway::build(gateway::Config::for_tests(server.url()))
+            gateway::build(gateway_config)
                 .await
                 .expect("gateway builds"),
         );
