@@ -1,6 +1,9 @@
 //! Configuration of the auth service, from flags or environment variables.
 
-use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
+use std::{net::SocketAddr, path::PathBuf};
+
+use bus_schema::runtime::NatsConfig;
+pub use bus_schema::runtime::Secret;
 
 /// How the auth service runs. Tests build this struct directly.
 #[derive(Debug, Clone, clap::Parser)]
@@ -9,9 +12,9 @@ pub struct Config {
     /// Address of the HTTP door.
     #[arg(long, env = "AUTH_HTTP_ADDR", default_value = "127.0.0.1:5001")]
     pub http_addr: SocketAddr,
-    /// The NATS server to join.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats_url: String,
+    /// The bus: URL, user and password.
+    #[command(flatten)]
+    pub nats: NatsConfig,
     /// The HS256 key (at least 32 bytes). Without it, a random key is made on first
     /// start in the secrets directory and reused.
     #[arg(long, env = "AUTH_JWT_SECRET", hide_env_values = true)]
@@ -41,7 +44,7 @@ impl Config {
     pub fn for_tests(nats_url: String, secrets_dir: PathBuf) -> Self {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            nats_url,
+            nats: NatsConfig::anonymous(nats_url),
             jwt_secret: None,
             secrets_dir,
             token_ttl_secs: 30 * 60,
@@ -50,33 +53,5 @@ impl Config {
             failed_login_window_secs: 300,
             issuer: "shop-auth".to_owned(),
         }
-    }
-}
-
-/// A secret string that never shows in `Debug` output or logs.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(..)")
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
     }
 }

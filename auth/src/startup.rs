@@ -31,7 +31,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         &config.issuer,
     );
     let listener = runtime::bind(config.http_addr, "--http-addr / AUTH_HTTP_ADDR").await?;
-    let nats = runtime::connect(&config.nats_url, "auth").await?;
+    let nats = runtime::connect(&config.nats, "auth").await?;
     let throttle = Throttle::new(
         config.max_failed_logins,
         Duration::from_secs(config.failed_login_window_secs),

@@ -15,6 +15,7 @@
 //! - [`http`]: the JSON extractor and error body of the HTTP doors.
 //! - [`metrics`]: request counters and latency histograms in Prometheus text format.
 //! - [`runtime`]: connecting, binding, logging and shutdown, the same in every binary.
+//! - [`secret_file`]: secrets made on first start, kept in private files.
 //! - [`throttle`]: failures counted per key in a sliding window (login throttling).
 
 /// Implements `Debug` for request types that carry a secret, showing the type name only.
@@ -59,6 +60,7 @@ pub mod http;
 pub mod metrics;
 pub mod orders;
 pub mod runtime;
+pub mod secret_file;
 pub mod serve;
 pub mod throttle;
 pub mod users;

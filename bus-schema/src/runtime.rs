@@ -39,16 +39,78 @@ pub enum StartError {
     Other(String),
 }
 
-/// Connects to NATS as `name`, failing within a few seconds when nobody is there.
-/// Once connected, the client reconnects by itself for as long as the process runs.
-pub async fn connect(url: &str, name: &str) -> Result<Client, StartError> {
-    ConnectOptions::new()
+/// Where the bus is and who this process is on it; the same flags in every service.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NatsConfig {
+    /// The NATS server to join.
+    #[arg(
+        long = "nats-url",
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub url: String,
+    /// This service's NATS user (`nats.conf` gives each its permissions).
+    #[arg(long = "nats-user", env = "NATS_USER")]
+    pub user: Option<String>,
+    /// Its password.
+    #[arg(long = "nats-password", env = "NATS_PASSWORD", hide_env_values = true)]
+    pub password: Option<Secret>,
+}
+
+impl NatsConfig {
+    /// Anonymous access to `url` (a test server without users).
+    pub fn anonymous(url: String) -> Self {
+        Self {
+            url,
+            user: None,
+            password: None,
+        }
+    }
+}
+
+/// A secret string that never shows in `Debug` output or logs.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// Connects to NATS as `name`, failing within a few seconds when nobody is there or
+/// the credentials are refused. Once connected, the client reconnects by itself for as
+/// long as the process runs.
+pub async fn connect(config: &NatsConfig, name: &str) -> Result<Client, StartError> {
+    let mut options = ConnectOptions::new()
         .name(name)
-        .connection_timeout(CONNECT_TIMEOUT)
-        .connect(url)
+        .connection_timeout(CONNECT_TIMEOUT);
+    if let (Some(user), Some(password)) = (&config.user, &config.password) {
+        options = options.user_and_password(user.clone(), password.expose().to_owned());
+    }
+    options
+        .connect(&config.url)
         .await
         .map_err(|source| StartError::Nats {
-            url: url.to_owned(),
+            url: config.url.clone(),
             source,
         })
 }

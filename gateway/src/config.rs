@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use bus_schema::runtime::NatsConfig;
+
 /// How the gateway runs. Tests build this struct directly.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -13,9 +15,9 @@ pub struct Config {
     /// Address of the web server.
     #[arg(long, env = "GATEWAY_HTTP_ADDR", default_value = "127.0.0.1:5000")]
     pub http_addr: SocketAddr,
-    /// The NATS server to join.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats_url: String,
+    /// The bus: URL, user and password.
+    #[command(flatten)]
+    pub nats: NatsConfig,
     /// Mark cookies `Secure`: set this when the gateway is served over HTTPS.
     #[arg(long, env = "GATEWAY_SECURE_COOKIES")]
     pub secure_cookies: bool,
@@ -39,7 +41,7 @@ impl Config {
     pub fn for_tests(nats_url: String) -> Self {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            nats_url,
+            nats: NatsConfig::anonymous(nats_url),
             secure_cookies: false,
             max_failed_logins_per_address: 20,
             failed_login_window_secs: 300,

@@ -78,7 +78,7 @@ impl FromRef<AppState> for Client {
 /// Joins NATS and binds the web port.
 pub async fn build(config: Config) -> Result<App, StartError> {
     let listener = runtime::bind(config.http_addr, "--http-addr / GATEWAY_HTTP_ADDR").await?;
-    let nats = runtime::connect(&config.nats_url, "gateway").await?;
+    let nats = runtime::connect(&config.nats, "gateway").await?;
     let state = AppState {
         nats: nats.clone(),
         views: Arc::new(Views::new()),

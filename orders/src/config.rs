@@ -1,5 +1,6 @@
 //! Configuration of the orders service, from flags or environment variables.
 
+use bus_schema::runtime::NatsConfig;
 use std::{net::SocketAddr, path::PathBuf};
 
 /// How the orders service runs. Tests build this struct directly.
@@ -9,9 +10,9 @@ pub struct Config {
     /// Address of the HTTP door.
     #[arg(long, env = "ORDERS_HTTP_ADDR", default_value = "127.0.0.1:5003")]
     pub http_addr: SocketAddr,
-    /// The NATS server to join (with JetStream).
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats_url: String,
+    /// The bus: URL, user and password.
+    #[command(flatten)]
+    pub nats: NatsConfig,
     /// The purchase journal (JSON Lines), created when missing.
     #[arg(
         long,
@@ -29,7 +30,7 @@ impl Config {
     pub fn for_tests(nats_url: String, data_dir: &std::path::Path) -> Self {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            nats_url,
+            nats: NatsConfig::anonymous(nats_url),
             purchases_path: data_dir.join("purchases.json"),
             catalog_path: data_dir.join("catalog.json"),
         }

@@ -52,12 +52,12 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     );
 
     let listener = runtime::bind(config.http_addr, "--http-addr / ORDERS_HTTP_ADDR").await?;
-    let nats = runtime::connect(&config.nats_url, "orders").await?;
+    let nats = runtime::connect(&config.nats, "orders").await?;
     let js = async_nats::jetstream::new(nats.clone());
     let (stream, consumer) = stream::ensure(&js).await.map_err(|err| {
         StartError::Other(format!(
             "{err}; is JetStream enabled on {} (nats.conf has a jetstream block)?",
-            config.nats_url
+            config.nats.url
         ))
     })?;
     let core = Orders::new(catalog, index, js);

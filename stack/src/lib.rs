@@ -7,6 +7,7 @@
 //! - [`run`]: the sequence, start to stop.
 
 pub mod nats;
+pub mod secrets;
 
 use std::{future::Future, path::PathBuf};
 
@@ -56,10 +57,12 @@ pub async fn run(
                 config.data_dir.display()
             ))
         })?;
+    let passwords =
+        secrets::NatsPasswords::load_or_create(&config.data_dir.join("secrets")).await?;
     let (server, nats_url) = match &config.nats_url {
         Some(url) => (None, url.clone()),
         None => {
-            let server = nats::NatsServer::start(&config).await?;
+            let server = nats::NatsServer::start(&config, &passwords.env()).await?;
             let url = server.url();
             (Some(server), url)
         }
@@ -67,20 +70,20 @@ pub async fn run(
 
     // Every service reads its own variables; the stack only decides where data lives.
     let mut users_config = users::Config::parse_from(["users"]);
-    users_config.nats_url.clone_from(&nats_url);
+    users_config.nats = passwords.nats_config(&nats_url, "users");
     users_config.db_path = config.data_dir.join("users.db");
     let users = users::build(users_config).await?;
     let mut auth_config = auth::Config::parse_from(["auth"]);
-    auth_config.nats_url.clone_from(&nats_url);
+    auth_config.nats = passwords.nats_config(&nats_url, "auth");
     auth_config.secrets_dir = config.data_dir.join("secrets");
     let auth = auth::build(auth_config).await?;
     let mut orders_config = orders::Config::parse_from(["orders"]);
-    orders_config.nats_url.clone_from(&nats_url);
+    orders_config.nats = passwords.nats_config(&nats_url, "orders");
     orders_config.purchases_path = config.data_dir.join("purchases.json");
     orders_config.catalog_path = config.data_dir.join("catalog.json");
     let orders = orders::build(orders_config).await?;
     let mut gateway_config = gateway::Config::parse_from(["gateway"]);
-    gateway_config.nats_url.clone_from(&nats_url);
+    gateway_config.nats = passwords.nats_config(&nats_url, "gateway");
     let gateway = gateway::build(gateway_config).await?;
 
     println!("The shop is running:");

@@ -36,7 +36,7 @@ pub struct NatsServer {
 
 impl NatsServer {
     /// Starts nats-server as `config` says and waits until it accepts clients.
-    pub async fn start(config: &Config) -> Result<Self, StartError> {
+    pub async fn start(config: &Config, env: &[(String, String)]) -> Result<Self, StartError> {
         if !config.nats_config.is_file() {
             return Err(StartError::Other(format!(
                 "{} not found: run the stack from the repository root or pass --nats-config",
@@ -72,6 +72,7 @@ impl NatsServer {
             .arg(&config.nats_config)
             .args(["-p", &config.nats_port.to_string()])
             .args(["-m", &config.nats_monitor_port.to_string()])
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log_file))
             .stderr(Stdio::from(log_err))

@@ -153,7 +153,7 @@ async fn the_stack_serves_every_service_on_a_given_bus_and_stops_cleanly_on_sigt
 }
 
 #[tokio::test]
-async fn the_stack_starts_its_own_nats_server_and_stops_it() {
+async fn the_stack_starts_its_own_nats_server_with_permissions_and_everything_works() {
     let data = tempfile::tempdir().expect("temp dir");
     // The project's config with the store moved into the temp dir.
     let conf = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../nats.conf"))
@@ -171,21 +171,69 @@ async fn the_stack_starts_its_own_nats_server_and_stops_it() {
         .spawn()
         .expect("stack starts");
     let lines = banner(&mut child);
-    assert_eq!(url_of(&lines, "nats"), format!("nats://127.0.0.1:{port}"));
-    let client = async_nats::connect(format!("nats://127.0.0.1:{port}"))
+    let url = format!("nats://127.0.0.1:{port}");
+    assert_eq!(url_of(&lines, "nats"), url);
+
+    // Anonymous is refused; the ops user made by the stack sees the services.
+    assert!(
+        async_nats::connect(&url).await.is_err(),
+        "anonymous refused"
+    );
+    let passwords = std::fs::read_to_string(data.path().join("secrets/nats-passwords.env"))
+        .expect("passwords file");
+    let ops_password = passwords
+        .lines()
+        .find_map(|l| l.strip_prefix("SHOP_NATS_PASSWORD_OPS="))
+        .expect("ops password");
+    let ops = async_nats::ConnectOptions::with_user_and_password("ops".into(), ops_password.into())
+        .connect(&url)
         .await
-        .expect("connect");
-    let info = client
-        .request("$SRV.INFO.users", "".into())
-        .await
-        .expect("info");
-    let info: Value = serde_json::from_slice(&info.payload).expect("json");
-    assert_eq!(info["endpoints"].as_array().map(Vec::len), Some(3));
+        .expect("ops connects");
+    let endpoints = testkit::micro_endpoints(&ops, "users").await;
+    assert_eq!(endpoints.len(), 3);
     assert!(
         store.is_dir(),
         "JetStream keeps its store where nats.conf says"
     );
-    drop(client);
+
+    // The whole flow through the gateway, with every service under its own user.
+    let gateway = url_of(&lines, "gateway");
+    let http = reqwest::Client::new();
+    let login: Value = http
+        .post(format!("{gateway}api/login"))
+        .json(&serde_json::json!({ "username": "victor", "password": "1234" }))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let token = login["access_token"].as_str().expect("token");
+    let bought = http
+        .post(format!("{gateway}api/buy"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "article_id": 2 }))
+        .send()
+        .await
+        .expect("buy");
+    assert_eq!(bought.status(), 201);
+    let history: Value = http
+        .get(format!("{gateway}api/purchases"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("purchases")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(history["purchases"], serde_json::json!(["Article 2"]));
+    let ready = http
+        .get(format!("{gateway}readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 200, "the gateway may ping the services");
+    drop(ops);
 
     let status = terminate(&mut child);
     assert!(status.success(), "exit status {status}");

@@ -38,6 +38,7 @@ pub struct NatsServer {
     monitor_port: u16,
     config: Option<PathBuf>,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 /// What to start.
@@ -50,6 +51,8 @@ pub struct Options {
     pub no_jetstream: bool,
     /// Extra command-line arguments for `nats-server`.
     pub extra_args: Vec<String>,
+    /// Environment variables for the server (the passwords `nats.conf` refers to).
+    pub env: Vec<(String, String)>,
 }
 
 impl NatsServer {
@@ -82,6 +85,7 @@ impl NatsServer {
             monitor_port: 0,
             config: options.config,
             extra_args: args,
+            env: options.env,
         };
         server.spawn(None);
         server
@@ -148,6 +152,7 @@ impl NatsServer {
             .arg("--ports_file_dir")
             .arg(&ports_dir)
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log_file(self.dir.path())));
@@ -320,8 +325,13 @@ mod tests {
     #[test]
     fn the_projects_nats_conf_loads_with_its_store_in_the_temp_dir() {
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../nats.conf");
+        let env = ["GATEWAY", "AUTH", "USERS", "ORDERS", "OPS"]
+            .iter()
+            .map(|u| (format!("SHOP_NATS_PASSWORD_{u}"), "test".to_owned()))
+            .collect();
         let server = NatsServer::start_with(Options {
             config: Some(config),
+            env,
             ..Options::default()
         });
         assert!(TcpStream::connect(("127.0.0.1", server.port())).is_ok());

@@ -1,5 +1,6 @@
 //! Configuration of the users service, from flags or environment variables.
 
+use bus_schema::runtime::NatsConfig;
 use std::{net::SocketAddr, path::PathBuf};
 
 /// How the users service runs. Tests build this struct directly.
@@ -9,9 +10,9 @@ pub struct Config {
     /// Address of the HTTP door.
     #[arg(long, env = "USERS_HTTP_ADDR", default_value = "127.0.0.1:5002")]
     pub http_addr: SocketAddr,
-    /// The NATS server to join.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats_url: String,
+    /// The bus: URL, user and password.
+    #[command(flatten)]
+    pub nats: NatsConfig,
     /// The SQLite database; created with its directory when missing.
     #[arg(long, env = "USERS_DB", default_value = "data/users.db")]
     pub db_path: PathBuf,
@@ -28,7 +29,7 @@ impl Config {
     pub fn for_tests(nats_url: String, db_path: PathBuf) -> Self {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            nats_url,
+            nats: NatsConfig::anonymous(nats_url),
             db_path,
             no_demo_accounts: false,
             hash_concurrency: default_hash_concurrency(),

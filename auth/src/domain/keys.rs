@@ -4,13 +4,7 @@
 //! Several auth instances must share one key: give them the same `AUTH_JWT_SECRET` or
 //! the same secrets directory.
 
-use std::{
-    fmt,
-    fs::{self, OpenOptions},
-    io::{ErrorKind, Write},
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
-    path::{Path, PathBuf},
-};
+use std::{fmt, path::Path};
 
 use crate::config::Secret;
 
@@ -55,48 +49,13 @@ impl SigningKey {
 
 fn load_or_create(dir: &Path) -> Result<SigningKey, String> {
     let path = dir.join(KEY_FILE);
-    match fs::read_to_string(&path) {
-        Ok(text) => return parse(&text, &path),
-        Err(err) if err.kind() == ErrorKind::NotFound => {}
-        Err(err) => return Err(format!("cannot read {}: {err}", path.display())),
+    let (text, made) = bus_schema::secret_file::load_or_create(&path, || {
+        format!("{}\n", bus_schema::secret_file::random_hex(MIN_KEY_BYTES))
+    })?;
+    if made {
+        tracing::info!(path = %path.display(), "created a new token signing key");
     }
-    fs::create_dir_all(dir).map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
-    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
-
-    let mut key = [0u8; MIN_KEY_BYTES];
-    getrandom::fill(&mut key).map_err(|err| format!("no randomness for the key: {err}"))?;
-    // Written under a temporary name, then linked into place: a crash never leaves a
-    // half-written key, and two instances starting together end up with the same key.
-    let temp: PathBuf = dir.join(format!(".{KEY_FILE}.{}", std::process::id()));
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temp)
-        .and_then(|mut file| {
-            file.write_all(hex(&key).as_bytes())?;
-            file.write_all(b"\n")?;
-            file.sync_all()
-        });
-    if let Err(err) = written {
-        let _ = fs::remove_file(&temp);
-        return Err(format!("cannot write {}: {err}", temp.display()));
-    }
-    let linked = fs::hard_link(&temp, &path);
-    let _ = fs::remove_file(&temp);
-    match linked {
-        Ok(()) => {
-            tracing::info!(path = %path.display(), "created a new token signing key");
-            Ok(SigningKey(key.to_vec()))
-        }
-        // Another instance was faster: use its key.
-        Err(err) if err.kind() == ErrorKind::AlreadyExists => {
-            let text = fs::read_to_string(&path)
-                .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-            parse(&text, &path)
-        }
-        Err(err) => Err(format!("cannot create {}: {err}", path.display())),
-    }
+    parse(&text, &path)
 }
 
 fn parse(text: &str, path: &Path) -> Result<SigningKey, String> {
@@ -113,6 +72,7 @@ fn parse(text: &str, path: &Path) -> Result<SigningKey, String> {
     Ok(SigningKey(bytes))
 }
 
+#[cfg(test)]
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -151,7 +111,7 @@ mod tests {
     #[tokio::test]
     async fn a_corrupt_key_file_stops_start_up_with_a_message() {
         let dir = tempfile::tempdir().expect("dir");
-        fs::write(dir.path().join(KEY_FILE), "not hex").expect("write");
+        std::fs::write(dir.path().join(KEY_FILE), "not hex").expect("write");
         let err = SigningKey::load(None, dir.path())
             .await
             .expect_err("corrupt");

@@ -1,0 +1,152 @@
+//! The bus's permissions, against a real nats-server started with the project's
+//! `nats.conf`: each user may do what its role needs and nothing else.
+
+use std::{path::Path, time::Duration};
+
+use async_nats::{Client, ConnectOptions};
+use testkit::{NatsServer, Options};
+use tokio::sync::mpsc;
+
+const USERS: [&str; 5] = ["gateway", "auth", "users", "orders", "ops"];
+
+fn password(user: &str) -> String {
+    format!("test-password-of-{user}")
+}
+
+fn server() -> NatsServer {
+    NatsServer::start_with(Options {
+        config: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../nats.conf")),
+        env: USERS
+            .iter()
+            .map(|u| (stack::secrets::variable(u), password(u)))
+            .collect(),
+        ..Options::default()
+    })
+}
+
+/// A client connected as `user`, and the server's errors it receives.
+async fn connect(server: &NatsServer, user: &str) -> (Client, mpsc::UnboundedReceiver<String>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let client = ConnectOptions::with_user_and_password(user.into(), password(user))
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(event.to_string());
+            }
+        })
+        .connect(server.url())
+        .await
+        .unwrap_or_else(|err| panic!("{user} connects: {err}"));
+    (client, rx)
+}
+
+/// Waits for the server to report a permissions violation about `subject`.
+async fn violation(errors: &mut mpsc::UnboundedReceiver<String>, subject: &str) {
+    let deadline = tokio::time::sleep(Duration::from_secs(5));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut deadline => panic!("no permissions violation reported for {subject}"),
+            Some(error) = errors.recv() => {
+                if error.contains("Permissions Violation") && error.contains(subject) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn anonymous_and_wrong_passwords_are_refused() {
+    let server = server();
+    assert!(async_nats::connect(server.url()).await.is_err());
+    let wrong = ConnectOptions::with_user_and_password("ops".into(), "guess".into())
+        .connect(server.url())
+        .await;
+    assert!(wrong.is_err());
+}
+
+#[tokio::test]
+async fn the_gateway_may_not_publish_events_nor_listen_to_users_verify() {
+    let server = server();
+    let (gateway, mut errors) = connect(&server, "gateway").await;
+    let (ops, _) = connect(&server, "ops").await;
+    let mut watch = ops
+        .subscribe("orders.events.>")
+        .await
+        .expect("ops subscribes");
+    ops.flush().await.expect("flush");
+
+    gateway
+        .publish("orders.events.purchased.x", "{}".into())
+        .await
+        .expect("sent");
+    gateway.flush().await.expect("flush");
+    violation(&mut errors, "orders.events.purchased.x").await;
+
+    let _sub = gateway.subscribe("users.verify").await.expect("sent");
+    violation(&mut errors, "users.verify").await;
+
+    // Nothing reached a subscriber of the events.
+    let (orders, _) = connect(&server, "orders").await;
+    orders
+        .publish("orders.events.purchased.marker", "marker".into())
+        .await
+        .expect("sent");
+    orders.flush().await.expect("flush");
+    let first = tokio::time::timeout(
+        Duration::from_secs(5),
+        futures_util::StreamExt::next(&mut watch),
+    )
+    .await
+    .expect("a message")
+    .expect("open");
+    assert_eq!(
+        first.subject.as_str(),
+        "orders.events.purchased.marker",
+        "the gateway's publish was dropped"
+    );
+}
+
+#[tokio::test]
+async fn ops_may_look_but_not_create_users() {
+    let server = server();
+    let (ops, mut errors) = connect(&server, "ops").await;
+    let request = async_nats::Request::new()
+        .payload(r#"{"username":"mallory","password":"password1"}"#.into())
+        .timeout(Some(Duration::from_secs(1)));
+    assert!(ops.send_request("users.create", request).await.is_err());
+    violation(&mut errors, "users.create").await;
+    // Looking is allowed: a $SRV request is published without a violation.
+    let ping = async_nats::Request::new().timeout(Some(Duration::from_millis(300)));
+    let _ = ops.send_request("$SRV.PING", ping).await;
+    let _everything = ops.subscribe(">").await.expect("subscribe");
+    ops.flush().await.expect("flush");
+    assert!(errors.try_recv().is_err(), "no other violation");
+}
+
+#[tokio::test]
+async fn services_keep_to_their_own_subjects() {
+    let server = server();
+    let (users, mut users_errors) = connect(&server, "users").await;
+    users
+        .publish("orders.events.purchased.x", "{}".into())
+        .await
+        .expect("sent");
+    users.flush().await.expect("flush");
+    violation(&mut users_errors, "orders.events.purchased.x").await;
+
+    let (auth, mut auth_errors) = connect(&server, "auth").await;
+    let _sub = auth.subscribe("users.verify").await.expect("sent");
+    violation(&mut auth_errors, "users.verify").await;
+
+    let (orders, mut orders_errors) = connect(&server, "orders").await;
+    let js = async_nats::jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(1))
+        .build(orders.clone());
+    assert!(
+        js.delete_stream("ORDERS").await.is_err(),
+        "orders may not delete streams"
+    );
+    violation(&mut orders_errors, "$JS.API.STREAM.DELETE.ORDERS").await;
+}
