@@ -36,7 +36,7 @@ pub struct Config {
     /// Client port of the started server.
     #[arg(long, env = "STACK_NATS_PORT", default_value_t = 4222)]
     pub nats_port: u16,
-    /// Monitoring port of the started server.
+    /// Monitoring port of the started server (0: no monitoring).
     #[arg(long, env = "STACK_NATS_MONITOR_PORT", default_value_t = 8222)]
     pub nats_monitor_port: u16,
     /// Runtime state: users.db, secrets/, purchases.json, catalog.json, nats-server.log.
@@ -89,8 +89,11 @@ pub async fn run(
     println!("The shop is running:");
     match &server {
         Some(server) => println!(
-            "  nats     {nats_url}  (monitoring http://127.0.0.1:{}, log {})",
-            config.nats_monitor_port,
+            "  nats     {nats_url}  ({}, log {})",
+            match config.nats_monitor_port {
+                0 => "no monitoring".to_owned(),
+                port => format!("monitoring http://127.0.0.1:{port}"),
+            },
             server.log_path().display()
         ),
         None => println!("  nats     {nats_url}  (not started by the stack)"),

@@ -47,6 +47,9 @@ impl NatsServer {
             (config.nats_port, "--nats-port"),
             (config.nats_monitor_port, "--nats-monitor-port"),
         ] {
+            if port == 0 {
+                continue;
+            }
             if TcpListener::bind(("127.0.0.1", port)).await.is_err() {
                 return Err(StartError::Other(format!(
                     "port {port} is taken (is another nats-server running?): stop it, choose \
