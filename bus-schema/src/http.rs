@@ -164,6 +164,18 @@ where
     }
 }
 
+/// Answers 503 when a request takes longer than [`REQUEST_TIMEOUT`].
+pub async fn time_limit(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ErrorReply::new(
+            ErrorCode::Unavailable,
+            "the request took too long and was stopped; try again",
+        )
+        .into_response(),
+    }
+}
+
 /// Middleware that records every request in `metrics` under its route.
 pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -196,11 +208,28 @@ pub fn with_common_routes<S>(routes: axum::Router<S>, metrics: Metrics) -> axum:
 where
     S: Clone + Send + Sync + 'static,
 {
+    harden(
+        routes
+            .route("/healthz", axum::routing::get(healthz))
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed),
+        metrics,
+    )
+}
+
+/// How long one request may take, body upload included, before it is answered 503: a
+/// client that sends its body slowly is cut off.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The limits every HTTP door wears: the body limit, the request time limit, and
+/// request metrics.
+pub fn harden<S>(routes: axum::Router<S>, metrics: Metrics) -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
     routes
-        .route("/healthz", axum::routing::get(healthz))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(crate::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(time_limit))
         .layer(axum::middleware::from_fn_with_state(metrics, track))
 }
 

@@ -6,14 +6,14 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use async_nats::Client;
 use axum::{
     Json, Router,
-    extract::{ConnectInfo, DefaultBodyLimit, FromRef, Request, State},
+    extract::{ConnectInfo, FromRef, Request, State},
     http::{Extensions, HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
 };
 use bus_schema::{
-    CallOptions, ErrorCode, ErrorReply, MAX_BODY_BYTES,
+    CallOptions, ErrorCode, ErrorReply,
     auth::{self, LoginReply, LoginRequest},
     http::metrics_response,
     metrics::Metrics,
@@ -105,19 +105,14 @@ pub async fn build(config: Config) -> Result<App, StartError> {
 
 /// Every route of the gateway.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .nest("/api", api::router())
         .merge(pages::router())
         .route("/healthz", get(bus_schema::http::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(security_headers))
-        .layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
-            bus_schema::http::track,
-        ))
-        .with_state(state)
+        .layer(middleware::from_fn(security_headers));
+    bus_schema::http::harden(routes, state.metrics.clone()).with_state(state)
 }
 
 /// Pages may load nothing but our own stylesheet, run no script, and not be framed.
