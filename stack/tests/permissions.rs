@@ -117,7 +117,11 @@ async fn ops_may_look_but_not_create_users() {
         .timeout(Some(Duration::from_secs(1)));
     assert!(ops.send_request("users.create", request).await.is_err());
     violation(&mut errors, "users.create").await;
-    // Looking is allowed: a $SRV request is published without a violation.
+    // Looking is allowed: $SRV and read-only requests go out without a violation.
+    let get = async_nats::Request::new()
+        .payload(r#"{"username":"victor"}"#.into())
+        .timeout(Some(Duration::from_millis(300)));
+    let _ = ops.send_request("users.get", get).await;
     let ping = async_nats::Request::new().timeout(Some(Duration::from_millis(300)));
     let _ = ops.send_request("$SRV.PING", ping).await;
     let _everything = ops.subscribe(">").await.expect("subscribe");
