@@ -20,7 +20,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct CallOptions {
     /// Upper bound on the whole round trip.
     pub timeout: Duration,
-    /// Sent as the `X-Request-Id` header so that the service logs it.
+    /// Sent as the `X-Request-Id` header so that the service logs it; by default the id
+    /// of the request being served ([`crate::request_id::current`]).
     pub request_id: Option<String>,
 }
 
@@ -56,7 +57,7 @@ where
     let mut request = async_nats::Request::new()
         .payload(payload.into())
         .timeout(Some(opts.timeout));
-    if let Some(id) = &opts.request_id {
+    if let Some(id) = opts.request_id.clone().or_else(crate::request_id::current) {
         let mut headers = HeaderMap::new();
         headers.insert(REQUEST_ID_HEADER, id.as_str());
         request = request.headers(headers);

@@ -15,6 +15,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::{ErrorCode, ErrorReply, metrics::Metrics};
 
@@ -176,7 +177,10 @@ pub async fn time_limit(request: Request, next: Next) -> Response {
     }
 }
 
-/// Middleware that records every request in `metrics` under its route.
+/// Middleware of every HTTP door: takes the request's `X-Request-Id` (or makes one),
+/// serves the request inside a span and a request-id scope (so its log lines and bus
+/// calls carry the id), returns the id in the reply, and records the request in
+/// `metrics` under its route.
 pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
@@ -184,9 +188,40 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().clone();
-    let response = next.run(request).await;
-    let op = format!("{method} {route}");
-    metrics.record("http", &op, response.status().as_u16(), started.elapsed());
+    let id = crate::request_id::from_header(
+        request
+            .headers()
+            .get(crate::REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let span = tracing::info_span!(
+        "http",
+        service = %metrics.service(),
+        %method,
+        route = %route,
+        request_id = %id
+    );
+    let mut response =
+        crate::request_id::scope(id.clone(), next.run(request).instrument(span.clone())).await;
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::debug!(
+            status,
+            elapsed_us = started.elapsed().as_micros(),
+            "answered"
+        )
+    });
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response
+            .headers_mut()
+            .insert(crate::REQUEST_ID_HEADER, value);
+    }
+    metrics.record(
+        "http",
+        &format!("{method} {route}"),
+        status,
+        started.elapsed(),
+    );
     response
 }
 

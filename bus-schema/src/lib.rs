@@ -14,6 +14,7 @@
 //! - [`serve`]: runs a micro endpoint around a domain function.
 //! - [`http`]: the JSON extractor and error body of the HTTP doors.
 //! - [`metrics`]: request counters and latency histograms in Prometheus text format.
+//! - [`request_id`]: the id of the request being served, carried across the bus.
 //! - [`runtime`]: connecting, binding, logging and shutdown, the same in every binary.
 //! - [`secret_file`]: secrets made on first start, kept in private files.
 //! - [`throttle`]: failures counted per key in a sliding window (login throttling).
@@ -59,6 +60,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod orders;
+pub mod request_id;
 pub mod runtime;
 pub mod secret_file;
 pub mod serve;

@@ -41,6 +41,11 @@ impl Metrics {
         }
     }
 
+    /// The service these metrics belong to.
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
     /// Counts one request of `op` that came through `door` ("http" or "nats") and was
     /// answered with `status` after `elapsed`.
     pub fn record(&self, door: &'static str, op: &str, status: u16, elapsed: Duration) {

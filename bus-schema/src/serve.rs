@@ -79,6 +79,7 @@ impl MicroService {
             })?;
         self.tasks.spawn(endpoint_loop(
             endpoint,
+            self.name,
             op,
             self.metrics.clone(),
             self.tasks.clone(),
@@ -120,6 +121,7 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ErrorReply> {
 /// `tasks`, until the service is stopped.
 async fn endpoint_loop<Req, Rep, F, Fut>(
     mut endpoint: service::endpoint::Endpoint,
+    service: &'static str,
     op: &'static str,
     metrics: Metrics,
     tasks: TaskTracker,
@@ -133,47 +135,50 @@ async fn endpoint_loop<Req, Rep, F, Fut>(
     while let Some(request) = endpoint.next().await {
         let handler = handler.clone();
         let metrics = metrics.clone();
-        let request_id = request
-            .message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(REQUEST_ID_HEADER))
-            .map(|v| v.as_str().to_owned())
-            .unwrap_or_default();
-        let span = tracing::info_span!("bus", op, request_id = %request_id);
-        tasks.spawn(
-            async move {
-                let started = Instant::now();
-                let result = match decode::<Req>(&request.message.payload) {
-                    Ok(req) => handler(req).await,
-                    Err(err) => Err(err),
-                };
-                let reply = result.and_then(|rep| {
-                    serde_json::to_vec(&rep)
-                        .map(Into::into)
-                        .map_err(|err| ErrorReply::internal(&err))
-                });
-                let status = match &reply {
-                    Ok(_) => 200,
-                    Err(err) => err.code.as_u16(),
-                };
-                tracing::debug!(status, "answered");
-                let mut headers = async_nats::HeaderMap::new();
-                let reply = reply.map_err(|err| {
-                    if let Some(secs) = err.retry_after {
-                        headers.insert(crate::error::RETRY_AFTER_HEADER, secs.to_string().as_str());
-                    }
-                    MicroError {
-                        status: err.message,
-                        code: usize::from(err.code.as_u16()),
-                    }
-                });
-                if let Err(err) = request.respond_with_headers(reply, headers).await {
-                    tracing::warn!(%err, "could not send the reply");
-                }
-                metrics.record("nats", op, status, started.elapsed());
-            }
-            .instrument(span),
+        let request_id = crate::request_id::from_header(
+            request
+                .message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(REQUEST_ID_HEADER))
+                .map(|v| v.as_str()),
         );
+        let span = tracing::info_span!("bus", service = %service, op, request_id = %request_id);
+        let serve = async move {
+            let started = Instant::now();
+            let result = match decode::<Req>(&request.message.payload) {
+                Ok(req) => handler(req).await,
+                Err(err) => Err(err),
+            };
+            let reply = result.and_then(|rep| {
+                serde_json::to_vec(&rep)
+                    .map(Into::into)
+                    .map_err(|err| ErrorReply::internal(&err))
+            });
+            let status = match &reply {
+                Ok(_) => 200,
+                Err(err) => err.code.as_u16(),
+            };
+            tracing::debug!(
+                status,
+                elapsed_us = started.elapsed().as_micros(),
+                "answered"
+            );
+            let mut headers = async_nats::HeaderMap::new();
+            let reply = reply.map_err(|err| {
+                if let Some(secs) = err.retry_after {
+                    headers.insert(crate::error::RETRY_AFTER_HEADER, secs.to_string().as_str());
+                }
+                MicroError {
+                    status: err.message,
+                    code: usize::from(err.code.as_u16()),
+                }
+            });
+            if let Err(err) = request.respond_with_headers(reply, headers).await {
+                tracing::warn!(%err, "could not send the reply");
+            }
+            metrics.record("nats", op, status, started.elapsed());
+        };
+        tasks.spawn(crate::request_id::scope(request_id, serve.instrument(span)));
     }
 }

@@ -1,0 +1,65 @@
+//! One request id end to end: the gateway takes `X-Request-Id` or makes one, every bus
+//! call carries it in a header, and each service keeps it in a task-local for the
+//! duration of the request, so that its log lines and its own bus calls carry it too.
+
+use std::future::Future;
+
+tokio::task_local! {
+    static CURRENT: String;
+}
+
+/// Longest request id accepted from outside.
+const MAX_LEN: usize = 64;
+
+/// The id of the request being served by this task, if any.
+pub fn current() -> Option<String> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
+/// Runs `fut` as part of request `id`.
+pub async fn scope<F: Future>(id: String, fut: F) -> F::Output {
+    CURRENT.scope(id, fut).await
+}
+
+/// A new id: 16 random bytes in hex.
+pub fn new_id() -> String {
+    crate::secret_file::random_hex(16)
+}
+
+/// An id from outside, if it is a sane one (1 to 64 of `A-Z a-z 0-9 - _ . :`), so that
+/// nobody can write odd characters into the logs.
+pub fn accept(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    (!raw.is_empty()
+        && raw.len() <= MAX_LEN
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')))
+    .then(|| raw.to_owned())
+}
+
+/// The id given in `header`, or a new one.
+pub fn from_header(header: Option<&str>) -> String {
+    header.and_then(accept).unwrap_or_else(new_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odd_ids_are_replaced() {
+        assert_eq!(accept("abc-123"), Some("abc-123".into()));
+        assert_eq!(accept("a b"), None);
+        assert_eq!(accept("line\nbreak"), None);
+        assert_eq!(accept(&"x".repeat(65)), None);
+        assert_eq!(from_header(None).len(), 32);
+    }
+
+    #[tokio::test]
+    async fn the_id_is_current_inside_its_scope_only() {
+        assert_eq!(current(), None);
+        let inside = scope("r1".into(), async { current() }).await;
+        assert_eq!(inside, Some("r1".into()));
+    }
+}
