@@ -23,6 +23,8 @@ pub struct CallOptions {
     /// Sent as the `X-Request-Id` header so that the service logs it; by default the id
     /// of the request being served ([`crate::request_id::current`]).
     pub request_id: Option<String>,
+    /// Where to count the call (`door="bus"`, by subject and status), if anywhere.
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 impl Default for CallOptions {
@@ -30,6 +32,7 @@ impl Default for CallOptions {
         Self {
             timeout: DEFAULT_TIMEOUT,
             request_id: None,
+            metrics: None,
         }
     }
 }
@@ -40,6 +43,28 @@ impl Default for CallOptions {
 /// lost connection become [`CallError::Unavailable`], so no caller waits longer than
 /// `opts.timeout`.
 pub async fn request<Req, Rep>(
+    nats: &Client,
+    service: &'static str,
+    subject: &'static str,
+    body: &Req,
+    opts: &CallOptions,
+) -> Result<Rep, CallError>
+where
+    Req: Serialize + ?Sized,
+    Rep: DeserializeOwned,
+{
+    let started = std::time::Instant::now();
+    let result = round_trip(nats, service, subject, body, opts).await;
+    if let Some(metrics) = &opts.metrics {
+        let status = result
+            .as_ref()
+            .map_or_else(|err| err.code().as_u16(), |_| 200);
+        metrics.record("bus", subject, status, started.elapsed());
+    }
+    result
+}
+
+async fn round_trip<Req, Rep>(
     nats: &Client,
     service: &'static str,
     subject: &'static str,

@@ -143,6 +143,7 @@ pub struct Caller {
 impl<S> FromRequestParts<S> for Caller
 where
     async_nats::Client: FromRef<S>,
+    crate::CallOptions: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ErrorReply;
@@ -158,7 +159,8 @@ where
         let request = crate::auth::VerifyRequest {
             token: token.to_owned(),
         };
-        let reply = crate::auth::verify(&nats, &request).await?;
+        let opts = crate::CallOptions::from_ref(state);
+        let reply = crate::auth::verify_with(&nats, &request, &opts).await?;
         Ok(Self {
             username: reply.username,
         })

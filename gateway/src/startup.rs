@@ -75,18 +75,26 @@ impl FromRef<AppState> for Client {
     }
 }
 
+impl FromRef<AppState> for CallOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.calls.clone()
+    }
+}
+
 /// Joins NATS and binds the web port.
 pub async fn build(config: Config) -> Result<App, StartError> {
     let listener = runtime::bind(config.http_addr, "--http-addr / GATEWAY_HTTP_ADDR").await?;
     let nats = runtime::connect(&config.nats, "gateway").await?;
+    let metrics = Metrics::new("gateway");
     let state = AppState {
         nats: nats.clone(),
         views: Arc::new(Views::new()),
-        metrics: Metrics::new("gateway"),
         calls: CallOptions {
             timeout: Duration::from_millis(config.call_timeout_ms),
+            metrics: Some(metrics.clone()),
             ..CallOptions::default()
         },
+        metrics,
         secure_cookies: config.secure_cookies,
         login_throttle: Arc::new(Throttle::new(
             config.max_failed_logins_per_address,

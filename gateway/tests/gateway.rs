@@ -201,6 +201,30 @@ async fn the_api_logs_in_buys_and_lists_purchases() {
     assert_eq!(history["user"], "victor");
     assert_eq!(history["purchases"], json!(["Article 3"]));
     assert_eq!(shop.purchase_lines(), 1);
+
+    // Each bus call the gateway made is counted with its latency.
+    let metrics = http
+        .get(shop.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    for op in [
+        "auth.login",
+        "auth.verify",
+        "orders.buy",
+        "orders.purchases",
+    ] {
+        assert!(
+            metrics.contains(&format!("door=\"bus\",op=\"{op}\",status=\"200\"}} 1")),
+            "{op} in {metrics}"
+        );
+        assert!(metrics.contains(&format!(
+            "shop_request_duration_seconds_count{{service=\"gateway\",door=\"bus\",op=\"{op}\"}}"
+        )));
+    }
 }
 
 #[tokio::test]

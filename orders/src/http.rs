@@ -36,6 +36,16 @@ impl FromRef<HttpState> for async_nats::Client {
     }
 }
 
+/// The token checks of this door are counted with its metrics.
+impl FromRef<HttpState> for bus_schema::CallOptions {
+    fn from_ref(state: &HttpState) -> Self {
+        Self {
+            metrics: Some(state.metrics.clone()),
+            ..Self::default()
+        }
+    }
+}
+
 pub fn router(state: HttpState) -> Router {
     let metrics = state.metrics.clone();
     let routes = Router::new()
@@ -108,6 +118,13 @@ async fn metrics_text(State(state): State<HttpState>) -> Response {
         "shop_purchases_appended_total {}\n",
         state.core.appended()
     ));
+    if let Some(pending) = state.core.consumer_pending().await {
+        text.push_str(
+            "# HELP shop_consumer_pending Purchase events not yet written and acknowledged.\n",
+        );
+        text.push_str("# TYPE shop_consumer_pending gauge\n");
+        text.push_str(&format!("shop_consumer_pending {pending}\n"));
+    }
     text.push_str("# HELP shop_purchases_recorded Purchases in purchases.json.\n");
     text.push_str("# TYPE shop_purchases_recorded gauge\n");
     text.push_str(&format!(

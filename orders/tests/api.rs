@@ -797,6 +797,7 @@ async fn the_micro_service_lists_its_endpoints_and_health_answers() {
     let (_, metrics) = app.get("/metrics", None).await;
     let text = metrics.as_str().expect("text");
     assert!(text.contains("shop_purchases_appended_total 1"), "{text}");
+    assert!(text.contains("shop_consumer_pending 0"), "{text}");
     assert!(
         text.contains(r#"door="nats",op="buy",status="200"} 1"#),
         "{text}"

@@ -242,6 +242,25 @@ impl Orders {
         self.index().len()
     }
 
+    /// Events the appender has not written and acknowledged yet, from the server (within
+    /// a second, or `None`).
+    pub async fn consumer_pending(&self) -> Option<u64> {
+        let ask = async {
+            let stream = self
+                .inner
+                .js
+                .get_stream(bus_schema::orders::STREAM)
+                .await
+                .ok()?;
+            let info = stream.consumer_info(stream::CONSUMER).await.ok()?;
+            Some(info.num_pending + info.num_ack_pending as u64)
+        };
+        tokio::time::timeout(Duration::from_secs(1), ask)
+            .await
+            .ok()
+            .flatten()
+    }
+
     pub fn jetstream(&self) -> &jetstream::Context {
         &self.inner.js
     }
