@@ -65,6 +65,23 @@ pub mod subject {
     pub const VERIFY: &str = "users.verify";
     /// Look up an account: [`super::GetRequest`] -> [`super::GetReply`].
     pub const GET: &str = "users.get";
+    /// Every event of the service.
+    pub const EVENTS: &str = "users.events.>";
+    /// Prefix of the sign-up events; the username follows.
+    pub const CREATED_PREFIX: &str = "users.events.created";
+
+    /// The subject of `username`'s sign-up event.
+    pub fn created(username: &str) -> String {
+        format!("{CREATED_PREFIX}.{username}")
+    }
+}
+
+/// A new account, published (core NATS, not stored) on `users.events.created.<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedEvent {
+    pub username: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
 }
 
 /// A new account. Missing fields decode as empty and are refused by the service with a

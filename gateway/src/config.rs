@@ -31,6 +31,13 @@ pub struct Config {
     /// The window in which they are counted, in seconds.
     #[arg(long, env = "GATEWAY_FAILED_LOGIN_WINDOW_SECS", default_value_t = 300)]
     pub failed_login_window_secs: u64,
+    /// The NATS server's monitoring address, for the status page.
+    #[arg(
+        long,
+        env = "GATEWAY_NATS_MONITOR_URL",
+        default_value = "http://127.0.0.1:8222"
+    )]
+    pub nats_monitor_url: Option<String>,
     /// How long a call to a service may take before the answer is a 503, in ms.
     #[arg(long, env = "GATEWAY_CALL_TIMEOUT_MS", default_value_t = 3000)]
     pub call_timeout_ms: u64,
@@ -45,6 +52,7 @@ impl Config {
             secure_cookies: false,
             max_failed_logins_per_address: 20,
             failed_login_window_secs: 300,
+            nats_monitor_url: None,
             call_timeout_ms: 3000,
         }
     }

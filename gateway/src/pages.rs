@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     session::{Csrf, SESSION_COOKIE, Session, clear_cookie, random_token, set_cookie},
     startup::AppState,
-    views::{STYLESHEET, date, french, price, with_cookies},
+    views::{ACTIVITY_SCRIPT, STYLESHEET, date, french, price, with_cookies},
 };
 
 pub fn router() -> Router<AppState> {
@@ -35,6 +35,11 @@ pub fn router() -> Router<AppState> {
         .route("/purchases", get(purchases))
         .route("/logout", get(logout))
         .route("/static/style.css", get(stylesheet))
+        .route("/static/activity.js", get(activity_script))
+        .route("/status", get(status_page))
+        .route("/api/status", get(status_json))
+        .route("/activity", get(activity_page))
+        .route("/activity/events", get(crate::activity::events))
         .fallback(not_found)
 }
 
@@ -408,6 +413,38 @@ async fn stylesheet() -> Response {
         STYLESHEET,
     )
         .into_response()
+}
+
+async fn activity_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        ACTIVITY_SCRIPT,
+    )
+        .into_response()
+}
+
+async fn status_page(State(state): State<AppState>, session: Option<Session>) -> Response {
+    let status = state.status().await;
+    let user = session.map(|s| s.username);
+    state.views.page(
+        StatusCode::OK,
+        "status.html",
+        context! { user, status => Value::from(Serde(&status)) },
+    )
+}
+
+async fn status_json(State(state): State<AppState>) -> Response {
+    axum::Json(state.status().await).into_response()
+}
+
+async fn activity_page(State(state): State<AppState>, session: Option<Session>) -> Response {
+    let user = session.map(|s| s.username);
+    state
+        .views
+        .page(StatusCode::OK, "activity.html", context! { user })
 }
 
 async fn not_found(State(state): State<AppState>) -> Response {

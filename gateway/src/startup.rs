@@ -38,9 +38,18 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Failed logins per client address.
     pub login_throttle: Arc<Throttle>,
+    /// For the NATS server's monitoring port.
+    pub http: reqwest::Client,
+    /// The monitoring address, if the status page should show the server.
+    pub nats_monitor_url: Option<String>,
 }
 
 impl AppState {
+    /// The services on the bus and the server's health.
+    pub async fn status(&self) -> crate::status::Status {
+        crate::status::collect(&self.nats, &self.http, self.nats_monitor_url.as_deref()).await
+    }
+
     /// `auth.login`, refused with 429 for an address that failed too often; only
     /// failures count against it.
     pub async fn login(
@@ -96,6 +105,8 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         },
         metrics,
         secure_cookies: config.secure_cookies,
+        http: reqwest::Client::new(),
+        nats_monitor_url: config.nats_monitor_url.filter(|u| !u.is_empty()),
         login_throttle: Arc::new(Throttle::new(
             config.max_failed_logins_per_address,
             Duration::from_secs(config.failed_login_window_secs),
@@ -130,7 +141,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
     for (name, value) in [
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "same-origin"),

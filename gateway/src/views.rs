@@ -8,7 +8,7 @@ use axum::{
 use bus_schema::{ErrorCode, ErrorReply};
 use minijinja::{Environment, Value};
 
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 10] = [
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("register.html", include_str!("../templates/register.html")),
@@ -20,10 +20,14 @@ const TEMPLATES: [(&str, &str); 8] = [
         include_str!("../templates/purchases.html"),
     ),
     ("error.html", include_str!("../templates/error.html")),
+    ("status.html", include_str!("../templates/status.html")),
+    ("activity.html", include_str!("../templates/activity.html")),
 ];
 
 /// The stylesheet, served at `/static/style.css`.
 pub const STYLESHEET: &str = include_str!("../static/style.css");
+/// The activity page's only script, served at `/static/activity.js`.
+pub const ACTIVITY_SCRIPT: &str = include_str!("../static/activity.js");
 
 /// The compiled templates.
 #[derive(Debug)]
@@ -181,6 +185,7 @@ mod tests {
             message => "Message",
             csrf => "t",
             key => "k",
+            status => minijinja::context! { nats => minijinja::context! { healthy => true }, services => Vec::<Value>::new() },
         };
         for (name, _) in TEMPLATES {
             let html = views

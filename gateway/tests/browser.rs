@@ -1,6 +1,6 @@
 //! A person in a real browser: headless Chromium, driven over WebDriver (chromedriver),
 //! registers, logs in, buys with the home page's button, reads the confirmation, opens
-//! the purchases and logs out. Each page is saved as a screenshot under
+//! the purchases, watches the live activity feed and the status page, and logs out. Each page is saved as a screenshot under
 //! `target/tmp/screenshots/` for people to look at.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`make deps` installs them). Without
@@ -199,6 +199,46 @@ async fn a_person_registers_logs_in_buys_and_logs_out_in_a_real_browser() {
     snap(&browser, "05-purchases").await;
     assert_eq!(shop.purchase_lines(), 1);
 
+    // The live feed shows a purchase made while the page is open, without a reload.
+    browser
+        .goto(&shop.url("/activity"))
+        .await
+        .expect("open activity");
+    wait_for(&browser, "#feed").await;
+    let token = bus_schema::auth::login(
+        &shop.nats,
+        &bus_schema::auth::LoginRequest {
+            username: "camille".into(),
+            password: "une phrase secrète".into(),
+        },
+    )
+    .await
+    .expect("login")
+    .access_token;
+    let bought = reqwest::Client::new()
+        .post(shop.url("/api/buy"))
+        .bearer_auth(token)
+        .json(&json!({ "article_id": 3 }))
+        .send()
+        .await
+        .expect("buy");
+    assert_eq!(bought.status(), 201);
+    let item = wait_for(&browser, "li.activity.purchase").await;
+    let line = item.text().await.expect("text");
+    assert!(line.contains("camille a acheté Article 3"), "{line}");
+    snap(&browser, "06-activity").await;
+
+    browser
+        .goto(&shop.url("/status"))
+        .await
+        .expect("open status");
+    wait_for(&browser, "section.service").await;
+    let status = body_text(&browser).await;
+    for subject in ["auth.login", "users.verify", "orders.buy"] {
+        assert!(status.contains(subject), "{status}");
+    }
+    snap(&browser, "07-status").await;
+
     browser
         .find(Locator::LinkText("Déconnexion"))
         .await
@@ -210,7 +250,7 @@ async fn a_person_registers_logs_in_buys_and_logs_out_in_a_real_browser() {
     assert_eq!(browser.current_url().await.expect("url").path(), "/");
     browser.goto(&shop.url("/home")).await.expect("open home");
     wait_for(&browser, "#password").await;
-    snap(&browser, "06-logged-out").await;
+    snap(&browser, "08-logged-out").await;
 
     browser.close().await.expect("browser closes");
 }

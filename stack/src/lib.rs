@@ -84,6 +84,10 @@ pub async fn run(
     let orders = orders::build(orders_config).await?;
     let mut gateway_config = gateway::Config::parse_from(["gateway"]);
     gateway_config.nats = passwords.nats_config(&nats_url, "gateway");
+    if server.is_some() {
+        gateway_config.nats_monitor_url = (config.nats_monitor_port != 0)
+            .then(|| format!("http://127.0.0.1:{}", config.nats_monitor_port));
+    }
     let gateway = gateway::build(gateway_config).await?;
 
     println!("The shop is running:");

@@ -37,6 +37,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
 
     let listener = runtime::bind(config.http_addr, "--http-addr / USERS_HTTP_ADDR").await?;
     let nats = runtime::connect(&config.nats, "users").await?;
+    let core = core.with_events(nats.clone());
     let metrics = Metrics::new("users");
     let micro = bus::start(&nats, core.clone(), metrics.clone()).await?;
     let router = http::router(http::HttpState {

@@ -48,6 +48,8 @@ impl Shop {
                 .expect("orders builds"),
         );
         let mut gateway_config = gateway::Config::for_tests(server.url());
+        gateway_config.nats_monitor_url =
+            Some(format!("http://127.0.0.1:{}", server.monitor_port()));
         tweak(&mut gateway_config);
         let gateway = Running::spawn(
             gateway::build(gateway_config)

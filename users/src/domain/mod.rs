@@ -25,11 +25,23 @@ pub const DEMO_ACCOUNTS: [(&str, &str); 3] =
 pub struct Users {
     store: Store,
     hasher: Hasher,
+    /// Where sign-ups are announced (`users.events.created.<name>`), if anywhere.
+    events: Option<async_nats::Client>,
 }
 
 impl Users {
     pub fn new(store: Store, hasher: Hasher) -> Self {
-        Self { store, hasher }
+        Self {
+            store,
+            hasher,
+            events: None,
+        }
+    }
+
+    /// Announces sign-ups on `nats`.
+    pub fn with_events(mut self, nats: async_nats::Client) -> Self {
+        self.events = Some(nats);
+        self
     }
 
     /// Creates the demo accounts if the database is new (no row was ever written).
@@ -70,11 +82,31 @@ impl Users {
         {
             StoreOutcome::Inserted => {
                 tracing::info!(username = username.as_str(), "account created");
+                self.announce(username.as_str()).await;
                 Ok(CreateReply {
                     username: username.into_string(),
                 })
             }
             StoreOutcome::Duplicate => Err(UsersError::Taken(username.into_string())),
+        }
+    }
+
+    /// Publishes the sign-up event; a lost event only means a quieter activity feed.
+    async fn announce(&self, username: &str) {
+        let Some(nats) = &self.events else { return };
+        let event = bus_schema::users::CreatedEvent {
+            username: username.to_owned(),
+            created_at: time_now(),
+        };
+        let payload = serde_json::to_vec(&event).expect("BUG: an event always serialises");
+        if let Err(err) = nats
+            .publish(
+                bus_schema::users::subject::created(username),
+                payload.into(),
+            )
+            .await
+        {
+            tracing::warn!(%err, "could not announce a sign-up");
         }
     }
 
@@ -112,4 +144,17 @@ impl Users {
     pub fn hash_queue_len(&self) -> usize {
         self.hasher.queued()
     }
+}
+
+fn time_now() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }

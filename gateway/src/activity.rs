@@ -1,0 +1,122 @@
+//! The live feed: purchases and sign-ups as they cross the bus, sent to the browser as
+//! Server-Sent Events. Other people's names are masked; your own is shown.
+
+use std::convert::Infallible;
+
+use axum::{
+    extract::State,
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+};
+use bus_schema::{
+    ErrorCode, ErrorReply,
+    orders::{self, PurchasedEvent},
+    users::{self, CreatedEvent},
+};
+use futures_util::{StreamExt, stream};
+use serde::Serialize;
+
+use crate::{
+    session::Session,
+    startup::AppState,
+    views::{date, price},
+};
+
+/// One line of the feed, as the browser gets it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Activity {
+    /// `purchase` or `signup`.
+    pub kind: &'static str,
+    /// The name, masked unless it is the viewer's own.
+    pub user: String,
+    pub article: Option<String>,
+    pub price: Option<String>,
+    pub at: String,
+}
+
+/// `v•••` for someone else, the name itself for the viewer.
+pub fn mask(name: &str, viewer: Option<&str>) -> String {
+    if viewer == Some(name) {
+        return name.to_owned();
+    }
+    let first: String = name.chars().take(1).collect();
+    format!("{first}•••")
+}
+
+/// The feed line of a message on `orders.events.>` or `users.events.>`.
+pub fn activity(subject: &str, payload: &[u8], viewer: Option<&str>) -> Option<Activity> {
+    if subject.starts_with(orders::subject::PURCHASED_PREFIX) {
+        let event: PurchasedEvent = serde_json::from_slice(payload).ok()?;
+        Some(Activity {
+            kind: "purchase",
+            user: mask(&event.username, viewer),
+            price: Some(price(u64::from(event.article.price))),
+            article: Some(event.article.name),
+            at: date(&event.purchased_at),
+        })
+    } else if subject.starts_with(users::subject::CREATED_PREFIX) {
+        let event: CreatedEvent = serde_json::from_slice(payload).ok()?;
+        Some(Activity {
+            kind: "signup",
+            user: mask(&event.username, viewer),
+            article: None,
+            price: None,
+            at: date(&event.created_at),
+        })
+    } else {
+        None
+    }
+}
+
+/// `GET /activity/events`: the stream, for as long as the browser listens.
+pub async fn events(State(state): State<AppState>, session: Option<Session>) -> Response {
+    let viewer = session.map(|s| s.username);
+    let subscribed = tokio::try_join!(
+        state.nats.subscribe(orders::subject::EVENTS),
+        state.nats.subscribe(users::subject::EVENTS),
+    );
+    let (purchases, signups) = match subscribed {
+        Ok(subscriptions) => subscriptions,
+        Err(err) => {
+            tracing::warn!(%err, "cannot subscribe to the events");
+            return ErrorReply::new(ErrorCode::Unavailable, "the activity feed is unavailable")
+                .into_response();
+        }
+    };
+    // Once the browser sees the response, the server knows the subscriptions: nothing
+    // published after that is missed.
+    if let Err(err) = state.nats.flush().await {
+        tracing::warn!(%err, "cannot flush the subscriptions");
+    }
+    let feed = stream::select(purchases, signups).filter_map(move |message| {
+        let line = activity(
+            message.subject.as_str(),
+            &message.payload,
+            viewer.as_deref(),
+        );
+        std::future::ready(line.and_then(|line| {
+            Event::default()
+                .event("activity")
+                .json_data(&line)
+                .ok()
+                .map(Ok::<_, Infallible>)
+        }))
+    });
+    Sse::new(feed)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_viewer_sees_their_own_name() {
+        assert_eq!(mask("victor", Some("victor")), "victor");
+        assert_eq!(mask("victor", Some("kilian")), "v•••");
+        assert_eq!(mask("victor", None), "v•••");
+    }
+}

@@ -1,0 +1,218 @@
+//! What runs on the bus, found the way the `nats` CLI finds it: every instance that
+//! answers `$SRV.PING`, with its `$SRV.INFO` and `$SRV.STATS`, and the NATS server's
+//! own health from its monitoring port.
+
+use std::time::Duration;
+
+use async_nats::Client;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+/// How long to wait for instances to answer a PING.
+const GATHER: Duration = Duration::from_millis(300);
+/// How long one INFO, STATS or monitoring request may take.
+const ASK: Duration = Duration::from_secs(1);
+
+/// The state of the shop.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub nats: NatsHealth,
+    /// Every instance found, by service name then id.
+    pub services: Vec<Instance>,
+}
+
+/// The NATS server, from its monitoring port.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NatsHealth {
+    /// `/healthz` said ok.
+    pub healthy: bool,
+    pub version: Option<String>,
+    pub connections: Option<u64>,
+    pub in_msgs: Option<u64>,
+    pub out_msgs: Option<u64>,
+    pub uptime: Option<String>,
+    /// Why the figures are missing, if they are.
+    pub error: Option<String>,
+}
+
+/// One running instance of a service.
+#[derive(Debug, Clone, Serialize)]
+pub struct Instance {
+    pub name: String,
+    pub version: String,
+    pub id: String,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// One endpoint of an instance and its counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoint {
+    pub name: String,
+    pub subject: String,
+    pub requests: u64,
+    pub errors: u64,
+    /// Average time to answer, in milliseconds.
+    pub average_ms: f64,
+}
+
+#[derive(Deserialize)]
+struct Ping {
+    name: String,
+    id: String,
+    version: String,
+}
+
+#[derive(Deserialize)]
+struct Info {
+    #[serde(default)]
+    endpoints: Vec<InfoEndpoint>,
+}
+
+#[derive(Deserialize)]
+struct InfoEndpoint {
+    name: String,
+    subject: String,
+}
+
+#[derive(Deserialize)]
+struct Stats {
+    #[serde(default)]
+    endpoints: Vec<StatsEndpoint>,
+}
+
+#[derive(Deserialize)]
+struct StatsEndpoint {
+    name: String,
+    #[serde(default)]
+    num_requests: u64,
+    #[serde(default)]
+    num_errors: u64,
+    /// Nanoseconds.
+    #[serde(default)]
+    average_processing_time: u64,
+}
+
+/// Gathers the status; never fails, missing parts are left empty.
+pub async fn collect(nats: &Client, http: &reqwest::Client, monitor: Option<&str>) -> Status {
+    let (services, nats_health) = tokio::join!(instances(nats), server_health(http, monitor));
+    Status {
+        nats: nats_health,
+        services,
+    }
+}
+
+async fn instances(nats: &Client) -> Vec<Instance> {
+    let inbox = nats.new_inbox();
+    let Ok(mut replies) = nats.subscribe(inbox.clone()).await else {
+        return Vec::new();
+    };
+    if nats
+        .publish_with_reply("$SRV.PING", inbox, "".into())
+        .await
+        .is_err()
+    {
+        return Vec::new();
+    }
+    let mut pings = Vec::new();
+    let deadline = tokio::time::sleep(GATHER);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut deadline => break,
+            reply = replies.next() => match reply {
+                Some(message) => {
+                    if let Ok(ping) = serde_json::from_slice::<Ping>(&message.payload) {
+                        pings.push(ping);
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    let mut found: Vec<Instance> =
+        futures_util::future::join_all(pings.into_iter().map(|ping| describe(nats, ping))).await;
+    found.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+    found
+}
+
+async fn describe(nats: &Client, ping: Ping) -> Instance {
+    let info: Option<Info> = ask(nats, format!("$SRV.INFO.{}.{}", ping.name, ping.id)).await;
+    let stats: Option<Stats> = ask(nats, format!("$SRV.STATS.{}.{}", ping.name, ping.id)).await;
+    let stats = stats.map(|s| s.endpoints).unwrap_or_default();
+    let endpoints = info
+        .map(|i| i.endpoints)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| {
+            let counters = stats.iter().find(|s| s.name == e.name);
+            Endpoint {
+                requests: counters.map_or(0, |s| s.num_requests),
+                errors: counters.map_or(0, |s| s.num_errors),
+                average_ms: counters.map_or(0.0, |s| s.average_processing_time as f64 / 1e6),
+                name: e.name,
+                subject: e.subject,
+            }
+        })
+        .collect();
+    Instance {
+        name: ping.name,
+        version: ping.version,
+        id: ping.id,
+        endpoints,
+    }
+}
+
+async fn ask<T: serde::de::DeserializeOwned>(nats: &Client, subject: String) -> Option<T> {
+    let request = async_nats::Request::new().timeout(Some(ASK));
+    let reply = nats.send_request(subject, request).await.ok()?;
+    serde_json::from_slice(&reply.payload).ok()
+}
+
+async fn server_health(http: &reqwest::Client, monitor: Option<&str>) -> NatsHealth {
+    let Some(monitor) = monitor else {
+        return NatsHealth {
+            error: Some("no monitoring address configured".into()),
+            ..NatsHealth::default()
+        };
+    };
+    let healthy = async {
+        let response = http
+            .get(format!("{monitor}/healthz"))
+            .timeout(ASK)
+            .send()
+            .await
+            .ok()?;
+        Some(response.status().is_success())
+    };
+    let varz = async {
+        let response = http
+            .get(format!("{monitor}/varz"))
+            .timeout(ASK)
+            .send()
+            .await;
+        match response {
+            Ok(r) => r
+                .json::<serde_json::Value>()
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let (healthy, varz) = tokio::join!(healthy, varz);
+    match varz {
+        Ok(v) => NatsHealth {
+            healthy: healthy.unwrap_or(false),
+            version: v["version"].as_str().map(str::to_owned),
+            connections: v["connections"].as_u64(),
+            in_msgs: v["in_msgs"].as_u64(),
+            out_msgs: v["out_msgs"].as_u64(),
+            uptime: v["uptime"].as_str().map(str::to_owned),
+            error: None,
+        },
+        Err(err) => NatsHealth {
+            healthy: false,
+            error: Some(format!("the monitoring port did not answer: {err}")),
+            ..NatsHealth::default()
+        },
+    }
+}
