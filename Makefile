@@ -3,19 +3,21 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps deps-run install run build test lint fmt clean-data
+.PHONY: help deps deps-run install run build test bench lint fmt clean-data
 
 help:
 	@echo "make run    start nats-server and every service (Ctrl-C stops them)"
 	@echo "make test   formatting, clippy and every test"
 	@echo "make lint   formatting and clippy only"
+	@echo "make bench  release builds under load (wrk), a table and target/bench/results.json"
 	@echo "make deps   install nats-server, chromium and chromium-driver when missing (apt)"
 
 ## deps-run: nats-server, all `make run` needs. Debian's package starts a system
 ## service on port 4222, which would collide with the shop's own server: it is disabled.
-## deps: also Chromium and its WebDriver, for the browser test of `make test`.
+## deps: also Chromium and its WebDriver (the browser test of `make test`) and wrk
+## (`make bench`).
 RUN_PACKAGES := nats-server
-TEST_PACKAGES := nats-server chromium chromium-driver
+TEST_PACKAGES := nats-server chromium chromium-driver wrk
 
 deps-run:
 	@$(MAKE) --no-print-directory install PACKAGES="$(RUN_PACKAGES)"
@@ -59,6 +61,12 @@ fmt:
 
 test: deps lint
 	$(CARGO) test --workspace
+
+## bench: release builds, each service its own process, driven by wrk.
+bench: deps
+	$(CARGO) build --release -p users -p auth -p orders -p gateway
+	$(CARGO) build --release -p stack --example floor
+	python3 bench/run.py
 
 ## clean-data: forget every account and purchase (keeps data/README.md).
 clean-data:

@@ -5,8 +5,10 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
-use tokio::sync::Semaphore;
+use argon2::{
+    Algorithm, Argon2, Block, Params, Version,
+    password_hash::phc::{Output, ParamsString, PasswordHash, Salt},
+};
 
 use crate::error::UsersError;
 
@@ -14,57 +16,153 @@ use crate::error::UsersError;
 const MEMORY_KIB: u32 = 19 * 1024;
 const PASSES: u32 = 2;
 const LANES: u32 = 1;
+/// Salt and hash lengths, as argon2's defaults.
+const SALT_BYTES: usize = 16;
+const OUTPUT_BYTES: usize = 32;
 
-/// Hashes and checks passwords on blocking threads; at most `concurrency` at once, so
-/// memory stays bounded (19 MiB each) and logins queue instead of thrashing.
+/// Hashes and checks passwords on `concurrency` dedicated threads, so that at most
+/// that many hashes run at once (19 MiB each), logins queue instead of thrashing, and
+/// the memory stays with a few threads instead of spreading over the blocking pool
+/// (where each thread's allocator arena would keep its own 19 MiB).
 #[derive(Clone)]
 pub struct Hasher {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    argon: Argon2<'static>,
-    permits: Semaphore,
-    /// Requests waiting for a permit, for the metrics.
-    queued: AtomicUsize,
+/// A hashing job: runs on a worker thread, with its memory.
+type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+
+/// What a worker thread owns: the argon2 memory (19 MiB), allocated once and reused by
+/// every hash, so the service's memory stays `concurrency` times that.
+struct Worker {
+    params: Params,
+    blocks: Vec<Block>,
     /// A hash to check against when the user does not exist, so that an unknown user
     /// costs the same time as a wrong password.
     dummy: String,
 }
 
+impl Worker {
+    fn new(params: Params) -> Result<Self, UsersError> {
+        let mut worker = Self {
+            blocks: vec![Block::default(); params.block_count()],
+            params,
+            dummy: String::new(),
+        };
+        worker.dummy = worker.hash("not a password of anyone")?;
+        Ok(worker)
+    }
+
+    /// The PHC string of `password` with a new random salt.
+    fn hash(&mut self, password: &str) -> Result<String, UsersError> {
+        let failed = |err: &dyn std::fmt::Display| UsersError::Hashing(err.to_string());
+        let mut salt = [0u8; SALT_BYTES];
+        getrandom::fill(&mut salt).map_err(|e| failed(&e))?;
+        let mut out = [0u8; OUTPUT_BYTES];
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+            .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, &mut self.blocks)
+            .map_err(|e| failed(&e))?;
+        let salt = Salt::new(&salt).map_err(|e| failed(&e))?.to_salt_string();
+        let output = Output::new(&out).map_err(|e| failed(&e))?;
+        let mut buf = [0u8; 128];
+        let output = output.encode(&mut buf).map_err(|e| failed(&e))?;
+        let params = ParamsString::try_from(&self.params).map_err(|e| failed(&e))?;
+        Ok(format!("$argon2id$v=19${params}${salt}${output}"))
+    }
+
+    /// Whether `password` matches the PHC string `stored` (any argon2 parameters).
+    fn verify(&mut self, password: &str, stored: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+            return false;
+        };
+        let (Ok(algorithm), Ok(params)) = (
+            Algorithm::try_from(parsed.algorithm.as_str()),
+            Params::try_from(&parsed),
+        ) else {
+            return false;
+        };
+        let version = parsed
+            .version
+            .map_or(Ok(Version::V0x13), Version::try_from)
+            .unwrap_or(Version::V0x13);
+        if self.blocks.len() < params.block_count() {
+            self.blocks.resize(params.block_count(), Block::default());
+        }
+        let count = params.block_count();
+        let mut out = vec![0u8; expected.len()];
+        let computed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+            password.as_bytes(),
+            salt,
+            &mut out,
+            &mut self.blocks[..count],
+        );
+        // `Output` compares in constant time.
+        computed.is_ok() && Output::new(&out).is_ok_and(|out| out == *expected)
+    }
+}
+
+struct Inner {
+    jobs: std::sync::Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+    /// Jobs sent and not yet picked up by a worker, for the metrics.
+    queued: Arc<AtomicUsize>,
+}
+
 impl std::fmt::Debug for Hasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hasher")
-            .field("available", &self.inner.permits.available_permits())
+            .field("queued", &self.queued())
             .finish_non_exhaustive()
     }
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the workers.
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
 impl Hasher {
-    /// A hasher allowing `concurrency` hashes at once (at least one).
+    /// A hasher with `concurrency` worker threads (at least one).
     pub async fn new(concurrency: usize) -> Result<Self, UsersError> {
-        let params = Params::new(MEMORY_KIB, PASSES, LANES, None)
+        let params = Params::new(MEMORY_KIB, PASSES, LANES, Some(OUTPUT_BYTES))
             .map_err(|err| UsersError::Hashing(err.to_string()))?;
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let dummy = {
-            let argon = argon.clone();
-            tokio::task::spawn_blocking(move || hash_blocking(&argon, "not a password of anyone"))
-                .await??
-        };
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let queued = Arc::new(AtomicUsize::new(0));
+        for n in 0..concurrency.max(1) {
+            let params = params.clone();
+            let worker = tokio::task::spawn_blocking(move || Worker::new(params)).await??;
+            let (rx, queued) = (Arc::clone(&rx), Arc::clone(&queued));
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    let mut worker = worker;
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok(job) = job else { return };
+                        queued.fetch_sub(1, Ordering::Relaxed);
+                        job(&mut worker);
+                    }
+                })
+                .map_err(|err| {
+                    UsersError::Hashing(format!("cannot start a hashing thread: {err}"))
+                })?;
+        }
         Ok(Self {
             inner: Arc::new(Inner {
-                argon,
-                permits: Semaphore::new(concurrency.max(1)),
-                queued: AtomicUsize::new(0),
-                dummy,
+                jobs: std::sync::Mutex::new(Some(tx)),
+                queued,
             }),
         })
     }
 
     /// The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`) of `password`.
     pub async fn hash(&self, password: String) -> Result<String, UsersError> {
-        self.run(move |argon, _| hash_blocking(argon, &password))
-            .await
+        self.run(move |worker| worker.hash(&password)).await
     }
 
     /// Whether `password` matches `stored`; with no stored hash, checks against a dummy
@@ -74,18 +172,22 @@ impl Hasher {
         password: String,
         stored: Option<String>,
     ) -> Result<bool, UsersError> {
-        self.run(move |argon, dummy| {
-            let (hash, exists) = match &stored {
-                Some(hash) => (hash.as_str(), true),
-                None => (dummy, false),
+        self.run(move |worker| {
+            let matches = match &stored {
+                Some(hash) => worker.verify(&password, hash),
+                None => {
+                    // The same work as a real check, whose answer does not matter.
+                    let dummy = worker.dummy.clone();
+                    std::hint::black_box(worker.verify(&password, &dummy));
+                    false
+                }
             };
-            let matches = argon.verify_password(password.as_bytes(), hash).is_ok();
-            Ok(exists && matches)
+            Ok(matches)
         })
         .await
     }
 
-    /// How many calls wait for a slot.
+    /// How many calls wait for a worker.
     pub fn queued(&self) -> usize {
         self.inner.queued.load(Ordering::Relaxed)
     }
@@ -93,22 +195,25 @@ impl Hasher {
     async fn run<T, F>(&self, work: F) -> Result<T, UsersError>
     where
         T: Send + 'static,
-        F: FnOnce(&Argon2<'static>, &str) -> Result<T, UsersError> + Send + 'static,
+        F: FnOnce(&mut Worker) -> Result<T, UsersError> + Send + 'static,
     {
-        self.inner.queued.fetch_add(1, Ordering::Relaxed);
-        let permit = self.inner.permits.acquire().await;
-        self.inner.queued.fetch_sub(1, Ordering::Relaxed);
-        let _permit = permit.map_err(|_| UsersError::Hashing("the hasher was closed".into()))?;
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || work(&inner.argon, &inner.dummy)).await?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |worker| {
+            let _ = tx.send(work(worker));
+        });
+        {
+            let jobs = self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            let sender = jobs
+                .as_ref()
+                .ok_or_else(|| UsersError::Hashing("the hasher was closed".into()))?;
+            self.inner.queued.fetch_add(1, Ordering::Relaxed);
+            sender
+                .send(job)
+                .map_err(|_| UsersError::Hashing("the hashing threads are gone".into()))?;
+        }
+        rx.await
+            .map_err(|_| UsersError::Hashing("a hashing thread failed".into()))?
     }
-}
-
-fn hash_blocking(argon: &Argon2<'_>, password: &str) -> Result<String, UsersError> {
-    argon
-        .hash_password(password.as_bytes())
-        .map(|hash| hash.to_string())
-        .map_err(|err| UsersError::Hashing(err.to_string()))
 }
 
 #[cfg(test)]
@@ -132,6 +237,35 @@ mod tests {
         assert!(
             !hasher
                 .verify("wrong horse".into(), Some(hash))
+                .await
+                .expect("verify")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hash_made_by_the_argon2_crate_itself_verifies() {
+        use argon2::password_hash::PasswordHasher;
+        let params = Params::new(8 * 1024, 1, 1, None).expect("params");
+        let made = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(b"older account")
+            .expect("hash")
+            .to_string();
+        let hasher = Hasher::new(1).await.expect("hasher");
+        assert!(
+            hasher
+                .verify("older account".into(), Some(made.clone()))
+                .await
+                .expect("verify")
+        );
+        assert!(
+            !hasher
+                .verify("other".into(), Some(made))
+                .await
+                .expect("verify")
+        );
+        assert!(
+            !hasher
+                .verify("x".into(), Some("not a phc string".into()))
                 .await
                 .expect("verify")
         );

@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+"""make bench: the shop in release builds on a fresh temporary data directory, driven
+by wrk, measured the same way every time.
+
+Starts nats-server (the project's nats.conf, its store moved into the temp directory,
+plus a `bench` user for the floor), the four services as separate processes (so that
+each one's memory and CPU can be read from /proc), and the bus floor; then runs each
+scenario for a fixed time after a warm-up, prints a table and writes
+<target>/bench/results.json.
+"""
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+RELEASE = os.path.join(TARGET, "release")
+DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
+WARMUP = int(os.environ.get("BENCH_WARMUP_SECONDS", "2"))
+TICKS = os.sysconf("SC_CLK_TCK")
+SERVICES = ["gateway", "auth", "users", "orders"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method, url, body=None, token=None, timeout=10):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def peak_rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Shop:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="shop-bench-")
+        self.procs = {}
+        self.passwords = {u: secrets.token_hex(16) for u in SERVICES + ["ops", "bench"]}
+        self.env = dict(os.environ, RUST_LOG="warn")
+        for user, password in self.passwords.items():
+            self.env[f"SHOP_NATS_PASSWORD_{user.upper()}"] = password
+        self.nats_port, self.monitor_port = free_port(), free_port()
+        self.ports = {s: free_port() for s in SERVICES + ["floor"]}
+        self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
+
+    def url(self, service, path):
+        return f"http://127.0.0.1:{self.ports[service]}{path}"
+
+    def start(self):
+        with open(os.path.join(ROOT, "nats.conf")) as f:
+            conf = f.read()
+        conf = conf.replace('"data/jetstream"', json.dumps(os.path.join(self.dir, "jetstream")))
+        conf = conf.replace("  users: [", "  users: [\n    { user: bench, password: $SHOP_NATS_PASSWORD_BENCH }", 1)
+        conf_path = os.path.join(self.dir, "nats.conf")
+        with open(conf_path, "w") as f:
+            f.write(conf)
+        log = open(os.path.join(self.dir, "nats-server.log"), "w")
+        self.procs["nats-server"] = subprocess.Popen(
+            ["nats-server", "-c", conf_path, "-p", str(self.nats_port), "-m", str(self.monitor_port)],
+            env=self.env, stdout=log, stderr=log)
+        wait_for_port(self.nats_port)
+        service_env = {
+            "users": {"USERS_HTTP_ADDR": f"127.0.0.1:{self.ports['users']}", "USERS_DB": os.path.join(self.dir, "users.db")},
+            "auth": {"AUTH_HTTP_ADDR": f"127.0.0.1:{self.ports['auth']}", "AUTH_SECRETS_DIR": os.path.join(self.dir, "secrets")},
+            "orders": {"ORDERS_HTTP_ADDR": f"127.0.0.1:{self.ports['orders']}",
+                       "ORDERS_PURCHASES_FILE": os.path.join(self.dir, "purchases.json"),
+                       "ORDERS_CATALOG_FILE": os.path.join(self.dir, "catalog.json")},
+            "gateway": {"GATEWAY_HTTP_ADDR": f"127.0.0.1:{self.ports['gateway']}",
+                        "GATEWAY_NATS_MONITOR_URL": f"http://127.0.0.1:{self.monitor_port}",
+                        # The load generator is one address; its failed logins are none.
+                        "GATEWAY_MAX_FAILED_LOGINS_PER_ADDRESS": "1000000"},
+        }
+        for service in ["users", "auth", "orders", "gateway"]:
+            env = dict(self.env, NATS_URL=self.nats_url, NATS_USER=service,
+                       NATS_PASSWORD=self.passwords[service], **service_env[service])
+            self.procs[service] = subprocess.Popen([os.path.join(RELEASE, service)], env=env)
+        self.procs["floor"] = subprocess.Popen(
+            [os.path.join(RELEASE, "examples", "floor"), f"127.0.0.1:{self.ports['floor']}",
+             self.nats_url, "bench", self.passwords["bench"]], env=self.env, stdout=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if http("GET", self.url("gateway", "/readyz"), timeout=2)[0] == 200:
+                    wait_for_port(self.ports["floor"])
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit("the shop did not become ready within 60 s; see " + self.dir)
+
+    def stop(self):
+        for name, proc in reversed(list(self.procs.items())):
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def stack_pids(self):
+        return {n: p.pid for n, p in self.procs.items() if n != "floor"}
+
+    def purchase_lines(self):
+        try:
+            with open(os.path.join(self.dir, "purchases.json")) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+
+def wait_for_port(port, seconds=30):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port}")
+
+
+def wrk(url, connections, seconds, method="GET", body=None, token=None):
+    env = dict(os.environ, BENCH_METHOD=method, BENCH_BODY=json.dumps(body) if body else "",
+               BENCH_TOKEN=token or "")
+    threads = str(min(2, connections))
+    out = subprocess.run(
+        ["wrk", "-t", threads, "-c", str(connections), "-d", f"{seconds}s", "--latency",
+         "-s", os.path.join(ROOT, "bench", "wrk.lua"), url],
+        env=env, capture_output=True, text=True, check=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("BENCH "))
+    return json.loads(line[6:])
+
+
+def scenario(shop, name, url, connections, method="GET", body=None, token=None, pids=None):
+    wrk(url, connections, WARMUP, method, body, token)
+    pids = pids or shop.stack_pids()
+    before = {n: cpu_ticks(p) for n, p in pids.items()}
+    summary = wrk(url, connections, DURATION, method, body, token)
+    after = {n: cpu_ticks(p) for n, p in pids.items()}
+    cpu_ms = sum(after[n] - before[n] for n in pids) * 1000 / TICKS
+    requests = summary["requests"]
+    return {
+        "scenario": name,
+        "connections": connections,
+        "requests": requests,
+        "rps": requests / (summary["duration_us"] / 1e6),
+        "p50_ms": summary["p50_us"] / 1000,
+        "p99_ms": summary["p99_us"] / 1000,
+        "errors": summary["status_errors"] + summary["socket_errors"],
+        "cpu_ms_per_request": cpu_ms / requests if requests else None,
+    }
+
+
+def main():
+    if shutil.which("wrk") is None or shutil.which("nats-server") is None:
+        raise SystemExit("wrk and nats-server are needed: run `make deps`")
+    shop = Shop()
+    results = {"machine": machine(), "seconds": DURATION, "scenarios": []}
+    try:
+        shop.start()
+        gw = lambda path: shop.url("gateway", path)
+        for name in ["reader", "buyer"]:
+            http("POST", shop.url("users", "/users"), {"username": name, "password": "bench-password"})
+        token = lambda name: http("POST", gw("/api/login"), {"username": name, "password": "bench-password"})[1]["access_token"]
+        reader, buyer = token("reader"), token("buyer")
+        for _ in range(20):
+            assert http("POST", gw("/api/buy"), {"article_id": 2}, reader)[0] == 201
+        runs = results["scenarios"]
+        for c in (1, 16, 64):
+            runs.append(scenario(shop, "GET /api/purchases", gw("/api/purchases"), c, token=reader))
+            runs.append(scenario(shop, "bus floor", shop.url("floor", "/floor"), c,
+                                 pids={"floor": shop.procs["floor"].pid, "nats-server": shop.procs["nats-server"].pid}))
+        before = len(shop.purchase_lines())
+        buy = scenario(shop, "POST /api/buy", gw("/api/buy"), 64, "POST", {"article_id": 1}, buyer)
+        time.sleep(1)
+        lines = shop.purchase_lines()
+        ids = [l["id"] for l in lines]
+        answered = buy["requests"] - buy["errors"]
+        # wrk's warm-up also bought; count the lines of the buyer only, after it.
+        buy["lines_written"] = len(lines) - before
+        buy["duplicate_lines"] = len(ids) - len(set(ids))
+        buy["answered_201_measured"] = answered
+        runs.append(buy)
+        runs.append(scenario(shop, "POST /api/login", gw("/api/login"), 16, "POST",
+                             {"username": "reader", "password": "bench-password"}))
+        storm = subprocess.Popen(
+            ["wrk", "-t", "1", "-c", "64", "-d", f"{DURATION + WARMUP + 2}s", "-s", os.path.join(ROOT, "bench", "wrk.lua"),
+             gw("/api/login")],
+            env=dict(os.environ, BENCH_METHOD="POST", BENCH_BODY=json.dumps({"username": "buyer", "password": "bench-password"}), BENCH_TOKEN=""),
+            stdout=subprocess.DEVNULL)
+        time.sleep(1)
+        during = scenario(shop, "GET /api/purchases during a login storm", gw("/api/purchases"), 16, token=reader)
+        storm.wait()
+        runs.append(during)
+        results["argon2_verify_ms"] = argon2_ms(shop, gw)
+        results["peak_rss_mb"] = {n: round(peak_rss_mb(p), 1) for n, p in shop.stack_pids().items()}
+    finally:
+        shop.stop()
+    report(results)
+
+
+def argon2_ms(shop, gw):
+    """The time of one login alone: one argon2id verify plus two bus hops."""
+    times = []
+    for _ in range(20):
+        started = time.perf_counter()
+        http("POST", gw("/api/login"), {"username": "reader", "password": "bench-password"})
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def machine():
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cores": os.cpu_count(), "cpu": cpu,
+            "nats_server": subprocess.run(["nats-server", "--version"], capture_output=True, text=True).stdout.strip()}
+
+
+def report(results):
+    runs = results["scenarios"]
+    floor = {r["connections"]: r["rps"] for r in runs if r["scenario"] == "bus floor"}
+    print(f"\nmachine: {results['machine']['cores']} cores, {results['machine']['cpu']}, {results['machine']['nats_server']}")
+    print(f"{'scenario':44} {'conns':>5} {'req/s':>9} {'vs floor':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'cpu ms/req':>10}")
+    for r in runs:
+        ratio = r["rps"] / floor[r["connections"]] if r["scenario"] == "GET /api/purchases" and r["connections"] in floor else None
+        r["ratio_to_floor"] = ratio
+        cpu = f"{r['cpu_ms_per_request']:.3f}" if r["cpu_ms_per_request"] is not None else "-"
+        print(f"{r['scenario']:44} {r['connections']:>5} {r['rps']:>9.0f} {('%.0f%%' % (ratio * 100)) if ratio else '-':>8} "
+              f"{r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['errors']:>6} {cpu:>10}")
+    buy = next(r for r in runs if r["scenario"] == "POST /api/buy")
+    print(f"\nbuys: {buy['answered_201_measured']} answered 201 in the measured run, {buy['lines_written']} lines written "
+          f"(warm-up included), {buy['duplicate_lines']} duplicated ids in purchases.json")
+    print(f"one login alone: {results['argon2_verify_ms']:.1f} ms median; "
+          f"peak RSS (MB): {', '.join(f'{k} {v}' for k, v in results['peak_rss_mb'].items())}")
+    out_dir = os.path.join(TARGET, "bench")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"written: {os.path.join(out_dir, 'results.json')}")
+
+
+if __name__ == "__main__":
+    main()
