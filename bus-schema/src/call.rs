@@ -53,6 +53,25 @@ where
     Req: Serialize + ?Sized,
     Rep: DeserializeOwned,
 {
+    let payload = request_bytes(nats, service, subject, body, opts).await?;
+    serde_json::from_slice(&payload).map_err(|err| CallError::BadReply {
+        service,
+        reason: err.to_string(),
+    })
+}
+
+/// Like [`request`], but the successful reply is handed over as the service sent it
+/// (JSON bytes), for a caller that only passes it on.
+pub async fn request_bytes<Req>(
+    nats: &Client,
+    service: &'static str,
+    subject: &'static str,
+    body: &Req,
+    opts: &CallOptions,
+) -> Result<bytes::Bytes, CallError>
+where
+    Req: Serialize + ?Sized,
+{
     let started = std::time::Instant::now();
     let result = round_trip(nats, service, subject, body, opts).await;
     if let Some(metrics) = &opts.metrics {
@@ -64,16 +83,15 @@ where
     result
 }
 
-async fn round_trip<Req, Rep>(
+async fn round_trip<Req>(
     nats: &Client,
     service: &'static str,
     subject: &'static str,
     body: &Req,
     opts: &CallOptions,
-) -> Result<Rep, CallError>
+) -> Result<bytes::Bytes, CallError>
 where
     Req: Serialize + ?Sized,
-    Rep: DeserializeOwned,
 {
     let payload = serde_json::to_vec(body).map_err(|err| CallError::BadReply {
         service,
@@ -104,10 +122,7 @@ where
     if let Some(err) = service_error(reply.headers.as_ref()) {
         return Err(CallError::Service(err));
     }
-    serde_json::from_slice(&reply.payload).map_err(|err| CallError::BadReply {
-        service,
-        reason: err.to_string(),
-    })
+    Ok(reply.payload)
 }
 
 /// The error a reply carries in its micro headers, if any.

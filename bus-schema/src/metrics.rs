@@ -4,7 +4,7 @@
 //! once per request. Each service adds its own gauges when rendering.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     fmt::Write as _,
     sync::{Arc, Mutex},
     time::Duration,
@@ -23,14 +23,15 @@ struct Series {
     buckets: [u64; BUCKETS.len() + 1],
 }
 
-/// A series is identified by door, operation and status.
-type Key = (&'static str, String, u16);
+/// Series by door, then operation, then status: nested so that counting a request
+/// looks up borrowed keys and allocates nothing once a series exists.
+type Table = HashMap<&'static str, HashMap<String, BTreeMap<u16, Series>>>;
 
 /// The metrics of one service, shared by its two doors.
 #[derive(Debug, Clone)]
 pub struct Metrics {
     service: &'static str,
-    series: Arc<Mutex<BTreeMap<Key, Series>>>,
+    series: Arc<Mutex<Table>>,
 }
 
 impl Metrics {
@@ -54,8 +55,13 @@ impl Metrics {
             .iter()
             .position(|bound| seconds <= *bound)
             .unwrap_or(BUCKETS.len());
-        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = series.entry((door, op.to_owned(), status)).or_default();
+        let mut table = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let ops = table.entry(door).or_default();
+        let statuses = match ops.get_mut(op) {
+            Some(statuses) => statuses,
+            None => ops.entry(op.to_owned()).or_default(),
+        };
+        let entry = statuses.entry(status).or_default();
         entry.count += 1;
         entry.sum_seconds += seconds;
         entry.buckets[slot] += 1;
@@ -63,19 +69,29 @@ impl Metrics {
 
     /// How many requests of `op` through `door` got `status` so far.
     pub fn count(&self, door: &'static str, op: &str, status: u16) -> u64 {
-        let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        series
-            .get(&(door, op.to_owned(), status))
+        let table = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        table
+            .get(door)
+            .and_then(|ops| ops.get(op))
+            .and_then(|statuses| statuses.get(&status))
             .map_or(0, |s| s.count)
     }
 
     /// The Prometheus text of every series.
     pub fn render(&self) -> String {
-        let series = self
-            .series
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let series: BTreeMap<(&str, String, u16), Series> = {
+            let table = self.series.lock().unwrap_or_else(|p| p.into_inner());
+            table
+                .iter()
+                .flat_map(|(door, ops)| {
+                    ops.iter().flat_map(move |(op, statuses)| {
+                        statuses
+                            .iter()
+                            .map(move |(status, s)| ((*door, op.clone(), *status), s.clone()))
+                    })
+                })
+                .collect()
+        };
         let svc = self.service;
         let mut out = String::with_capacity(4096);
         out.push_str(

@@ -132,6 +132,15 @@ typed_call!(
     /// `orders.purchases`
     purchases, purchases_with: subject::PURCHASES, PurchasesRequest => PurchasesReply
 );
+/// `orders.purchases`, the reply passed on as the service sent it (JSON bytes).
+pub async fn purchases_bytes(
+    nats: &async_nats::Client,
+    req: &PurchasesRequest,
+    opts: &crate::CallOptions,
+) -> Result<bytes::Bytes, crate::CallError> {
+    crate::call::request_bytes(nats, SERVICE, subject::PURCHASES, req, opts).await
+}
+
 typed_call!(
     /// `orders.buy`: 400 for a bad article id, 404 for an unknown article.
     buy, buy_with: subject::BUY, BuyRequest => BuyReply
