@@ -71,7 +71,8 @@ class Shop:
         self.passwords = {u: secrets.token_hex(16) for u in SERVICES + ["ops", "bench"]}
         self.env = dict(os.environ, RUST_LOG="warn")
         for user, password in self.passwords.items():
-            self.env[f"SHOP_NATS_PASSWORD_{user.upper()}"] = password
+            # nats-server parses the variable as a config value: quoted, it is a string.
+            self.env[f"SHOP_NATS_PASSWORD_{user.upper()}"] = f'"{password}"'
         self.nats_port, self.monitor_port = free_port(), free_port()
         self.ports = {s: free_port() for s in SERVICES + ["floor"]}
         self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
@@ -91,7 +92,8 @@ class Shop:
         self.procs["nats-server"] = subprocess.Popen(
             ["nats-server", "-c", conf_path, "-p", str(self.nats_port), "-m", str(self.monitor_port)],
             env=self.env, stdout=log, stderr=log)
-        wait_for_port(self.nats_port)
+        self.procs["nats-server"].log_path = log.name
+        wait_for_port(self.nats_port, proc=self.procs["nats-server"], name="nats-server")
         service_env = {
             "users": {"USERS_HTTP_ADDR": f"127.0.0.1:{self.ports['users']}", "USERS_DB": os.path.join(self.dir, "users.db")},
             "auth": {"AUTH_HTTP_ADDR": f"127.0.0.1:{self.ports['auth']}", "AUTH_SECRETS_DIR": os.path.join(self.dir, "secrets")},
@@ -112,9 +114,12 @@ class Shop:
              self.nats_url, "bench", self.passwords["bench"]], env=self.env, stdout=subprocess.DEVNULL)
         deadline = time.time() + 60
         while time.time() < deadline:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise SystemExit(f"{name} exited with {proc.returncode} at start-up")
             try:
                 if http("GET", self.url("gateway", "/readyz"), timeout=2)[0] == 200:
-                    wait_for_port(self.ports["floor"])
+                    wait_for_port(self.ports["floor"], proc=self.procs["floor"], name="the floor")
                     return
             except OSError:
                 pass
@@ -142,15 +147,25 @@ class Shop:
             return []
 
 
-def wait_for_port(port, seconds=30):
+def log_tail(proc):
+    path = getattr(proc, "log_path", None)
+    if not path or not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        return ":\n" + "".join(f.readlines()[-5:])
+
+
+def wait_for_port(port, seconds=30, proc=None, name="a process"):
     deadline = time.time() + seconds
     while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"{name} exited with {proc.returncode} before listening on port {port}{log_tail(proc)}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise SystemExit(f"nothing listens on port {port}")
+    raise SystemExit(f"{name}: nothing listens on port {port}")
 
 
 def wrk(url, connections, seconds, method="GET", body=None, token=None):

@@ -30,8 +30,10 @@ impl NatsPasswords {
                     "# NATS passwords of the shop, made by the stack. Keep private.\n",
                 );
                 for user in USERS {
+                    // A letter first: nats-server parses the variable as a config value,
+                    // and a value starting with a digit would be read as a number.
                     text.push_str(&format!(
-                        "{}={}\n",
+                        "{}=p{}\n",
                         variable(user),
                         bus_schema::secret_file::random_hex(24)
                     ));
@@ -59,7 +61,7 @@ impl NatsPasswords {
         for user in USERS {
             let value = values
                 .get(variable(user).as_str())
-                .filter(|v| !v.is_empty())
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric()))
                 .ok_or_else(|| {
                     format!("no {} (delete the file to make new ones)", variable(user))
                 })?;
@@ -68,11 +70,12 @@ impl NatsPasswords {
         Ok(Self(passwords))
     }
 
-    /// `(variable, password)` for nats-server's environment.
+    /// `(variable, value)` for nats-server's environment. nats-server parses the value
+    /// as a config value, so it is quoted: any password is then read as a string.
     pub fn env(&self) -> Vec<(String, String)> {
         self.0
             .iter()
-            .map(|(user, secret)| (variable(user), secret.expose().to_owned()))
+            .map(|(user, secret)| (variable(user), format!("\"{}\"", secret.expose())))
             .collect()
     }
 
@@ -83,5 +86,33 @@ impl NatsPasswords {
             user: Some(user.to_owned()),
             password: self.0.get(user).cloned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passwords_are_made_once_and_given_to_nats_server_quoted() {
+        let dir = tempfile::tempdir().expect("dir");
+        let made = NatsPasswords::load_or_create(dir.path())
+            .await
+            .expect("made");
+        let again = NatsPasswords::load_or_create(dir.path())
+            .await
+            .expect("read");
+        assert_eq!(made.env(), again.env());
+        for (name, value) in made.env() {
+            assert!(name.starts_with("SHOP_NATS_PASSWORD_"));
+            assert!(value.starts_with("\"p") && value.ends_with('"'), "{value}");
+        }
+        assert_eq!(made.env().len(), USERS.len());
+    }
+
+    #[test]
+    fn a_broken_file_says_how_to_mend_it() {
+        let err = NatsPasswords::parse("SHOP_NATS_PASSWORD_GATEWAY=x").expect_err("incomplete");
+        assert!(err.contains("delete the file"), "{err}");
     }
 }
