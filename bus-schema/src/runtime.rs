@@ -166,14 +166,7 @@ impl Doors {
         });
 
         let http_stop = stop.clone();
-        // The client's address is in each request's extensions (`ConnectInfo`), for the
-        // limits kept per address.
-        let http = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { http_stop.cancelled().await });
+        let http = serve_http(self.listener, self.router, http_stop);
         let micro = self.micro;
         let bus = async move {
             stop.cancelled().await;
@@ -181,7 +174,7 @@ impl Doors {
                 micro.stop().await;
             }
         };
-        let (served, ()) = tokio::join!(http, bus);
+        tokio::join!(http, bus);
         self.workers.stop.cancel();
         self.workers.tasks.close();
         self.workers.tasks.wait().await;
@@ -189,8 +182,62 @@ impl Doors {
             tracing::debug!(%err, "draining the NATS connection");
         }
         tracing::info!("{} service stopped", self.name);
-        served.map_err(|err| StartError::Other(format!("the HTTP server failed: {err}")))
+        Ok(())
     }
+}
+
+/// A client that has not sent its request headers within this time is cut off.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Serves `router` on `listener` until `stop` is cancelled, then lets the requests in
+/// flight finish. HTTP/1.1 with the limits every door needs: headers must arrive within
+/// [`HEADER_READ_TIMEOUT`] (a slow client is cut off), hyper refuses request heads over
+/// its buffer limit (about 400 KB) with 431, and each request knows its client's address
+/// (`ConnectInfo`).
+async fn serve_http(listener: TcpListener, router: axum::Router, stop: CancellationToken) {
+    let connections = TaskTracker::new();
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors, say: wait a little instead of spinning.
+                    tracing::warn!(%err, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => break,
+        };
+        let router = router.clone();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(remote));
+                    tower::ServiceExt::oneshot(router.clone(), request.map(axum::body::Body::new))
+                },
+            );
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = stop.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(err) = result {
+                tracing::debug!(%err, "a connection ended with an error");
+            }
+        });
+    }
+    connections.close();
+    connections.wait().await;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
