@@ -92,16 +92,7 @@ struct Sweep {
 impl Sweep {
     async fn start() -> Self {
         let shop = Shop::start().await;
-        let token = bus_schema::auth::login(
-            &shop.nats,
-            &bus_schema::auth::LoginRequest {
-                username: "victor".into(),
-                password: "1234".into(),
-            },
-        )
-        .await
-        .expect("login")
-        .access_token;
+        let token = shop.token("victor", "1234").await;
         Self {
             shop,
             http: reqwest::Client::new(),

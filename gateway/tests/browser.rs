@@ -205,16 +205,7 @@ async fn a_person_registers_logs_in_buys_and_logs_out_in_a_real_browser() {
         .await
         .expect("open activity");
     wait_for(&browser, "#feed").await;
-    let token = bus_schema::auth::login(
-        &shop.nats,
-        &bus_schema::auth::LoginRequest {
-            username: "camille".into(),
-            password: "une phrase secrète".into(),
-        },
-    )
-    .await
-    .expect("login")
-    .access_token;
+    let token = shop.token("camille", "une phrase secrète").await;
     let bought = reqwest::Client::new()
         .post(shop.url("/api/buy"))
         .bearer_auth(token)

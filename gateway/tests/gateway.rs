@@ -265,16 +265,7 @@ async fn the_api_refuses_missing_and_bad_tokens_and_keeps_service_statuses() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"], "invalid username or password");
 
-    let token = bus_schema::auth::login(
-        &shop.nats,
-        &bus_schema::auth::LoginRequest {
-            username: "victor".into(),
-            password: "1234".into(),
-        },
-    )
-    .await
-    .expect("login")
-    .access_token;
+    let token = shop.token("victor", "1234").await;
     for (body, status) in [
         (json!({ "article_id": 99 }), StatusCode::NOT_FOUND),
         (json!({ "article_id": "x" }), StatusCode::BAD_REQUEST),
@@ -308,16 +299,7 @@ async fn the_api_refuses_missing_and_bad_tokens_and_keeps_service_statuses() {
 async fn a_stopped_service_is_a_quick_503_on_the_api_the_pages_and_readyz() {
     let mut shop = Shop::start().await;
     let http = browser();
-    let token = bus_schema::auth::login(
-        &shop.nats,
-        &bus_schema::auth::LoginRequest {
-            username: "victor".into(),
-            password: "1234".into(),
-        },
-    )
-    .await
-    .expect("login")
-    .access_token;
+    let token = shop.token("victor", "1234").await;
     assert_eq!(
         http.get(shop.url("/readyz"))
             .send()
@@ -608,16 +590,7 @@ async fn posts_without_the_csrf_token_are_refused() {
         .expect("sent");
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     // Another browser (no CSRF cookie) replaying the token is refused too.
-    let token = bus_schema::auth::login(
-        &shop.nats,
-        &bus_schema::auth::LoginRequest {
-            username: "victor".into(),
-            password: "1234".into(),
-        },
-    )
-    .await
-    .expect("login")
-    .access_token;
+    let token = shop.token("victor", "1234").await;
     let response = reqwest::Client::new()
         .post(shop.url("/buy/1"))
         .header(header::COOKIE, format!("shop_session={token}"))
@@ -875,23 +848,8 @@ async fn wait_for_event(response: &mut reqwest::Response, needles: &[&str]) -> S
 #[tokio::test]
 async fn the_activity_feed_delivers_purchases_made_after_connecting_with_names_masked() {
     let shop = Shop::start().await;
-    let login = |name: &'static str, password: &'static str| {
-        let nats = shop.nats.clone();
-        async move {
-            bus_schema::auth::login(
-                &nats,
-                &bus_schema::auth::LoginRequest {
-                    username: name.into(),
-                    password: password.into(),
-                },
-            )
-            .await
-            .expect("login")
-            .access_token
-        }
-    };
-    let victor = login("victor", "1234").await;
-    let kilian = login("kilian", "abcd").await;
+    let victor = shop.token("victor", "1234").await;
+    let kilian = shop.token("kilian", "abcd").await;
     let mut feed = reqwest::Client::new()
         .get(shop.url("/activity/events"))
         .header(header::COOKIE, format!("shop_session={victor}"))

@@ -72,6 +72,18 @@ impl Shop {
         self.gateway.url(path)
     }
 
+    /// A token for `username`, from `auth.login` on the bus.
+    pub async fn token(&self, username: &str, password: &str) -> String {
+        let request = bus_schema::auth::LoginRequest {
+            username: username.into(),
+            password: password.into(),
+        };
+        bus_schema::auth::login(&self.nats, &request)
+            .await
+            .expect("login")
+            .access_token
+    }
+
     /// Lines in purchases.json.
     pub fn purchase_lines(&self) -> usize {
         std::fs::read_to_string(self.dir.path().join("purchases.json"))
