@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps deps-run install run build test bench lint fmt clean-data
+.PHONY: help deps deps-run deps-bench install run build test bench lint fmt clean-data
 
 help:
 	@echo "make run    start nats-server and every service (Ctrl-C stops them)"
@@ -14,16 +14,20 @@ help:
 
 ## deps-run: nats-server, all `make run` needs. Debian's package starts a system
 ## service on port 4222, which would collide with the shop's own server: it is disabled.
-## deps: also Chromium and its WebDriver (the browser test of `make test`) and wrk
-## (`make bench`).
+## deps: also Chromium and its WebDriver (the browser test of `make test`) and wrk.
+## deps-bench: wrk and python3, for `make bench`.
 RUN_PACKAGES := nats-server
 TEST_PACKAGES := nats-server chromium chromium-driver wrk
+BENCH_PACKAGES := nats-server wrk python3
 
 deps-run:
 	@$(MAKE) --no-print-directory install PACKAGES="$(RUN_PACKAGES)"
 
 deps:
 	@$(MAKE) --no-print-directory install PACKAGES="$(TEST_PACKAGES)"
+
+deps-bench:
+	@$(MAKE) --no-print-directory install PACKAGES="$(BENCH_PACKAGES)"
 
 install:
 	@missing=""; \
@@ -63,7 +67,7 @@ test: deps lint
 	$(CARGO) test --workspace
 
 ## bench: release builds, each service its own process, driven by wrk.
-bench: deps
+bench: deps-bench
 	$(CARGO) build --release -p users -p auth -p orders -p gateway
 	$(CARGO) build --release -p stack --example floor
 	python3 bench/run.py
