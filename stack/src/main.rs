@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+/// mimalloc: the request path allocates many small buffers, and glibc's malloc was
+/// a sixth of the CPU under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let config = stack::Config::parse();
     bus_schema::runtime::main(stack::run(config, bus_schema::runtime::shutdown_signal()));

@@ -2,6 +2,9 @@
 
 use clap::Parser;
 
+// The system allocator on purpose: users' memory is the argon2 workers' blocks, and
+// mimalloc kept 30 MB more of it under a login storm (49.5 MB -> 77.9 MB peak).
+
 fn main() {
     let config = users::Config::parse();
     bus_schema::runtime::main(async move {
