@@ -96,12 +96,20 @@ impl std::str::FromStr for Secret {
     }
 }
 
+/// The inbox prefix of process `name`: `_INBOX_<name>`.
+pub fn inbox_prefix(name: &str) -> String {
+    format!("_INBOX_{name}")
+}
+
 /// Connects to NATS as `name`, failing within a few seconds when nobody is there or
 /// the credentials are refused. Once connected, the client reconnects by itself for as
 /// long as the process runs.
 pub async fn connect(config: &NatsConfig, name: &str) -> Result<Client, StartError> {
+    // Replies to this process come to its own inbox prefix, so that `nats.conf` can let
+    // each service read only its own replies.
     let mut options = ConnectOptions::new()
         .name(name)
+        .custom_inbox_prefix(inbox_prefix(name))
         .connection_timeout(CONNECT_TIMEOUT);
     if let (Some(user), Some(password)) = (&config.user, &config.password) {
         options = options.user_and_password(user.clone(), password.expose().to_owned());

@@ -145,6 +145,9 @@ async fn services_keep_to_their_own_subjects() {
     violation(&mut auth_errors, "users.verify").await;
 
     let (orders, mut orders_errors) = connect(&server, "orders").await;
+    // Nobody reads another's replies (a login's token goes to the gateway's inbox).
+    let _snoop = orders.subscribe("_INBOX_gateway.>").await.expect("sent");
+    violation(&mut orders_errors, "_INBOX_gateway.>").await;
     let js = async_nats::jetstream::ContextBuilder::new()
         .timeout(Duration::from_secs(1))
         .build(orders.clone());

@@ -26,7 +26,7 @@ const DELIVER_GROUP: &str = "orders";
 /// that just died is written soon after the next one starts.
 const ACK_WAIT: Duration = Duration::from_secs(10);
 /// A re-published event (same `Nats-Msg-Id`) within this window is stored once.
-const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(10);
 
 /// Creates or updates the stream and the consumer.
 pub async fn ensure(js: &jetstream::Context) -> Result<(Stream, PushConsumer), String> {
@@ -58,7 +58,10 @@ pub async fn ensure(js: &jetstream::Context) -> Result<(Stream, PushConsumer), S
                 deliver_policy: DeliverPolicy::All,
                 ack_policy: AckPolicy::Explicit,
                 ack_wait: ACK_WAIT,
-                filter_subject: format!("{}.>", subject::PURCHASED_PREFIX),
+                // No filter: the stream holds only this service's events, and nats-server 2.9
+                // counts the pending messages of a filtered consumer by scanning the stream,
+                // which made every buy slower as the stream grew.
+                filter_subject: String::new(),
                 max_ack_pending: 20_000,
                 ..push::Config::default()
             },
