@@ -10,6 +10,7 @@
 //! - [`users`], [`auth`], [`orders`]: one module per service: subjects, bodies, calls.
 //! - [`error`]: the error codes, [`ErrorReply`] (a failure a service answers with) and
 //!   [`CallError`] (what a caller gets back).
+//! - [`discovery`]: the `$SRV` subjects that find running service instances.
 //! - [`call`]: the request/reply primitive with a bounded time.
 //! - [`serve`]: runs a micro endpoint around a domain function.
 //! - [`http`]: the JSON extractor and error body of the HTTP doors.
@@ -56,6 +57,7 @@ macro_rules! typed_call {
 
 pub mod auth;
 pub mod call;
+pub mod discovery;
 pub mod error;
 pub mod http;
 pub mod metrics;

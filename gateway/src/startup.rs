@@ -177,7 +177,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn ping(nats: &Client, service: &str) -> bool {
     let request = async_nats::Request::new().timeout(Some(Duration::from_secs(1)));
-    nats.send_request(format!("$SRV.PING.{service}"), request)
+    nats.send_request(bus_schema::discovery::ping(Some(service)), request)
         .await
         .is_ok()
 }

@@ -107,7 +107,7 @@ async fn instances(nats: &Client) -> Vec<Instance> {
         return Vec::new();
     };
     if nats
-        .publish_with_reply("$SRV.PING", inbox, "".into())
+        .publish_with_reply(bus_schema::discovery::ping(None), inbox, "".into())
         .await
         .is_err()
     {
@@ -136,8 +136,8 @@ async fn instances(nats: &Client) -> Vec<Instance> {
 }
 
 async fn describe(nats: &Client, ping: Ping) -> Instance {
-    let info: Option<Info> = ask(nats, format!("$SRV.INFO.{}.{}", ping.name, ping.id)).await;
-    let stats: Option<Stats> = ask(nats, format!("$SRV.STATS.{}.{}", ping.name, ping.id)).await;
+    let info: Option<Info> = ask(nats, bus_schema::discovery::info(&ping.name, &ping.id)).await;
+    let stats: Option<Stats> = ask(nats, bus_schema::discovery::stats(&ping.name, &ping.id)).await;
     let stats = stats.map(|s| s.endpoints).unwrap_or_default();
     let endpoints = info
         .map(|i| i.endpoints)
