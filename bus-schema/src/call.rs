@@ -97,17 +97,18 @@ where
         service,
         reason: format!("request could not be encoded: {err}"),
     })?;
+    // One timer, below, for the whole call rather than one more inside the client.
     let mut request = async_nats::Request::new()
         .payload(payload.into())
-        .timeout(Some(opts.timeout));
+        .timeout(None);
     if let Some(id) = opts.request_id.clone().or_else(crate::request_id::current) {
         let mut headers = HeaderMap::new();
         headers.insert(REQUEST_ID_HEADER, id.as_str());
         request = request.headers(headers);
     }
     let unavailable = |reason: String| CallError::Unavailable { service, reason };
-    // The client's own timeout covers the reply; this one also covers a connection
-    // that is stuck reconnecting and never sends the request.
+    // Covers the reply and also a connection that is stuck reconnecting and never sends
+    // the request.
     let reply = tokio::time::timeout(opts.timeout, nats.send_request(subject, request))
         .await
         .map_err(|_| unavailable("no reply in time".into()))?

@@ -179,16 +179,20 @@ pub async fn time_limit(request: Request, next: Next) -> Response {
     }
 }
 
+thread_local! {
+    /// The `"<method> <route>"` of the request being recorded, written into one buffer
+    /// per thread instead of a new string per request.
+    static OPERATION: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 /// Middleware of every HTTP door: takes the request's `X-Request-Id` (or makes one),
 /// serves the request inside a span and a request-id scope (so its log lines and bus
 /// calls carry the id), returns the id in the reply, and records the request in
 /// `metrics` under its route.
 pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = request.method().clone();
     let id = crate::request_id::from_header(
         request
@@ -218,12 +222,12 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
             .headers_mut()
             .insert(crate::REQUEST_ID_HEADER, value);
     }
-    metrics.record(
-        "http",
-        &format!("{method} {route}"),
-        status,
-        started.elapsed(),
-    );
+    OPERATION.with_borrow_mut(|op| {
+        use std::fmt::Write as _;
+        op.clear();
+        let _ = write!(op, "{method} {route}");
+        metrics.record("http", op, status, started.elapsed());
+    });
     response
 }
 
