@@ -9,7 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let config = auth::Config::parse();
-    bus_schema::runtime::main(bus_schema::runtime::Threads::One, async move {
+    bus_schema::runtime::main(async move {
         let app = auth::build(config).await?;
         app.run_until_stopped(bus_schema::runtime::shutdown_signal())
             .await

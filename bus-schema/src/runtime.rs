@@ -278,29 +278,27 @@ pub const WORKER_THREADS_VAR: &str = "SHOP_WORKER_THREADS";
 /// How many threads run the async tasks of a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Threads {
-    /// One thread, no work stealing: the default of every service. Their async work per
+    /// One thread, no work stealing: the default of every binary. The async work of a
     /// request is a few microseconds and everything slow (argon2, SQLite, fsync) runs on
     /// its own threads, so more workers only add cross-thread wake-ups: on two cores
     /// under load, two workers took the gateway 60% more CPU per request than one, and
-    /// auth and orders about twice as much. Scale out with more instances instead (NATS
+    /// auth and orders about twice as much; the one-process stack served 55% more
+    /// `/api/purchases` on one thread. Scale out with more instances instead (NATS
     /// spreads a queue group's requests over them).
     One,
     /// A work-stealing runtime with this many workers.
     Workers(usize),
-    /// A work-stealing runtime with one worker per core: the one-process stack, which
-    /// runs all four services.
-    PerCore,
 }
 
 impl Threads {
-    /// `SHOP_WORKER_THREADS` if it is set (1 is [`Threads::One`]), else `default`.
-    pub fn from_env(default: Self) -> Result<Self, String> {
-        Self::parse(std::env::var(WORKER_THREADS_VAR).ok().as_deref(), default)
+    /// `SHOP_WORKER_THREADS` if it is set, else [`Threads::One`].
+    pub fn from_env() -> Result<Self, String> {
+        Self::parse(std::env::var(WORKER_THREADS_VAR).ok().as_deref())
     }
 
-    fn parse(value: Option<&str>, default: Self) -> Result<Self, String> {
+    fn parse(value: Option<&str>) -> Result<Self, String> {
         match value {
-            None => Ok(default),
+            None => Ok(Self::One),
             Some(value) => match value.trim().parse::<usize>() {
                 Ok(1) => Ok(Self::One),
                 Ok(n) if n > 1 => Ok(Self::Workers(n)),
@@ -314,24 +312,25 @@ impl Threads {
     fn build(self) -> std::io::Result<tokio::runtime::Runtime> {
         let mut builder = match self {
             Self::One => tokio::runtime::Builder::new_current_thread(),
-            Self::Workers(_) | Self::PerCore => tokio::runtime::Builder::new_multi_thread(),
+            Self::Workers(n) => {
+                let mut builder = tokio::runtime::Builder::new_multi_thread();
+                builder.worker_threads(n);
+                builder
+            }
         };
-        if let Self::Workers(n) = self {
-            builder.worker_threads(n);
-        }
         builder.enable_all().build()
     }
 }
 
-/// Runs a binary: logging from `RUST_LOG`, then `run` until it returns, on `threads`
-/// (see [`Threads::from_env`]). A start-up failure is printed as one line and the
+/// Runs a binary: logging from `RUST_LOG`, then `run` until it returns, on the threads
+/// [`Threads::from_env`] says. A start-up failure is printed as one line and the
 /// process exits with status 1.
-pub fn main<F>(threads: Threads, run: F)
+pub fn main<F>(run: F)
 where
     F: Future<Output = Result<(), StartError>>,
 {
     init_tracing();
-    let runtime = Threads::from_env(threads).and_then(|threads| {
+    let runtime = Threads::from_env().and_then(|threads| {
         threads
             .build()
             .map_err(|err| format!("cannot start the async runtime: {err}"))
@@ -370,18 +369,11 @@ mod tests {
 
     #[test]
     fn the_worker_threads_variable_picks_the_runtime() {
-        assert_eq!(Threads::parse(None, Threads::One), Ok(Threads::One));
-        assert_eq!(Threads::parse(None, Threads::PerCore), Ok(Threads::PerCore));
-        assert_eq!(
-            Threads::parse(Some("1"), Threads::PerCore),
-            Ok(Threads::One)
-        );
-        assert_eq!(
-            Threads::parse(Some(" 4 "), Threads::One),
-            Ok(Threads::Workers(4))
-        );
+        assert_eq!(Threads::parse(None), Ok(Threads::One));
+        assert_eq!(Threads::parse(Some("1")), Ok(Threads::One));
+        assert_eq!(Threads::parse(Some(" 4 ")), Ok(Threads::Workers(4)));
         for bad in ["0", "-2", "two", ""] {
-            let err = Threads::parse(Some(bad), Threads::One).expect_err(bad);
+            let err = Threads::parse(Some(bad)).expect_err(bad);
             assert!(err.contains(WORKER_THREADS_VAR), "{err}");
         }
     }

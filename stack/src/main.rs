@@ -9,8 +9,5 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let config = stack::Config::parse();
-    bus_schema::runtime::main(
-        bus_schema::runtime::Threads::PerCore,
-        stack::run(config, bus_schema::runtime::shutdown_signal()),
-    );
+    bus_schema::runtime::main(stack::run(config, bus_schema::runtime::shutdown_signal()));
 }
