@@ -147,6 +147,35 @@ impl TestApp {
         panic!("the server still sees the appender's subscriber after 5 s");
     }
 
+    /// Waits until orders, auth and this test's client are connected to the server again.
+    async fn reconnected(&self, token: &str) {
+        let verify = bus_schema::auth::VerifyRequest {
+            token: token.into(),
+        };
+        for _ in 0..200 {
+            let (_, body) = self.get("/readyz", None).await;
+            if body["nats"] == true && bus_schema::auth::verify(&self.nats, &verify).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("orders, auth or the test's client did not reconnect within 10 s");
+    }
+
+    /// Waits until purchases.json has `n` lines.
+    async fn wait_for_lines(&self, n: usize) {
+        for _ in 0..200 {
+            if self.lines().len() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "purchases.json has {} lines after 10 s, not {n}",
+            self.lines().len()
+        );
+    }
+
     /// Waits until the appender has taken and acknowledged every event.
     async fn settled(&self) {
         let stream = self.js.get_stream(orders::STREAM).await.expect("stream");
@@ -706,22 +735,20 @@ async fn a_purchases_file_of_the_flask_original_is_converted_once_with_a_backup(
 
 #[tokio::test]
 async fn without_jetstream_a_buy_is_a_503_and_nothing_is_written() {
-    let app = TestApp::spawn().await;
+    let mut app = TestApp::spawn().await;
     orders::buy(&app.nats, &buy_request("victor", json!(1)))
         .await
         .expect("201");
+    let token = app.token("victor", "1234").await;
     let before = std::fs::read(app.purchases_file()).expect("read");
-    app.js
-        .delete_stream(orders::STREAM)
-        .await
-        .expect("stream deleted");
+    app.server.restart_without_jetstream();
+    app.reconnected(&token).await;
 
     let err = orders::buy(&app.nats, &buy_request("victor", json!(2)))
         .await
         .expect_err("503");
     assert_eq!(err.code(), ErrorCode::Unavailable);
     assert!(err.to_string().contains("nothing was bought"), "{err}");
-    let token = app.token("victor", "1234").await;
     let (status, body) = app
         .buy("victor", &token, json!({ "article_id": 2 }), None)
         .await;
@@ -731,6 +758,74 @@ async fn without_jetstream_a_buy_is_a_503_and_nothing_is_written() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["stream"], false);
     assert_eq!(std::fs::read(app.purchases_file()).expect("read"), before);
+}
+
+#[tokio::test]
+async fn a_deleted_stream_is_created_again_by_the_next_buy() {
+    let app = TestApp::spawn().await;
+    let token = app.token("victor", "1234").await;
+    let (status, body) = app
+        .buy("victor", &token, json!({ "article_id": 1 }), None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.js
+        .delete_stream(orders::STREAM)
+        .await
+        .expect("stream deleted");
+
+    let (status, body) = app
+        .buy("victor", &token, json!({ "article_id": 2 }), None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().expect("id");
+    assert!(app.lines().iter().any(|l| l["id"] == id), "line of {id}");
+    assert_eq!(app.lines().len(), 2);
+    let (_, history) = app.get("/orders/victor/purchases", Some(&token)).await;
+    assert_eq!(history["purchases"], json!(["Article 1", "Article 2"]));
+    let info = app
+        .js
+        .get_stream(orders::STREAM)
+        .await
+        .expect("the stream is back")
+        .get_info()
+        .await
+        .expect("info");
+    assert_eq!(
+        info.state.messages, 1,
+        "only the new event is in the new stream"
+    );
+    let (status, _) = app.get("/readyz", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_purchase_waiting_for_a_deleted_consumer_is_written_once_it_is_back() {
+    let app = TestApp::spawn().await;
+    orders::buy(&app.nats, &buy_request("victor", json!(1)))
+        .await
+        .expect("201");
+    let stream = app.js.get_stream(orders::STREAM).await.expect("stream");
+    stream
+        .delete_consumer("orders-appender")
+        .await
+        .expect("consumer deleted");
+
+    // Stored in the stream, but nobody appends it: the buyer hears it is not on disk yet.
+    let err = orders::buy(&app.nats, &buy_request("victor", json!(2)))
+        .await
+        .expect_err("503");
+    assert_eq!(err.code(), ErrorCode::Unavailable);
+    assert!(err.to_string().contains("not on disk yet"), "{err}");
+    // The consumer is created again and the purchase lands, once.
+    app.wait_for_lines(2).await;
+    app.settled().await;
+    let lines = app.lines();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["article"]["id"], 2);
+    orders::buy(&app.nats, &buy_request("victor", json!(3)))
+        .await
+        .expect("201 again");
+    assert_eq!(app.lines().len(), 3);
 }
 
 // ---------------------------------------------------------------- doors

@@ -132,6 +132,13 @@ impl NatsServer {
         self.spawn(Some(port));
     }
 
+    /// Starts the server again on the same port with JetStream off, as a server whose
+    /// JetStream failed or was turned off by its operator would be.
+    pub fn restart_without_jetstream(&mut self) {
+        self.extra_args.retain(|arg| arg != "-js");
+        self.restart();
+    }
+
     fn spawn(&mut self, port: Option<u16>) {
         let bin = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".to_owned());
         let ports_dir = self.dir.path().join("ports");

@@ -20,7 +20,14 @@ use std::{
     time::Duration,
 };
 
-use async_nats::{HeaderMap, jetstream};
+use async_nats::{
+    HeaderMap,
+    jetstream::{
+        self,
+        context::{PublishError, PublishErrorKind},
+        publish::PublishAck,
+    },
+};
 use bus_schema::{
     orders::{
         ArticlesReply, BuyReply, BuyRequest, PurchasedEvent, PurchasesReply, PurchasesRequest,
@@ -36,8 +43,10 @@ use catalog::Catalog;
 use index::{Index, Item};
 use journal::Line;
 
-/// How long a buy waits for its line to reach the disk before it gives up with a 503.
-const APPEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a buy waits for its line to reach the disk before it gives up with a 503:
+/// below the callers' timeout (3 s by default), so that the buyer hears this answer
+/// rather than a bare timeout.
+const APPEND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest idempotency key accepted.
 const MAX_KEY_LEN: usize = 128;
 /// What a successful buy says, as the original did.
@@ -59,6 +68,8 @@ struct Inner {
     /// requests with the same key never both record a purchase.
     key_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     js: jetstream::Context,
+    /// Held while the stream and the consumer are being created again.
+    healing: Arc<tokio::sync::Mutex<()>>,
     appended: AtomicU64,
 }
 
@@ -71,6 +82,7 @@ impl Orders {
                 waiters: Mutex::default(),
                 key_locks: Mutex::default(),
                 js,
+                healing: Arc::default(),
                 appended: AtomicU64::new(0),
             }),
         }
@@ -171,6 +183,15 @@ impl Orders {
             _ => {
                 self.waiters().remove(&id);
                 tracing::error!(%id, "a published purchase was not appended in time");
+                // Perhaps the appender's consumer was deleted: the event waits in the
+                // stream and is written once the consumer exists again.
+                if let Ok(healing) = Arc::clone(&self.inner.healing).try_lock_owned() {
+                    let orders = self.clone();
+                    tokio::spawn(async move {
+                        let _healing = healing;
+                        orders.heal().await;
+                    });
+                }
                 Err(OrdersError::Unavailable(
                     "the purchase was accepted but is not on disk yet; look at your purchases \
                      in a moment before buying again"
@@ -181,25 +202,63 @@ impl Orders {
     }
 
     async fn publish(&self, event: &PurchasedEvent) -> Result<(), OrdersError> {
-        let unavailable = |err: &dyn std::fmt::Display| {
+        let result = match self.publish_once(event).await {
+            // The stream was deleted while the service runs (`nats stream rm ORDERS`):
+            // create it and the consumer again, then try once more.
+            Err(err) if err.kind() == PublishErrorKind::StreamNotFound => {
+                let healed = {
+                    let _healing = self.inner.healing.lock().await;
+                    self.heal().await
+                };
+                if healed {
+                    self.publish_once(event).await
+                } else {
+                    Err(err)
+                }
+            }
+            result => result,
+        };
+        result.map(drop).map_err(|err| {
             tracing::warn!(%err, "cannot publish a purchase event");
             OrdersError::Unavailable(
                 "purchases cannot be recorded right now: the event store (JetStream) is \
                  unavailable; nothing was bought, try again in a moment"
                     .into(),
             )
-        };
+        })
+    }
+
+    /// Publishes `event` with its id as `Nats-Msg-Id` and waits for the stream's ack.
+    async fn publish_once(&self, event: &PurchasedEvent) -> Result<PublishAck, PublishError> {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", event.id.as_str());
         let payload = serde_json::to_vec(event).expect("BUG: an event always serialises");
-        let ack = self
-            .inner
+        self.inner
             .js
             .publish_with_headers(subject::purchased(&event.username), headers, payload.into())
+            .await?
             .await
-            .map_err(|err| unavailable(&err))?;
-        ack.await.map_err(|err| unavailable(&err))?;
-        Ok(())
+    }
+
+    /// Creates the stream and the appender's consumer if they are missing (they are
+    /// made at start; an operator may delete them later). The appender's subscription
+    /// on the deliver subject outlives them, so a new consumer delivers to it at once,
+    /// from the first event the stream holds; events already written are recognised by
+    /// their id. The caller holds `healing`. Whether both exist now.
+    async fn heal(&self) -> bool {
+        match stream::ensure(&self.inner.js).await {
+            Ok(_) => {
+                tracing::warn!(
+                    "made sure the {} stream and its appender consumer exist",
+                    bus_schema::orders::STREAM
+                );
+                true
+            }
+            Err(err) => {
+                tracing::warn!(%err, "cannot create the event stream again");
+                false
+            }
+        }
     }
 
     /// Called by the appender once `lines` are on disk: adds them to the index and
