@@ -1,4 +1,5 @@
-//! The `ORDERS` stream and the appender's durable consumer, created or updated at start.
+//! The `ORDERS` stream and the appender's durable consumer, created or updated at start,
+//! and created again by a buy that finds them gone (see `Orders::heal`).
 //!
 //! The consumer pushes to a deliver subject (queue group `orders`) rather than being
 //! pulled: the server delivers only while someone subscribes there, so an event
@@ -28,7 +29,7 @@ const ACK_WAIT: Duration = Duration::from_secs(10);
 /// A re-published event (same `Nats-Msg-Id`) within this window is stored once.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(10);
 
-/// Creates or updates the stream and the consumer.
+/// Creates or updates the stream and the consumer; harmless when both exist.
 pub async fn ensure(js: &jetstream::Context) -> Result<(Stream, PushConsumer), String> {
     let config = Config {
         name: STREAM.to_owned(),
