@@ -27,6 +27,25 @@ pub mod subject {
 /// The JetStream stream that keeps [`subject::EVENTS`].
 pub const STREAM: &str = "ORDERS";
 
+/// The namespace of [`purchase_id`] (a fixed random UUID of this shop).
+pub const PURCHASE_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x5c1f_0d2e_8a47_4b1e_9d36_0f2b_7e4a_c913);
+
+/// The id of the one purchase that `username` (normalised: trimmed, lower-case) may make
+/// with idempotency key `key` (trimmed): the UUIDv5 of `"<username>\n<key>"` in
+/// [`PURCHASE_ID_NAMESPACE`].
+///
+/// Every instance of the orders service derives the same id, so a retried key publishes
+/// an event with the same `Nats-Msg-Id` (refused by the stream's duplicate window) and
+/// is written to `purchases.json` at most once (lines are unique by id).
+pub fn purchase_id(username: &str, key: &str) -> uuid::Uuid {
+    let mut name = Vec::with_capacity(username.len() + 1 + key.len());
+    name.extend_from_slice(username.as_bytes());
+    name.push(b'\n');
+    name.extend_from_slice(key.as_bytes());
+    uuid::Uuid::new_v5(&PURCHASE_ID_NAMESPACE, &name)
+}
+
 /// An article of the catalogue.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Article {
@@ -56,7 +75,7 @@ pub struct PurchasesRequest {
 /// One recorded purchase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurchaseItem {
-    /// The event id (UUIDv7).
+    /// The event id: UUIDv7, or [`purchase_id`] for a buy with an idempotency key.
     pub id: String,
     pub article: Article,
     /// RFC 3339, UTC.
@@ -112,7 +131,8 @@ pub struct BuyReply {
 /// The event of one purchase, on `orders.events.purchased.<username>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurchasedEvent {
-    /// UUIDv7, also the `Nats-Msg-Id` of the publish.
+    /// UUIDv7, or [`purchase_id`] of the username and key for a buy with an idempotency
+    /// key; also the `Nats-Msg-Id` of the publish.
     pub id: String,
     pub username: String,
     pub article: Article,
@@ -145,3 +165,19 @@ typed_call!(
     /// `orders.buy`: 400 for a bad article id, 404 for an unknown article.
     buy, buy_with: subject::BUY, BuyRequest => BuyReply
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_purchase_id_depends_on_both_the_user_and_the_key() {
+        let id = purchase_id("victor", "order-1");
+        assert_eq!(id, purchase_id("victor", "order-1"));
+        assert_eq!(id.get_version_num(), 5);
+        assert_ne!(id, purchase_id("kilian", "order-1"));
+        assert_ne!(id, purchase_id("victor", "order-2"));
+        // The separator keeps ("ab", "c") and ("a", "bc") apart.
+        assert_ne!(purchase_id("ab", "c"), purchase_id("a", "bc"));
+    }
+}

@@ -118,12 +118,12 @@ async fn metrics_text(State(state): State<HttpState>) -> Response {
         "shop_purchases_appended_total {}\n",
         state.core.appended()
     ));
-    if let Some(pending) = state.core.consumer_pending().await {
+    if let Some(unwritten) = state.core.unwritten().await {
         text.push_str(
-            "# HELP shop_consumer_pending Purchase events not yet written and acknowledged.\n",
+            "# HELP shop_purchases_unwritten Purchase events in the stream not yet read into purchases.json.\n",
         );
-        text.push_str("# TYPE shop_consumer_pending gauge\n");
-        text.push_str(&format!("shop_consumer_pending {pending}\n"));
+        text.push_str("# TYPE shop_purchases_unwritten gauge\n");
+        text.push_str(&format!("shop_purchases_unwritten {unwritten}\n"));
     }
     text.push_str("# HELP shop_purchases_recorded Purchases in purchases.json.\n");
     text.push_str("# TYPE shop_purchases_recorded gauge\n");

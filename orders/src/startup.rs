@@ -11,7 +11,13 @@ use bus_schema::{
 use crate::{
     Config, bus,
     domain::{
-        Orders, appender::Appender, catalog::Catalog, flask, index::Index, journal::Journal, stream,
+        Orders,
+        appender::Appender,
+        catalog::Catalog,
+        flask,
+        index::Index,
+        journal::{Journal, Opened},
+        stream,
     },
     http,
 };
@@ -29,20 +35,25 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         .map_err(StartError::Other)?;
 
     let path = config.purchases_path.clone();
-    let (converting, journal, index, repair) = tokio::task::spawn_blocking(move || {
+    let (converting, opened, index) = tokio::task::spawn_blocking(move || {
         let converting = flask::take_over(&path)?;
         let mut index = Index::default();
-        let (journal, repair) = Journal::open(&path, &mut index)?;
-        Ok::<_, String>((converting, journal, index, repair))
+        let opened = Journal::open(&path, &mut index)?;
+        Ok::<_, String>((converting, opened, index))
     })
     .await
     .map_err(|err| StartError::Other(err.to_string()))?
     .map_err(StartError::Other)?;
+    let Opened {
+        journal,
+        repair,
+        positions,
+    } = opened;
     if let Some(repair) = repair {
         tracing::warn!(
             file = %journal.path().display(),
             removed_bytes = repair.removed_bytes,
-            "removed a cut-short last line; its event is appended again from the stream"
+            "removed a cut-short last line; its event is written again from the stream"
         );
     }
     tracing::info!(
@@ -54,17 +65,23 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     let listener = runtime::bind(config.http_addr, "--http-addr / ORDERS_HTTP_ADDR").await?;
     let nats = runtime::connect(&config.nats, "orders").await?;
     let js = async_nats::jetstream::new(nats.clone());
-    let (stream, consumer) = stream::ensure(&js).await.map_err(|err| {
+    let stream = stream::ensure(&js).await.map_err(|err| {
         StartError::Other(format!(
             "{err}; is JetStream enabled on {} (nats.conf has a jetstream block)?",
             config.nats.url
         ))
     })?;
-    let core = Orders::new(catalog, index, js);
-    let appender = Appender::new(core.clone(), journal, consumer, stream);
-    appender.fill_gap().await.map_err(StartError::Other)?;
+    stream::retire_legacy_consumer(&stream).await;
+    let core = Orders::new(catalog, index, js.clone());
+    let mut appender = Appender::new(core.clone(), journal, js);
+    let last = appender
+        .start(&stream, &positions)
+        .await
+        .map_err(StartError::Other)?;
     let workers = Workers::default();
     workers.tasks.spawn(appender.run(workers.stop.clone()));
+    // Nothing is answered from a file that is behind the stream.
+    core.written_up_to(last).await;
 
     if let Some(converting) = converting {
         flask::convert(&core, converting, &config.purchases_path)

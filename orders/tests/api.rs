@@ -129,22 +129,9 @@ impl TestApp {
         read(request.send().await.expect("sent")).await
     }
 
-    /// Stops orders and waits until the server has seen its consumer's subscriber go,
-    /// so that events published next wait in the stream as they would during an outage.
+    /// Stops orders as Ctrl-C would; events published next wait in the stream.
     async fn stop_orders(&mut self) {
         self.orders.stop().await;
-        let stream = self.js.get_stream(orders::STREAM).await.expect("stream");
-        for _ in 0..200 {
-            let info = stream
-                .consumer_info("orders-appender")
-                .await
-                .expect("consumer info");
-            if !info.push_bound {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the server still sees the appender's subscriber after 5 s");
     }
 
     /// Waits until orders, auth and this test's client are connected to the server again.
@@ -162,39 +149,41 @@ impl TestApp {
         panic!("orders, auth or the test's client did not reconnect within 10 s");
     }
 
-    /// Waits until purchases.json has `n` lines.
-    async fn wait_for_lines(&self, n: usize) {
-        for _ in 0..200 {
-            if self.lines().len() >= n {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "purchases.json has {} lines after 10 s, not {n}",
-            self.lines().len()
-        );
-    }
-
-    /// Waits until the appender has taken and acknowledged every event.
+    /// Waits until every purchase event the stream holds has its line in the file.
     async fn settled(&self) {
-        let stream = self.js.get_stream(orders::STREAM).await.expect("stream");
-        let mut last = None;
+        let mut missing = Vec::new();
         for _ in 0..200 {
-            let info = stream
-                .consumer_info("orders-appender")
+            let written: std::collections::HashSet<String> = self
+                .lines()
+                .iter()
+                .filter_map(|l| l["id"].as_str().map(str::to_owned))
+                .collect();
+            missing = stream_ids(&self.js)
                 .await
-                .expect("consumer info");
-            if info.num_pending == 0 && info.num_ack_pending == 0 {
+                .into_iter()
+                .filter(|id| !written.contains(id))
+                .collect();
+            if missing.is_empty() {
                 return;
             }
-            last = Some((info.num_pending, info.num_ack_pending, info.num_waiting));
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!(
-            "the appender did not settle within 10 s: (pending, ack pending, waiting) = {last:?}"
-        );
+        panic!("events of the stream still not in the file after 10 s: {missing:?}");
     }
+}
+
+/// The ids of the purchase events in the `ORDERS` stream, in stream order.
+async fn stream_ids(js: &jetstream::Context) -> Vec<String> {
+    let stream = js.get_stream(orders::STREAM).await.expect("stream");
+    let state = stream.get_info().await.expect("info").state;
+    let mut ids = Vec::new();
+    for seq in state.first_sequence.max(1)..=state.last_sequence {
+        if let Ok(message) = stream.get_raw_message(seq).await {
+            let event: Value = serde_json::from_slice(&message.payload).expect("an event");
+            ids.push(event["id"].as_str().expect("an id").to_owned());
+        }
+    }
+    ids
 }
 
 fn read_lines(path: &Path) -> Vec<Value> {
@@ -799,33 +788,49 @@ async fn a_deleted_stream_is_created_again_by_the_next_buy() {
 }
 
 #[tokio::test]
-async fn a_purchase_waiting_for_a_deleted_consumer_is_written_once_it_is_back() {
+async fn a_deleted_appender_consumer_is_replaced_and_buys_go_on() {
     let app = TestApp::spawn().await;
     orders::buy(&app.nats, &buy_request("victor", json!(1)))
         .await
         .expect("201");
     let stream = app.js.get_stream(orders::STREAM).await.expect("stream");
+    let before = consumer_names(&stream).await;
+    assert_eq!(before.len(), 1, "one consumer per orders instance: {before:?}");
     stream
-        .delete_consumer("orders-appender")
+        .delete_consumer(&before[0])
         .await
         .expect("consumer deleted");
+    // An event stored while no consumer reads is written by the next one.
+    let stray = event("victor", 3);
+    publish(&app.js, &stray).await;
 
-    // Stored in the stream, but nobody appends it: the buyer hears it is not on disk yet.
-    let err = orders::buy(&app.nats, &buy_request("victor", json!(2)))
+    let mut after = Vec::new();
+    for _ in 0..200 {
+        after = consumer_names(&stream).await;
+        if !after.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after, before, "a new consumer replaced the deleted one");
+    let reply = orders::buy(&app.nats, &buy_request("victor", json!(2)))
         .await
-        .expect_err("503");
-    assert_eq!(err.code(), ErrorCode::Unavailable);
-    assert!(err.to_string().contains("not on disk yet"), "{err}");
-    // The consumer is created again and the purchase lands, once.
-    app.wait_for_lines(2).await;
+        .expect("201 with the new consumer");
     app.settled().await;
     let lines = app.lines();
-    assert_eq!(lines.len(), 2);
-    assert_eq!(lines[1]["article"]["id"], 2);
-    orders::buy(&app.nats, &buy_request("victor", json!(3)))
+    let ids: Vec<&str> = lines.iter().filter_map(|l| l["id"].as_str()).collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert_eq!(&ids[1..], [stray.id.as_str(), reply.id.as_str()]);
+}
+
+async fn consumer_names(stream: &jetstream::stream::Stream) -> Vec<String> {
+    use futures_util::TryStreamExt;
+    stream
+        .consumer_names()
+        .try_collect()
         .await
-        .expect("201 again");
-    assert_eq!(app.lines().len(), 3);
+        .expect("consumer names")
 }
 
 // ---------------------------------------------------------------- doors
@@ -892,7 +897,7 @@ async fn the_micro_service_lists_its_endpoints_and_health_answers() {
     let (_, metrics) = app.get("/metrics", None).await;
     let text = metrics.as_str().expect("text");
     assert!(text.contains("shop_purchases_appended_total 1"), "{text}");
-    assert!(text.contains("shop_consumer_pending 0"), "{text}");
+    assert!(text.contains("shop_purchases_unwritten 0"), "{text}");
     assert!(
         text.contains(r#"door="nats",op="buy",status="200"} 1"#),
         "{text}"

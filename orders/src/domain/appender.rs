@@ -1,36 +1,65 @@
-//! The durable consumer that turns purchase events into lines of `purchases.json`:
-//! a batch of events is written, fsynced once, added to the index, and only then
-//! acknowledged. An event already in the file (a redelivery, a re-publish) is
-//! acknowledged without being written again.
+//! Follows the `ORDERS` stream in order and turns its purchase events into lines of
+//! `purchases.json`: a batch is written, fsynced once, added to the index, and only
+//! then does the cursor (the next stream sequence to read) move past it.
+//!
+//! The file is reconciled with the stream itself, never with a consumer's
+//! acknowledgements: each instance reads the stream with its own consumer, from its own
+//! cursor, and a consumer that fails (nats-server restarted, consumer deleted, a
+//! delivery lost, the stream made again) is replaced by a new one that starts at the
+//! cursor. At start the cursor is where the file stops following the stream, and the
+//! service answers nothing until the file holds every event the stream held then.
+//! An event whose id is in the file already (a second copy of a retried key, a
+//! replayed range) is skipped, so no purchase is written twice.
 
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use async_nats::jetstream::{self, AckKind, consumer::PushConsumer, stream::Stream};
+use async_nats::jetstream::{
+    self,
+    consumer::{AckPolicy, DeliverPolicy, pull},
+    stream::Stream,
+};
 use bus_schema::{orders::PurchasedEvent, users::Username};
 use futures_util::{FutureExt, StreamExt};
+use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{Orders, journal::Journal, journal::Line};
+use super::{
+    Orders,
+    journal::{Journal, Line, Positions},
+    stream,
+};
 
-/// Most events written with one fsync.
+/// Most events read per pull and written with one fsync.
 const MAX_BATCH: usize = 1024;
-/// Pause before trying again after the consumer or the disk failed.
+/// Pause before trying again after the stream, the consumer or the disk failed.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
+/// The server sends a heartbeat this often when there is nothing to deliver; two missed
+/// ones mean the consumer is gone and a new one is made.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// A consumer nobody pulls from (its process died) is removed by the server after this.
+const INACTIVE_THRESHOLD: Duration = Duration::from_secs(30);
 
 /// Writes the file; the only writer of the journal.
 #[derive(Debug)]
 pub struct Appender {
     orders: Orders,
     journal: Arc<Mutex<Journal>>,
-    consumer: PushConsumer,
-    stream: Stream,
+    js: jetstream::Context,
+    /// When the stream being read was created: another value means it was deleted and
+    /// made again, and is read from its start.
+    created: Option<OffsetDateTime>,
+    /// This instance's consumers are `<prefix>-<n>`.
+    prefix: String,
+    serial: u64,
+    /// The consumer in use, deleted when it is replaced.
+    consumer: Option<String>,
 }
 
-/// What a batch of messages holds.
+/// The new lines of a batch and the ids it found in the file already.
 #[derive(Default)]
 struct Sorted {
     lines: Vec<(Uuid, Line)>,
@@ -52,73 +81,84 @@ impl Sorted {
 }
 
 impl Appender {
-    pub fn new(orders: Orders, journal: Journal, consumer: PushConsumer, stream: Stream) -> Self {
+    pub fn new(orders: Orders, journal: Journal, js: jetstream::Context) -> Self {
+        let prefix = format!("orders-appender-{:08x}", rand_u32());
         Self {
             orders,
             journal: Arc::new(Mutex::new(journal)),
-            consumer,
-            stream,
+            js,
+            created: None,
+            prefix,
+            serial: 0,
+            consumer: None,
         }
     }
 
-    /// Re-appends the events the consumer acknowledged but the file lacks (a line lost
-    /// after its ack, or a file deleted by hand), reading them back from the stream.
-    pub async fn fill_gap(&self) -> Result<usize, String> {
-        let info = self
-            .consumer
+    /// Sets the cursor from the file's `positions`: after the file's last line when the
+    /// stream holds that very event there, from the first line the file lacks when one
+    /// went missing, and from the stream's first event when the two do not match (an
+    /// empty or foreign file, a stream made again). Returns the stream's last sequence:
+    /// the file is complete once the cursor is past it.
+    pub async fn start(&mut self, stream: &Stream, positions: &Positions) -> Result<u64, String> {
+        let info = stream
             .get_info()
             .await
-            .map_err(|err| format!("cannot read the consumer's state: {err}"))?;
-        let floor = info.ack_floor.stream_sequence;
-        let mut filled = 0;
-        let mut sorted = Sorted::default();
-        for seq in self.orders.last_seq() + 1..=floor {
-            let Ok(message) = self.stream.get_raw_message(seq).await else {
-                continue; // deleted from the stream, or another subject
-            };
-            if let Some((event, id)) = decode(&message.payload) {
-                sorted.push(&self.orders, event, id, seq);
+            .map_err(|err| format!("cannot read the state of the event stream: {err}"))?;
+        let first = info.state.first_sequence.max(1);
+        let last = info.state.last_sequence;
+        self.created = Some(info.created);
+        let cursor = match positions.tail {
+            None => first,
+            Some((seq, id)) if holds(stream, seq, id).await => {
+                match positions.first_gap(first) {
+                    Some(gap) => {
+                        tracing::warn!(
+                            from = gap,
+                            "purchases.json lacks events the stream holds; writing them again"
+                        );
+                        gap
+                    }
+                    None => (seq + 1).max(first),
+                }
             }
-            if sorted.lines.len() >= MAX_BATCH {
-                filled += sorted.lines.len();
-                self.commit(std::mem::take(&mut sorted))
-                    .await
-                    .map_err(|err| format!("cannot write the purchases file: {err}"))?;
+            Some((seq, _)) => {
+                tracing::warn!(
+                    seq,
+                    "the stream does not hold the last event of purchases.json (a new stream?); \
+                     reading it from its start, writing only what the file lacks"
+                );
+                first
             }
+        };
+        self.orders.set_cursor(cursor);
+        if cursor <= last {
+            tracing::info!(from = cursor, to = last, "catching up with the event stream");
         }
-        filled += sorted.lines.len();
-        self.commit(sorted)
-            .await
-            .map_err(|err| format!("cannot write the purchases file: {err}"))?;
-        if filled > 0 {
-            tracing::warn!(
-                filled,
-                "re-appended acknowledged events missing from the purchases file"
-            );
-        }
-        Ok(filled)
+        Ok(last)
     }
 
-    /// Consumes events until `stop` is cancelled; a batch in progress is finished first.
-    pub async fn run(self, stop: CancellationToken) {
+    /// Follows the stream until `stop` is cancelled; a batch in progress is finished
+    /// first.
+    pub async fn run(mut self, stop: CancellationToken) {
         while !stop.is_cancelled() {
-            let mut messages = match self.consumer.messages().await {
+            let mut messages = match self.open().await {
                 Ok(messages) => messages,
                 Err(err) => {
-                    tracing::warn!(%err, "cannot pull purchase events; retrying");
+                    tracing::warn!(%err, "cannot read the purchase events; retrying");
                     pause(&stop).await;
                     continue;
                 }
             };
+            let mut delivered = 0;
             loop {
                 let next = tokio::select! {
-                    () = stop.cancelled() => return,
+                    () = stop.cancelled() => break,
                     next = messages.next() => next,
                 };
                 let first = match next {
                     Some(Ok(message)) => message,
                     Some(Err(err)) => {
-                        tracing::warn!(%err, "the purchase event feed failed; reopening it");
+                        tracing::warn!(%err, "the purchase event feed failed; reading on from the cursor");
                         pause(&stop).await;
                         break;
                     }
@@ -131,45 +171,112 @@ impl Appender {
                         _ => break,
                     }
                 }
-                self.append(batch).await;
+                match self.append(&batch, &mut delivered).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(err) => {
+                        tracing::error!(%err, "cannot write the purchases file; reading the events again");
+                        pause(&stop).await;
+                        break;
+                    }
+                }
             }
+        }
+        if let Some(name) = self.consumer.take()
+            && let Ok(stream) = self.js.get_stream(bus_schema::orders::STREAM).await
+        {
+            let _ = stream.delete_consumer(&name).await;
         }
     }
 
-    /// Writes the new events of `batch`, then acknowledges all of it.
-    async fn append(&self, batch: Vec<jetstream::Message>) {
+    /// A new consumer from the cursor, on the stream as it is now.
+    async fn open(&mut self) -> Result<pull::Stream, String> {
+        let stream = stream::ensure(&self.js).await?;
+        let info = stream.cached_info();
+        if self.created != Some(info.created) {
+            if self.created.is_some() {
+                tracing::warn!(
+                    "the {} stream was made again; reading it from its start",
+                    bus_schema::orders::STREAM
+                );
+                self.orders.set_cursor(info.state.first_sequence.max(1));
+            }
+            self.created = Some(info.created);
+        }
+        if let Some(old) = self.consumer.take() {
+            let _ = stream.delete_consumer(&old).await;
+        }
+        self.serial += 1;
+        let name = format!("{}-{}", self.prefix, self.serial);
+        let consumer = stream
+            .create_consumer(pull::Config {
+                name: Some(name.clone()),
+                description: Some("Writes purchases.json of one orders instance".to_owned()),
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: self.orders.cursor(),
+                },
+                ack_policy: AckPolicy::None,
+                inactive_threshold: INACTIVE_THRESHOLD,
+                memory_storage: true,
+                ..pull::Config::default()
+            })
+            .await
+            .map_err(|err| format!("cannot create the consumer {name}: {err}"))?;
+        self.consumer = Some(name);
+        consumer
+            .stream()
+            .max_messages_per_batch(MAX_BATCH)
+            .heartbeat(HEARTBEAT)
+            .messages()
+            .await
+            .map_err(|err| format!("cannot pull purchase events: {err}"))
+    }
+
+    /// Writes the new events of `batch` in order and moves the cursor past them. Stops
+    /// at a delivery that does not follow the previous one (the consumer lost a message):
+    /// `Ok(false)`, and a new consumer reads on from the cursor.
+    async fn append(
+        &self,
+        batch: &[jetstream::Message],
+        delivered: &mut u64,
+    ) -> std::io::Result<bool> {
         let mut sorted = Sorted::default();
-        let mut poison = Vec::new();
-        for (i, message) in batch.iter().enumerate() {
-            let seq = message.info().map(|info| info.stream_sequence).unwrap_or(0);
+        let mut next = self.orders.cursor();
+        let mut in_order = true;
+        for message in batch {
+            let Ok(info) = message.info() else {
+                in_order = false;
+                break;
+            };
+            if info.consumer_sequence != *delivered + 1 {
+                tracing::warn!(
+                    expected = *delivered + 1,
+                    got = info.consumer_sequence,
+                    "a purchase event was not delivered; reading on from the cursor"
+                );
+                in_order = false;
+                break;
+            }
+            *delivered = info.consumer_sequence;
+            let seq = info.stream_sequence;
+            if seq < next {
+                continue; // already read (cannot happen with a consumer started at the cursor)
+            }
             match decode(&message.payload) {
                 Some((event, id)) => sorted.push(&self.orders, event, id, seq),
-                None => poison.push(i),
+                None => {
+                    tracing::error!(subject = %message.subject, seq, "skipping an event that is not a purchase");
+                }
             }
+            next = seq + 1;
         }
-        if let Err(err) = self.commit(sorted).await {
-            tracing::error!(%err, "cannot write the purchases file; the events will be delivered again");
-            for message in &batch {
-                let _ = message.ack_with(AckKind::Nak(Some(RETRY_AFTER))).await;
-            }
-            return;
-        }
-        for (i, message) in batch.iter().enumerate() {
-            let kind = if poison.contains(&i) {
-                tracing::error!(subject = %message.subject, "dropping an event that is not a purchase");
-                AckKind::Term
-            } else {
-                AckKind::Ack
-            };
-            if let Err(err) = message.ack_with(kind).await {
-                // The event comes again and is recognised as written.
-                tracing::warn!(%err, "an ack was lost");
-            }
-        }
+        self.commit(sorted, next).await?;
+        Ok(in_order)
     }
 
-    /// Writes and fsyncs the lines on a blocking thread, then updates the index.
-    async fn commit(&self, sorted: Sorted) -> std::io::Result<()> {
+    /// Writes and fsyncs the lines on a blocking thread, then updates the index and the
+    /// cursor.
+    async fn commit(&self, sorted: Sorted, next: u64) -> std::io::Result<()> {
         let Sorted {
             lines,
             duplicates,
@@ -186,8 +293,16 @@ impl Appender {
             .await
             .map_err(std::io::Error::other)??;
         }
-        self.orders.committed(&lines, &duplicates);
+        self.orders.committed(&lines, &duplicates, next);
         Ok(())
+    }
+}
+
+/// Whether the stream holds the event `id` at `seq`.
+async fn holds(stream: &Stream, seq: u64, id: Uuid) -> bool {
+    match stream.get_raw_message(seq).await {
+        Ok(message) => decode(&message.payload).is_some_and(|(_, found)| found == id),
+        Err(_) => false,
     }
 }
 
@@ -197,6 +312,13 @@ fn decode(payload: &[u8]) -> Option<(PurchasedEvent, Uuid)> {
     let id = Uuid::parse_str(&event.id).ok()?;
     Username::parse(&event.username).ok()?;
     Some((event, id))
+}
+
+/// Random bits for this instance's consumer names.
+fn rand_u32() -> u32 {
+    // The last bytes of a UUIDv7 are random.
+    let bytes = Uuid::now_v7().into_bytes();
+    u32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]])
 }
 
 async fn pause(stop: &CancellationToken) {

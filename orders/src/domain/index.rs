@@ -37,7 +37,6 @@ pub struct Index {
     /// (username, idempotency key) -> position in the user's history.
     keys: HashMap<(Box<str>, Box<str>), usize>,
     articles: HashSet<Arc<Article>>,
-    last_seq: u64,
 }
 
 impl Index {
@@ -51,7 +50,6 @@ impl Index {
         if !self.seen.insert(id) {
             return false;
         }
-        self.last_seq = self.last_seq.max(line.seq);
         let article = match self.articles.get(&line.article) {
             Some(shared) => Arc::clone(shared),
             None => {
@@ -86,11 +84,6 @@ impl Index {
     pub fn by_key(&self, username: &str, key: &str) -> Option<&Item> {
         let position = *self.keys.get(&(username.into(), key.into()))?;
         self.by_user.get(username)?.get(position)
-    }
-
-    /// The highest stream sequence in the file.
-    pub fn last_seq(&self) -> u64 {
-        self.last_seq
     }
 
     /// How many purchases are recorded.

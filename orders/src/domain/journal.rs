@@ -48,11 +48,50 @@ impl Line {
     }
 }
 
+/// Where the file stands against the stream, from its lines: what the appender needs
+/// to find the events the file lacks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Positions {
+    /// The last line in file order: its stream sequence and event id. Lines are appended
+    /// in stream order, so this is how far the file has followed the stream.
+    pub tail: Option<(u64, Uuid)>,
+    /// Every stream sequence in the file, sorted.
+    pub seqs: Vec<u64>,
+}
+
+impl Positions {
+    /// The first sequence from `first` up to the tail's that no line has: a line lost
+    /// after it was written (removed by hand, a restored backup), if any.
+    pub fn first_gap(&self, first: u64) -> Option<u64> {
+        let (tail, _) = self.tail?;
+        let mut expected = first;
+        for &seq in self.seqs.iter().skip_while(|&&seq| seq < first) {
+            if expected > tail {
+                break;
+            }
+            if seq > expected {
+                return Some(expected);
+            }
+            expected = seq + 1;
+        }
+        (expected <= tail).then_some(expected)
+    }
+}
+
 /// What [`Journal::open`] had to mend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repair {
     /// Bytes of a cut-short last line that were removed.
     pub removed_bytes: u64,
+}
+
+/// What [`Journal::open`] gives.
+#[derive(Debug)]
+pub struct Opened {
+    pub journal: Journal,
+    /// What had to be mended, if anything.
+    pub repair: Option<Repair>,
+    pub positions: Positions,
 }
 
 /// The open file, positioned for appending.
@@ -66,9 +105,9 @@ pub struct Journal {
 
 impl Journal {
     /// Opens (or creates) the file and loads every line into `index`. A last line cut
-    /// short by a crash is removed (its event was never acknowledged, so the stream
-    /// delivers it again); any other bad line stops start-up with its line number.
-    pub fn open(path: &Path, index: &mut Index) -> Result<(Self, Option<Repair>), String> {
+    /// short by a crash is removed (the appender writes its event again from the
+    /// stream); any other bad line stops start-up with its line number.
+    pub fn open(path: &Path, index: &mut Index) -> Result<Opened, String> {
         let fail = |err: io::Error| format!("cannot open {}: {err}", path.display());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(fail)?;
@@ -84,6 +123,7 @@ impl Journal {
         let mut good: u64 = 0;
         let mut number = 0usize;
         let mut repair = None;
+        let mut positions = Positions::default();
         loop {
             buf.clear();
             let read = reader.read_until(b'\n', &mut buf).map_err(fail)?;
@@ -98,6 +138,8 @@ impl Journal {
             };
             match parsed {
                 Ok(Some((id, line))) => {
+                    positions.tail = Some((line.seq, id));
+                    positions.seqs.push(line.seq);
                     index.insert(id, &line);
                 }
                 Ok(None) => {} // a blank line
@@ -122,14 +164,17 @@ impl Journal {
             file.set_len(good).map_err(fail)?;
             file.sync_all().map_err(fail)?;
         }
-        Ok((
-            Self {
+        positions.seqs.sort_unstable();
+        positions.seqs.dedup();
+        Ok(Opened {
+            journal: Self {
                 path: path.to_owned(),
                 file,
                 len: good,
             },
             repair,
-        ))
+            positions,
+        })
     }
 
     /// Appends `bytes` (whole lines) and waits until they are on disk. On failure the
@@ -202,20 +247,25 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("purchases.json");
         let lines = [line(1), line(2), line(3)];
-        let (mut journal, repair) = Journal::open(&path, &mut Index::default()).expect("open");
-        assert_eq!(repair, None);
+        let opened = Journal::open(&path, &mut Index::default()).expect("open");
+        assert_eq!(opened.repair, None);
+        assert_eq!(opened.positions, Positions::default());
+        let mut journal = opened.journal;
         journal.append(&bytes(&lines)).expect("append");
         drop(journal);
 
         let mut index = Index::default();
-        Journal::open(&path, &mut index).expect("reopen");
+        let positions = Journal::open(&path, &mut index).expect("reopen").positions;
         let ids: Vec<String> = index
             .history("victor")
             .iter()
             .map(|i| i.id.to_string())
             .collect();
         assert_eq!(ids, lines.iter().map(|l| l.id.clone()).collect::<Vec<_>>());
-        assert_eq!(index.last_seq(), 3);
+        assert_eq!(positions.seqs, [1, 2, 3]);
+        let last = Uuid::parse_str(&lines[2].id).expect("uuid");
+        assert_eq!(positions.tail, Some((3, last)));
+        assert_eq!(positions.first_gap(1), None);
     }
 
     #[test]
@@ -228,10 +278,29 @@ mod tests {
         std::fs::write(&path, &content).expect("write");
 
         let mut index = Index::default();
-        let (_, repair) = Journal::open(&path, &mut index).expect("open");
-        assert_eq!(repair, Some(Repair { removed_bytes: 40 }));
+        let opened = Journal::open(&path, &mut index).expect("open");
+        assert_eq!(opened.repair, Some(Repair { removed_bytes: 40 }));
+        assert_eq!(opened.positions.seqs, [1]);
         assert_eq!(std::fs::read(&path).expect("read"), good);
         assert_eq!(index.len(), 1);
+    }
+
+    #[test]
+    fn a_gap_is_the_first_sequence_up_to_the_tail_without_a_line() {
+        let id = Uuid::now_v7();
+        let at = |seqs: &[u64], tail: u64| Positions {
+            tail: Some((tail, id)),
+            seqs: seqs.to_vec(),
+        };
+        assert_eq!(at(&[1, 2, 3], 3).first_gap(1), None);
+        assert_eq!(at(&[1, 3], 3).first_gap(1), Some(2));
+        assert_eq!(at(&[2, 3], 3).first_gap(1), Some(1));
+        // Sequences the stream no longer holds (below its first) are not gaps.
+        assert_eq!(at(&[2, 3], 3).first_gap(2), None);
+        assert_eq!(at(&[1, 2, 5, 6], 6).first_gap(2), Some(3));
+        // A line filled in later sits after the tail in the file, in `seqs` all the same.
+        assert_eq!(at(&[1, 2, 3, 4], 3).first_gap(1), None);
+        assert_eq!(Positions::default().first_gap(1), None);
     }
 
     #[test]

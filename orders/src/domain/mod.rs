@@ -2,7 +2,11 @@
 //!
 //! A buy is an event: [`Orders::buy`] publishes it to the `ORDERS` stream and answers
 //! once the [`appender`] has written it to `purchases.json` and to the [`index`], so a
-//! purchase that was confirmed is on disk and in the history.
+//! purchase that was confirmed is on disk and in the history. A buy with an idempotency
+//! key publishes the one event id that key may ever have
+//! ([`bus_schema::orders::purchase_id`]): the stream refuses a second copy within its
+//! duplicate window, the file keeps one line per id in any case, and the buyer is
+//! answered with the purchase that line holds.
 
 pub mod appender;
 pub mod catalog;
@@ -13,10 +17,7 @@ pub mod stream;
 
 use std::{
     collections::HashMap,
-    sync::{
-        Arc, Mutex, RwLock,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex, RwLock},
     time::Duration,
 };
 
@@ -31,11 +32,11 @@ use async_nats::{
 use bus_schema::{
     orders::{
         ArticlesReply, BuyReply, BuyRequest, PurchasedEvent, PurchasesReply, PurchasesRequest,
-        subject,
+        purchase_id, subject,
     },
     users::Username,
 };
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::error::OrdersError;
@@ -62,15 +63,15 @@ pub struct Orders {
 struct Inner {
     catalog: Catalog,
     index: RwLock<Index>,
-    /// Buys waiting for their line, by event id.
-    waiters: Mutex<HashMap<Uuid, oneshot::Sender<()>>>,
-    /// One lock per user, held by buys that carry an idempotency key, so that two
-    /// requests with the same key never both record a purchase.
-    key_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Buys waiting for the line of an event, by event id (several when one key is
+    /// retried while its first request still waits).
+    waiters: Mutex<HashMap<Uuid, Vec<oneshot::Sender<()>>>>,
     js: jetstream::Context,
-    /// Held while the stream and the consumer are being created again.
-    healing: Arc<tokio::sync::Mutex<()>>,
-    appended: AtomicU64,
+    /// The next stream sequence the appender reads: every event below it is in the
+    /// file (or is not a purchase).
+    cursor: watch::Sender<u64>,
+    /// Lines written since start.
+    appended: std::sync::atomic::AtomicU64,
 }
 
 impl Orders {
@@ -80,10 +81,9 @@ impl Orders {
                 catalog,
                 index: RwLock::new(index),
                 waiters: Mutex::default(),
-                key_locks: Mutex::default(),
                 js,
-                healing: Arc::default(),
-                appended: AtomicU64::new(0),
+                cursor: watch::Sender::new(0),
+                appended: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -124,7 +124,9 @@ impl Orders {
         }
     }
 
-    /// `orders.buy`: records a purchase and answers once it is on disk.
+    /// `orders.buy`: records a purchase and answers once it is on disk. With an
+    /// idempotency key, answers the key's first purchase, however often and wherever
+    /// the key is retried.
     pub async fn buy(&self, req: BuyRequest) -> Result<BuyReply, OrdersError> {
         let username = username(&req.username)?;
         let article_id = article_id(&req.article_id)?;
@@ -135,90 +137,102 @@ impl Orders {
             .ok_or(OrdersError::UnknownArticle(i64::from(article_id)))?
             .clone();
         let key = idempotency_key(req.idempotency_key)?;
-        let event = |key| PurchasedEvent {
-            id: Uuid::now_v7().to_string(),
+        let id = match &key {
+            Some(key) => {
+                if let Some(reply) = self.by_key(&username, key) {
+                    return Ok(reply);
+                }
+                purchase_id(username.as_str(), key)
+            }
+            None => Uuid::now_v7(),
+        };
+        let event = PurchasedEvent {
+            id: id.to_string(),
             username: username.as_str().to_owned(),
             article: (*article).clone(),
             purchased_at: now_rfc3339(),
             idempotency_key: key,
         };
-        let Some(key) = key else {
-            let event = event(None);
-            self.record(&event).await?;
-            return Ok(reply(event));
-        };
-
-        let lock = self.key_lock(username.as_str());
-        let _held = lock.lock().await;
-        if let Some(item) = self.index().by_key(username.as_str(), &key) {
-            return Ok(BuyReply {
-                message: BUY_MESSAGE.to_owned(),
-                article: (*item.article).clone(),
-                user: username.into_string(),
-                id: item.id.to_string(),
-                purchased_at: item.purchased_at.to_string(),
-            });
-        }
-        let event = event(Some(key));
         self.record(&event).await?;
-        Ok(reply(event))
+        // The file holds one line per id: the first event of this key that reached the
+        // stream, which may be another request's.
+        Ok(event
+            .idempotency_key
+            .as_deref()
+            .and_then(|key| self.by_key(&username, key))
+            .unwrap_or_else(|| reply(event)))
     }
 
-    /// Publishes `event` to the stream and waits until its line is in the file.
+    /// The purchase `username` made with `key`, as a buy reply.
+    fn by_key(&self, username: &Username, key: &str) -> Option<BuyReply> {
+        let index = self.index();
+        let item = index.by_key(username.as_str(), key)?;
+        Some(BuyReply {
+            message: BUY_MESSAGE.to_owned(),
+            article: (*item.article).clone(),
+            user: username.as_str().to_owned(),
+            id: item.id.to_string(),
+            purchased_at: item.purchased_at.to_string(),
+        })
+    }
+
+    /// Publishes `event` to the stream (unless its id is in the file already) and waits
+    /// until a line with its id is in the file.
     pub async fn record(&self, event: &PurchasedEvent) -> Result<(), OrdersError> {
         let id = Uuid::parse_str(&event.id)
             .map_err(|err| OrdersError::Invalid(format!("bad event id: {err}")))?;
         let (tx, appended) = oneshot::channel();
-        self.waiters().insert(id, tx);
+        self.waiters().entry(id).or_default().push(tx);
         if self.index().contains(&id) {
-            self.waiters().remove(&id);
+            drop(appended);
+            self.forget_waiter(&id);
             return Ok(());
         }
-        if let Err(err) = self.publish(event).await {
-            self.waiters().remove(&id);
-            return Err(err);
+        let ack = match self.publish(event).await {
+            Ok(ack) => ack,
+            Err(err) => {
+                drop(appended);
+                self.forget_waiter(&id);
+                return Err(err);
+            }
+        };
+        if ack.duplicate {
+            tracing::debug!(%id, seq = ack.sequence, "the stream holds this purchase already");
         }
         match tokio::time::timeout(APPEND_TIMEOUT, appended).await {
             Ok(Ok(())) => Ok(()),
             _ => {
-                self.waiters().remove(&id);
-                tracing::error!(%id, "a published purchase was not appended in time");
-                // Perhaps the appender's consumer was deleted: the event waits in the
-                // stream and is written once the consumer exists again.
-                if let Ok(healing) = Arc::clone(&self.inner.healing).try_lock_owned() {
-                    let orders = self.clone();
-                    tokio::spawn(async move {
-                        let _healing = healing;
-                        orders.heal().await;
-                    });
-                }
+                self.forget_waiter(&id);
+                tracing::error!(%id, seq = ack.sequence, "a published purchase was not written in time");
                 Err(OrdersError::Unavailable(
                     "the purchase was accepted but is not on disk yet; look at your purchases \
-                     in a moment before buying again"
+                     in a moment, or repeat the request with the same Idempotency-Key"
                         .into(),
                 ))
             }
         }
     }
 
-    async fn publish(&self, event: &PurchasedEvent) -> Result<(), OrdersError> {
+    async fn publish(&self, event: &PurchasedEvent) -> Result<PublishAck, OrdersError> {
         let result = match self.publish_once(event).await {
             // The stream was deleted while the service runs (`nats stream rm ORDERS`):
-            // create it and the consumer again, then try once more.
+            // create it again, then try once more. The appender notices the new stream
+            // and reads it from its start.
             Err(err) if err.kind() == PublishErrorKind::StreamNotFound => {
-                let healed = {
-                    let _healing = self.inner.healing.lock().await;
-                    self.heal().await
-                };
-                if healed {
-                    self.publish_once(event).await
-                } else {
-                    Err(err)
+                match stream::ensure(&self.inner.js).await {
+                    Ok(_) => {
+                        tracing::warn!("created the {} stream again", bus_schema::orders::STREAM);
+                        self.publish_once(event).await
+                    }
+                    Err(ensure) => {
+                        tracing::warn!(%ensure, "cannot create the event stream again");
+                        Err(err)
+                    }
                 }
             }
             result => result,
         };
-        result.map(drop).map_err(|err| {
+        result.map_err(|err| {
             tracing::warn!(%err, "cannot publish a purchase event");
             OrdersError::Unavailable(
                 "purchases cannot be recorded right now: the event store (JetStream) is \
@@ -240,31 +254,11 @@ impl Orders {
             .await
     }
 
-    /// Creates the stream and the appender's consumer if they are missing (they are
-    /// made at start; an operator may delete them later). The appender's subscription
-    /// on the deliver subject outlives them, so a new consumer delivers to it at once,
-    /// from the first event the stream holds; events already written are recognised by
-    /// their id. The caller holds `healing`. Whether both exist now.
-    async fn heal(&self) -> bool {
-        match stream::ensure(&self.inner.js).await {
-            Ok(_) => {
-                tracing::warn!(
-                    "made sure the {} stream and its appender consumer exist",
-                    bus_schema::orders::STREAM
-                );
-                true
-            }
-            Err(err) => {
-                tracing::warn!(%err, "cannot create the event stream again");
-                false
-            }
-        }
-    }
-
-    /// Called by the appender once `lines` are on disk: adds them to the index and
-    /// wakes their buyers. Lines of known events only wake their buyers.
-    pub(crate) fn committed(&self, lines: &[(Uuid, Line)], duplicates: &[Uuid]) {
-        {
+    /// Called by the appender once `lines` are on disk: adds them to the index, moves
+    /// the cursor to `next` and wakes the buyers of the new lines and of `duplicates`
+    /// (events whose id was in the file already).
+    pub(crate) fn committed(&self, lines: &[(Uuid, Line)], duplicates: &[Uuid], next: u64) {
+        if !lines.is_empty() {
             let mut index = self.inner.index.write().unwrap_or_else(|p| p.into_inner());
             for (id, line) in lines {
                 index.insert(*id, line);
@@ -272,10 +266,11 @@ impl Orders {
         }
         self.inner
             .appended
-            .fetch_add(lines.len() as u64, Ordering::Relaxed);
+            .fetch_add(lines.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.set_cursor(next);
         let mut waiters = self.waiters();
         for id in lines.iter().map(|(id, _)| id).chain(duplicates) {
-            if let Some(waiter) = waiters.remove(id) {
+            for waiter in waiters.remove(id).into_iter().flatten() {
                 let _ = waiter.send(());
             }
         }
@@ -286,14 +281,32 @@ impl Orders {
         self.index().contains(id)
     }
 
-    /// The highest stream sequence in the file.
-    pub fn last_seq(&self) -> u64 {
-        self.index().last_seq()
+    /// Moves the appender's cursor (back, too, when the stream was made again).
+    pub(crate) fn set_cursor(&self, next: u64) {
+        self.inner.cursor.send_if_modified(|cursor| {
+            let moved = *cursor != next;
+            *cursor = next;
+            moved
+        });
+    }
+
+    /// The next stream sequence the appender reads.
+    pub fn cursor(&self) -> u64 {
+        *self.inner.cursor.borrow()
+    }
+
+    /// Waits until the appender has read the stream up to `seq`.
+    pub async fn written_up_to(&self, seq: u64) {
+        let mut cursor = self.inner.cursor.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = cursor.wait_for(|next| *next > seq).await;
     }
 
     /// Lines appended since start.
     pub fn appended(&self) -> u64 {
-        self.inner.appended.load(Ordering::Relaxed)
+        self.inner
+            .appended
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Purchases in the file.
@@ -301,9 +314,9 @@ impl Orders {
         self.index().len()
     }
 
-    /// Events the appender has not written and acknowledged yet, from the server (within
-    /// a second, or `None`).
-    pub async fn consumer_pending(&self) -> Option<u64> {
+    /// Events the stream holds that the appender has not read yet, from the server
+    /// (within a second, or `None`).
+    pub async fn unwritten(&self) -> Option<u64> {
         let ask = async {
             let stream = self
                 .inner
@@ -311,8 +324,8 @@ impl Orders {
                 .get_stream(bus_schema::orders::STREAM)
                 .await
                 .ok()?;
-            let info = stream.consumer_info(stream::CONSUMER).await.ok()?;
-            Some(info.num_pending + info.num_ack_pending as u64)
+            let last = stream.get_info().await.ok()?.state.last_sequence;
+            Some((last + 1).saturating_sub(self.cursor()))
         };
         tokio::time::timeout(Duration::from_secs(1), ask)
             .await
@@ -328,17 +341,19 @@ impl Orders {
         self.inner.index.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, oneshot::Sender<()>>> {
+    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Vec<oneshot::Sender<()>>>> {
         self.inner.waiters.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn key_lock(&self, username: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self
-            .inner
-            .key_locks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        Arc::clone(locks.entry(username.to_owned()).or_default())
+    /// Drops the waiters of `id` that nobody waits on any more (ours, given up).
+    fn forget_waiter(&self, id: &Uuid) {
+        let mut waiters = self.waiters();
+        if let Some(list) = waiters.get_mut(id) {
+            list.retain(|waiter| !waiter.is_closed());
+            if list.is_empty() {
+                waiters.remove(id);
+            }
+        }
     }
 }
 

@@ -1,0 +1,383 @@
+//! Crashes: the orders service runs as a real child process and is killed (SIGKILL)
+//! while buys with idempotency keys are in flight; every key is charged once, every 201
+//! has its line, and lines the file lost are written again at the next start.
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use async_nats::jetstream;
+use bus_schema::{
+    CallOptions,
+    orders::{self, BuyReply, BuyRequest, PurchasedEvent, PurchasesRequest, purchase_id},
+};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use testkit::NatsServer;
+
+/// The orders binary, started and killed like a crash would.
+struct OrdersProcess {
+    child: Option<Child>,
+    nats_url: String,
+    dir: PathBuf,
+}
+
+impl OrdersProcess {
+    fn start(server: &NatsServer, dir: &Path) -> Self {
+        let mut process = Self {
+            child: None,
+            nats_url: server.url(),
+            dir: dir.to_owned(),
+        };
+        process.spawn();
+        process
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("orders.log"))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_orders"))
+            .env("NATS_URL", &self.nats_url)
+            .env("ORDERS_HTTP_ADDR", "127.0.0.1:0")
+            .env("ORDERS_PURCHASES_FILE", self.dir.join("purchases.json"))
+            .env("ORDERS_CATALOG_FILE", self.dir.join("catalog.json"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the orders binary starts");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no shutdown, no flush, whatever was in flight is cut off.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill");
+            child.wait().expect("reaped");
+        }
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Waits until the service answers on the bus (it answers only once its file holds
+    /// every event the stream held at start).
+    async fn ready(&mut self, nats: &async_nats::Client) {
+        for _ in 0..300 {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("orders exited with {status}:\n{}", self.log());
+            }
+            let quick = CallOptions {
+                timeout: Duration::from_millis(500),
+                ..CallOptions::default()
+            };
+            if orders::articles_with(nats, &orders::ArticlesRequest {}, &quick)
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("orders did not answer within 15 s:\n{}", self.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("orders.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for OrdersProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Setup {
+    _server: NatsServer,
+    dir: TempDir,
+    nats: async_nats::Client,
+    js: jetstream::Context,
+    orders: OrdersProcess,
+}
+
+async fn setup() -> Setup {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let nats = async_nats::connect(server.url()).await.expect("connect");
+    let mut orders = OrdersProcess::start(&server, dir.path());
+    orders.ready(&nats).await;
+    Setup {
+        js: jetstream::new(nats.clone()),
+        nats,
+        orders,
+        dir,
+        _server: server,
+    }
+}
+
+impl Setup {
+    fn lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("purchases.json"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+            .collect()
+    }
+
+    async fn history(&self, user: &str) -> Vec<String> {
+        orders::purchases(
+            &self.nats,
+            &PurchasesRequest {
+                username: user.into(),
+            },
+        )
+        .await
+        .expect("history")
+        .items
+        .into_iter()
+        .map(|item| item.id)
+        .collect()
+    }
+}
+
+fn keyed(user: &str, article: u32, key: &str) -> BuyRequest {
+    BuyRequest {
+        username: user.into(),
+        article_id: json!(article),
+        idempotency_key: Some(key.into()),
+    }
+}
+
+/// Stores the event a buy of `key` would publish, as an orders instance that died right
+/// after publishing it would have left it: in the stream, not in the file.
+async fn publish_as_orders(js: &jetstream::Context, user: &str, key: &str, article: u32) {
+    let event = PurchasedEvent {
+        id: purchase_id(user, key).to_string(),
+        username: user.into(),
+        article: orders::Article {
+            id: article,
+            name: format!("Article {article}"),
+            price: article * 1000,
+        },
+        purchased_at: "2026-11-25T10:00:00Z".into(),
+        idempotency_key: Some(key.into()),
+    };
+    publish_with_msg_id(js, &event, &event.id).await;
+}
+
+async fn publish_with_msg_id(js: &jetstream::Context, event: &PurchasedEvent, msg_id: &str) {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", msg_id);
+    js.publish_with_headers(
+        orders::subject::purchased(&event.username),
+        headers,
+        serde_json::to_vec(event).expect("json").into(),
+    )
+    .await
+    .expect("published")
+    .await
+    .expect("stored");
+}
+
+/// Counts the lines of each id; panics on an id written twice.
+fn ids_once(lines: &[Value]) -> HashSet<String> {
+    let mut ids = HashSet::new();
+    for line in lines {
+        let id = line["id"].as_str().expect("an id").to_owned();
+        assert!(ids.insert(id.clone()), "{id} is written twice");
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_retried_after_orders_was_killed_mid_flight_are_each_charged_once() {
+    let mut app = setup().await;
+    let answered: Arc<Mutex<HashMap<String, BuyReply>>> = Arc::default();
+    let tried: Arc<Mutex<Vec<(String, String, u32)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut buyers = Vec::new();
+    for buyer in 0..16u32 {
+        let (nats, answered, tried, stop) = (
+            app.nats.clone(),
+            Arc::clone(&answered),
+            Arc::clone(&tried),
+            Arc::clone(&stop),
+        );
+        buyers.push(tokio::spawn(async move {
+            let user = format!("buyer{}", buyer % 4);
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("b{buyer}-{n}");
+                let article = 1 + (n % 3);
+                n += 1;
+                tried
+                    .lock()
+                    .expect("lock")
+                    .push((user.clone(), key.clone(), article));
+                if let Ok(reply) = orders::buy(&nats, &keyed(&user, article, &key)).await {
+                    answered.lock().expect("lock").insert(key, reply);
+                }
+            }
+        }));
+    }
+    for _ in 0..600 {
+        if answered.lock().expect("lock").len() >= 300 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        answered.lock().expect("lock").len() >= 300,
+        "buys were answered before the crash"
+    );
+    // Each buyer has one buy in flight; none starts another after the kill.
+    stop.store(true, Ordering::Relaxed);
+    app.orders.kill();
+    // Events an instance stored in the stream just before it died, lines not written.
+    for n in 0..5 {
+        publish_as_orders(&app.js, "buyer0", &format!("stray-{n}"), 3).await;
+    }
+    for buyer in buyers {
+        buyer.await.expect("buyer");
+    }
+    let answered_before = answered.lock().expect("lock").clone();
+    let mut tried = tried.lock().expect("lock").clone();
+    let unanswered = tried.len() - answered_before.len();
+
+    app.orders.restart();
+    app.orders.ready(&app.nats).await;
+    tried.extend((0..5).map(|n| ("buyer0".to_owned(), format!("stray-{n}"), 1)));
+    for (user, key, article) in &tried {
+        let reply = orders::buy(&app.nats, &keyed(user, *article, key))
+            .await
+            .unwrap_or_else(|err| panic!("retrying {key}: {err}"));
+        assert_eq!(reply.id, purchase_id(user, key).to_string(), "{key}");
+        if let Some(first) = answered_before.get(key) {
+            assert_eq!(&reply, first, "a retry answers the first purchase of {key}");
+        }
+        if key.starts_with("stray-") {
+            assert_eq!(reply.article.id, 3, "the stored purchase of {key}, not a new one");
+        }
+    }
+
+    let lines = app.lines();
+    let ids = ids_once(&lines);
+    let expected: HashSet<String> = tried
+        .iter()
+        .map(|(user, key, _)| purchase_id(user, key).to_string())
+        .collect();
+    assert_eq!(ids, expected, "one line per key, and only those");
+    for user in ["buyer0", "buyer1", "buyer2", "buyer3"] {
+        let history = app.history(user).await;
+        let written = lines.iter().filter(|l| l["username"] == user).count();
+        assert_eq!(history.len(), written, "{user}");
+        assert_eq!(history.iter().collect::<HashSet<_>>().len(), written);
+    }
+    eprintln!(
+        "answered before the kill: {}, cut off: {unanswered}, stored but unwritten: 5, lines: {}",
+        answered_before.len(),
+        lines.len()
+    );
+}
+
+#[tokio::test]
+async fn lines_the_file_lost_are_written_again_before_orders_answers() {
+    let mut app = setup().await;
+    let mut replies = Vec::new();
+    for n in 0..6u32 {
+        let reply = orders::buy(&app.nats, &keyed("victor", 1 + n % 3, &format!("k{n}")))
+            .await
+            .expect("201");
+        replies.push(reply.id);
+    }
+    app.orders.kill();
+    // Two lines lost in the middle, the last one cut short by the crash.
+    let path = app.dir.path().join("purchases.json");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6);
+    let mut kept: String = [lines[0], lines[2], lines[3]]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    kept.push_str(&format!("{}\n", lines[4]));
+    kept.push_str(&lines[5][..lines[5].len() / 2]);
+    std::fs::write(&path, kept).expect("write");
+
+    app.orders.restart();
+    app.orders.ready(&app.nats).await;
+    // No waiting: orders answers only once the file is whole again.
+    let ids = ids_once(&app.lines());
+    assert_eq!(ids, replies.iter().cloned().collect::<HashSet<_>>());
+    let history = app.history("victor").await;
+    assert_eq!(
+        history.iter().collect::<HashSet<_>>(),
+        replies.iter().collect::<HashSet<_>>()
+    );
+    assert_eq!(history.len(), 6);
+}
+
+#[tokio::test]
+async fn a_key_retried_while_its_first_event_is_not_written_yet_answers_that_purchase() {
+    let app = setup().await;
+    // The first request of each key was stored by the stream; its line is not written
+    // yet when the retries arrive. "late" was stored outside the duplicate window (with
+    // another message id), so the retry's event is stored a second time.
+    publish_as_orders(&app.js, "victor", "early", 3).await;
+    let late = PurchasedEvent {
+        id: purchase_id("victor", "late").to_string(),
+        username: "victor".into(),
+        article: orders::Article {
+            id: 2,
+            name: "Article 2".into(),
+            price: 2000,
+        },
+        purchased_at: "2026-11-25T09:00:00Z".into(),
+        idempotency_key: Some("late".into()),
+    };
+    publish_with_msg_id(&app.js, &late, "published-long-ago").await;
+
+    let mut retries = Vec::new();
+    for key in ["early", "late"] {
+        for _ in 0..4 {
+            let nats = app.nats.clone();
+            retries.push(tokio::spawn(async move {
+                let reply = orders::buy(&nats, &keyed("victor", 1, key))
+                    .await
+                    .expect("201");
+                (key, reply)
+            }));
+        }
+    }
+    for retry in retries {
+        let (key, reply) = retry.await.expect("task");
+        assert_eq!(reply.id, purchase_id("victor", key).to_string());
+        match key {
+            "early" => assert_eq!(reply.article.id, 3),
+            _ => {
+                assert_eq!(reply.article.id, 2);
+                assert_eq!(reply.purchased_at, late.purchased_at);
+            }
+        }
+    }
+    let lines = app.lines();
+    ids_once(&lines);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(app.history("victor").await.len(), 2);
+}
