@@ -14,6 +14,12 @@ use crate::{CallError, ErrorCode, ErrorReply, REQUEST_ID_HEADER};
 
 /// How long a caller waits for a reply before the service counts as unavailable.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+/// When a request that may be sent twice is sent again (see [`CallOptions::resend_after`]):
+/// far above any normal reply (milliseconds), well below [`DEFAULT_TIMEOUT`].
+pub const RESEND_AFTER: Duration = Duration::from_secs(1);
+/// After a resend found no responder, how much longer the first request may still be
+/// answered (by an instance that was draining, say).
+const GRACE_AFTER_NO_RESPONDERS: Duration = Duration::from_millis(300);
 
 /// Options of one call; [`Default`] is right for nearly every caller.
 #[derive(Debug, Clone)]
@@ -25,6 +31,13 @@ pub struct CallOptions {
     pub request_id: Option<String>,
     /// Where to count the call (`door="bus"`, by subject and status), if anywhere.
     pub metrics: Option<crate::metrics::Metrics>,
+    /// Only for a request that may safely arrive twice (a read, a buy with an
+    /// idempotency key): when no reply came within this long, the same request is sent
+    /// once more and the first reply wins. A responder that died holding the request
+    /// (killed, its machine gone) then costs this long instead of the whole timeout: the
+    /// second request reaches another or a restarted instance, or finds none and fails
+    /// at once.
+    pub resend_after: Option<Duration>,
 }
 
 impl Default for CallOptions {
@@ -33,6 +46,18 @@ impl Default for CallOptions {
             timeout: DEFAULT_TIMEOUT,
             request_id: None,
             metrics: None,
+            resend_after: None,
+        }
+    }
+}
+
+impl CallOptions {
+    /// These options for a request that may safely be sent twice: resent after
+    /// [`RESEND_AFTER`] without a reply.
+    pub fn idempotent(&self) -> Self {
+        Self {
+            resend_after: Some(RESEND_AFTER),
+            ..self.clone()
         }
     }
 }
@@ -97,19 +122,49 @@ where
         service,
         reason: format!("request could not be encoded: {err}"),
     })?;
-    // One timer, below, for the whole call rather than one more inside the client.
-    let mut request = async_nats::Request::new()
-        .payload(payload.into())
-        .timeout(None);
-    if let Some(id) = opts.request_id.clone().or_else(crate::request_id::current) {
-        let mut headers = HeaderMap::new();
-        headers.insert(REQUEST_ID_HEADER, id.as_str());
-        request = request.headers(headers);
-    }
+    let payload = bytes::Bytes::from(payload);
+    let request_id = opts.request_id.clone().or_else(crate::request_id::current);
+    let send = || {
+        // One timer, below, for the whole call rather than one more inside the client.
+        let mut request = async_nats::Request::new()
+            .payload(payload.clone())
+            .timeout(None);
+        if let Some(id) = &request_id {
+            let mut headers = HeaderMap::new();
+            headers.insert(REQUEST_ID_HEADER, id.as_str());
+            request = request.headers(headers);
+        }
+        nats.send_request(subject, request)
+    };
     let unavailable = |reason: String| CallError::Unavailable { service, reason };
+    let exchange = async {
+        let first = send();
+        let Some(after) = opts.resend_after else {
+            return first.await;
+        };
+        tokio::pin!(first);
+        tokio::select! {
+            reply = &mut first => return reply,
+            () = tokio::time::sleep(after) => {}
+        }
+        tracing::debug!(subject, "no reply yet; sending the request again");
+        let second = send();
+        tokio::pin!(second);
+        tokio::select! {
+            reply = &mut first => reply,
+            reply = &mut second => match reply {
+                Err(err) if err.kind() == RequestErrorKind::NoResponders => {
+                    tokio::time::timeout(GRACE_AFTER_NO_RESPONDERS, first)
+                        .await
+                        .unwrap_or(Err(err))
+                }
+                reply => reply,
+            },
+        }
+    };
     // Covers the reply and also a connection that is stuck reconnecting and never sends
     // the request.
-    let reply = tokio::time::timeout(opts.timeout, nats.send_request(subject, request))
+    let reply = tokio::time::timeout(opts.timeout, exchange)
         .await
         .map_err(|_| unavailable("no reply in time".into()))?
         .map_err(|err| {

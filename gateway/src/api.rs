@@ -40,7 +40,7 @@ async fn purchases(State(state): State<AppState>, caller: Caller) -> Result<Resp
     let request = PurchasesRequest {
         username: caller.username,
     };
-    let body = orders::purchases_bytes(&state.nats, &request, &state.calls).await?;
+    let body = orders::purchases_bytes(&state.nats, &request, &state.calls.idempotent()).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -55,6 +55,6 @@ async fn buy(
         article_id: body.article_id,
         idempotency_key: idempotency_key(&headers)?,
     };
-    let reply = orders::buy_with(&state.nats, &request, &state.calls).await?;
+    let reply = orders::buy_with(&state.nats, &request, &state.buy_calls(&request)).await?;
     Ok((StatusCode::CREATED, Json(reply)))
 }

@@ -272,7 +272,13 @@ async fn register(
 
 async fn home(State(state): State<AppState>, headers: HeaderMap, session: Session) -> Response {
     let user = session.username;
-    match orders::articles_with(&state.nats, &orders::ArticlesRequest {}, &state.calls).await {
+    match orders::articles_with(
+        &state.nats,
+        &orders::ArticlesRequest {},
+        &state.calls.idempotent(),
+    )
+    .await
+    {
         Ok(reply) => {
             let articles: Vec<ArticleView> = reply.articles.iter().map(ArticleView::from).collect();
             form_page(
@@ -295,9 +301,13 @@ async fn article(state: &AppState, id: &str, user: &str) -> Result<Article, Resp
             .error(&ErrorReply::not_found("no such article"), Some(user))
     };
     let id: u32 = id.parse().map_err(|_| not_found())?;
-    let reply = orders::articles_with(&state.nats, &orders::ArticlesRequest {}, &state.calls)
-        .await
-        .map_err(|err| state.views.error(&err.into_reply(), Some(user)))?;
+    let reply = orders::articles_with(
+        &state.nats,
+        &orders::ArticlesRequest {},
+        &state.calls.idempotent(),
+    )
+    .await
+    .map_err(|err| state.views.error(&err.into_reply(), Some(user)))?;
     reply
         .articles
         .into_iter()
@@ -349,7 +359,7 @@ async fn buy(
         article_id: article_id.into(),
         idempotency_key: Some(form.key).filter(|k| !k.is_empty()),
     };
-    match orders::buy_with(&state.nats, &request, &state.calls).await {
+    match orders::buy_with(&state.nats, &request, &state.buy_calls(&request)).await {
         Ok(reply) => {
             let article = ArticleView::from(&reply.article);
             state.views.page(
@@ -375,7 +385,7 @@ async fn purchases(State(state): State<AppState>, session: Session) -> Response 
     let request = PurchasesRequest {
         username: user.clone(),
     };
-    match orders::purchases_with(&state.nats, &request, &state.calls).await {
+    match orders::purchases_with(&state.nats, &request, &state.calls.idempotent()).await {
         Ok(reply) => {
             let total: u64 = reply.items.iter().map(|i| u64::from(i.article.price)).sum();
             let rows: Vec<Row> = reply

@@ -45,6 +45,17 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// How to send `request` to `orders.buy`: sent again when no reply comes soon only
+    /// when it carries an idempotency key (without one, a second request would be a
+    /// second purchase).
+    pub fn buy_calls(&self, request: &bus_schema::orders::BuyRequest) -> CallOptions {
+        if request.idempotency_key.is_some() {
+            self.calls.idempotent()
+        } else {
+            self.calls.clone()
+        }
+    }
+
     /// The services on the bus and the server's health.
     pub async fn status(&self) -> crate::status::Status {
         crate::status::collect(&self.nats, &self.http, self.nats_monitor_url.as_deref()).await

@@ -359,6 +359,96 @@ async fn a_stopped_service_is_a_quick_503_on_the_api_the_pages_and_readyz() {
     );
 }
 
+/// Stands in for orders instances of which every other one dies holding its request (as
+/// one killed mid-flight does): of each subject's requests, the 1st, 3rd, ... are never
+/// answered, the 2nd, 4th, ... are. Returns how many requests each subject received.
+async fn orders_that_lose_every_other_request(
+    nats: &async_nats::Client,
+) -> std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>> {
+    use futures_util::StreamExt;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let mut requests = nats.subscribe("orders.>").await.expect("subscribe");
+    nats.flush().await.expect("flush");
+    let (nats, counts) = (nats.clone(), std::sync::Arc::clone(&seen));
+    tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            let subject = request.subject.to_string();
+            let n = {
+                let mut counts = counts.lock().expect("lock");
+                let n = counts.entry(subject.clone()).or_insert(0);
+                *n += 1;
+                *n
+            };
+            let (Some(reply), true) = (request.reply, n % 2 == 0) else {
+                continue;
+            };
+            let body = if subject == "orders.buy" {
+                json!({"message": "Purchase successful", "article": {"id": 1, "name": "Article 1", "price": 1000},
+                       "user": "victor", "id": "019a0000-0000-7000-8000-000000000001", "purchased_at": "2026-11-25T10:00:00Z"})
+            } else {
+                json!({"user": "victor", "purchases": [], "items": []})
+            };
+            let _ = nats.publish(reply, body.to_string().into()).await;
+        }
+    });
+    seen
+}
+
+#[tokio::test]
+async fn a_request_lost_with_its_responder_is_sent_again_only_when_it_may_arrive_twice() {
+    let mut shop = Shop::start().await;
+    let http = browser();
+    let token = shop.token("victor", "1234").await;
+    shop.orders.stop().await;
+    let seen = orders_that_lose_every_other_request(&shop.nats).await;
+    let count = |subject: &str| {
+        seen.lock()
+            .expect("lock")
+            .get(subject)
+            .copied()
+            .unwrap_or(0)
+    };
+
+    // A read may arrive twice: the second request is answered.
+    let (status, body) = json_of(
+        http.get(shop.url("/api/purchases"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(count("orders.purchases"), 2);
+
+    // So may a buy with an idempotency key (the service records one purchase per key).
+    let (status, body) = json_of(
+        http.post(shop.url("/api/buy"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "order-7")
+            .json(&json!({ "article_id": 1 }))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(count("orders.buy"), 2);
+
+    // A buy without a key is sent once: a second request would be a second purchase.
+    let (status, body) = json_of(
+        http.post(shop.url("/api/buy"))
+            .bearer_auth(&token)
+            .json(&json!({ "article_id": 1 }))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(count("orders.buy"), 3);
+}
+
 // ---------------------------------------------------------------- pages
 
 #[tokio::test]

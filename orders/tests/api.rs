@@ -795,7 +795,11 @@ async fn a_deleted_appender_consumer_is_replaced_and_buys_go_on() {
         .expect("201");
     let stream = app.js.get_stream(orders::STREAM).await.expect("stream");
     let before = consumer_names(&stream).await;
-    assert_eq!(before.len(), 1, "one consumer per orders instance: {before:?}");
+    assert_eq!(
+        before.len(),
+        1,
+        "one consumer per orders instance: {before:?}"
+    );
     stream
         .delete_consumer(&before[0])
         .await

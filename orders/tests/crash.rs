@@ -272,7 +272,10 @@ async fn keys_retried_after_orders_was_killed_mid_flight_are_each_charged_once()
             assert_eq!(&reply, first, "a retry answers the first purchase of {key}");
         }
         if key.starts_with("stray-") {
-            assert_eq!(reply.article.id, 3, "the stored purchase of {key}, not a new one");
+            assert_eq!(
+                reply.article.id, 3,
+                "the stored purchase of {key}, not a new one"
+            );
         }
     }
 

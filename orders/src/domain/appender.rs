@@ -109,18 +109,16 @@ impl Appender {
         self.created = Some(info.created);
         let cursor = match positions.tail {
             None => first,
-            Some((seq, id)) if holds(stream, seq, id).await => {
-                match positions.first_gap(first) {
-                    Some(gap) => {
-                        tracing::warn!(
-                            from = gap,
-                            "purchases.json lacks events the stream holds; writing them again"
-                        );
-                        gap
-                    }
-                    None => (seq + 1).max(first),
+            Some((seq, id)) if holds(stream, seq, id).await => match positions.first_gap(first) {
+                Some(gap) => {
+                    tracing::warn!(
+                        from = gap,
+                        "purchases.json lacks events the stream holds; writing them again"
+                    );
+                    gap
                 }
-            }
+                None => (seq + 1).max(first),
+            },
             Some((seq, _)) => {
                 tracing::warn!(
                     seq,
@@ -132,7 +130,11 @@ impl Appender {
         };
         self.orders.set_cursor(cursor);
         if cursor <= last {
-            tracing::info!(from = cursor, to = last, "catching up with the event stream");
+            tracing::info!(
+                from = cursor,
+                to = last,
+                "catching up with the event stream"
+            );
         }
         Ok(last)
     }
