@@ -3,13 +3,14 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps deps-run deps-bench install run build test bench lint fmt clean-data
+.PHONY: help deps deps-run deps-bench install run build test bench fault lint fmt clean-data
 
 help:
 	@echo "make run    start nats-server and every service (Ctrl-C stops them)"
 	@echo "make test   formatting, clippy and every test"
 	@echo "make lint   formatting and clippy only"
 	@echo "make bench  release builds under load (wrk), a table and target/bench/results.json"
+	@echo "make fault  buyers with idempotency keys while processes are killed; counts lost and doubled"
 	@echo "make deps   install nats-server, chromium and chromium-driver when missing (apt)"
 
 ## deps-run: nats-server, all `make run` needs. Debian's package starts a system
@@ -71,6 +72,12 @@ bench: deps-bench
 	$(CARGO) build --release -p users -p auth -p orders -p gateway
 	$(CARGO) build --release -p stack --example floor
 	python3 bench/run.py
+
+## fault: release builds, buyers through the gateway while processes are killed.
+fault: deps-bench
+	$(CARGO) build --release -p users -p auth -p orders -p gateway
+	$(CARGO) build --release -p stack --example floor
+	python3 bench/fault.py
 
 ## clean-data: forget every account and purchase (keeps data/README.md).
 clean-data:

@@ -68,6 +68,8 @@ class Shop:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="shop-bench-")
         self.procs = {}
+        # name -> (args, env, output): how to start a process again (make fault).
+        self.commands = {}
         self.passwords = {u: secrets.token_hex(16) for u in SERVICES + ["ops", "bench"]}
         self.env = dict(os.environ, RUST_LOG="warn")
         for user, password in self.passwords.items():
@@ -89,9 +91,9 @@ class Shop:
         with open(conf_path, "w") as f:
             f.write(conf)
         log = open(os.path.join(self.dir, "nats-server.log"), "w")
-        self.procs["nats-server"] = subprocess.Popen(
-            ["nats-server", "-c", conf_path, "-p", str(self.nats_port), "-m", str(self.monitor_port)],
-            env=self.env, stdout=log, stderr=log)
+        args = ["nats-server", "-c", conf_path, "-p", str(self.nats_port), "-m", str(self.monitor_port)]
+        self.commands["nats-server"] = (args, self.env, log)
+        self.procs["nats-server"] = subprocess.Popen(args, env=self.env, stdout=log, stderr=log)
         self.procs["nats-server"].log_path = log.name
         wait_for_port(self.nats_port, proc=self.procs["nats-server"], name="nats-server")
         service_env = {
@@ -108,6 +110,7 @@ class Shop:
         for service in ["users", "auth", "orders", "gateway"]:
             env = dict(self.env, NATS_URL=self.nats_url, NATS_USER=service,
                        NATS_PASSWORD=self.passwords[service], **service_env[service])
+            self.commands[service] = ([os.path.join(RELEASE, service)], env, None)
             self.procs[service] = subprocess.Popen([os.path.join(RELEASE, service)], env=env)
         self.procs["floor"] = subprocess.Popen(
             [os.path.join(RELEASE, "examples", "floor"), f"127.0.0.1:{self.ports['floor']}",

@@ -16,7 +16,7 @@ use crate::{
         catalog::Catalog,
         flask,
         index::Index,
-        journal::{Journal, Opened},
+        journal::{self, Journal, Opened},
         stream,
     },
     http,
@@ -52,8 +52,10 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     if let Some(repair) = repair {
         tracing::warn!(
             file = %journal.path().display(),
+            lines = ?repair.lines,
             removed_bytes = repair.removed_bytes,
-            "removed a cut-short last line; its event is written again from the stream"
+            kept_in = %journal::damaged_path(journal.path()).display(),
+            "took lines that are not events out of the purchases file; their events are written again from the stream"
         );
     }
     tracing::info!(

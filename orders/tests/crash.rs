@@ -300,7 +300,7 @@ async fn keys_retried_after_orders_was_killed_mid_flight_are_each_charged_once()
 }
 
 #[tokio::test]
-async fn lines_the_file_lost_are_written_again_before_orders_answers() {
+async fn lines_the_file_lost_or_garbled_are_written_again_before_orders_answers() {
     let mut app = setup().await;
     let mut replies = Vec::new();
     for n in 0..6u32 {
@@ -310,17 +310,21 @@ async fn lines_the_file_lost_are_written_again_before_orders_answers() {
         replies.push(reply.id);
     }
     app.orders.kill();
-    // Two lines lost in the middle, the last one cut short by the crash.
+    // A write cut short and run into by the next one (two events in one bad line), a
+    // line lost, and the last one cut short by the crash.
     let path = app.dir.path().join("purchases.json");
     let text = std::fs::read_to_string(&path).expect("read");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 6);
-    let mut kept: String = [lines[0], lines[2], lines[3]]
-        .iter()
-        .map(|l| format!("{l}\n"))
-        .collect();
-    kept.push_str(&format!("{}\n", lines[4]));
-    kept.push_str(&lines[5][..lines[5].len() / 2]);
+    let half = |line: &str| line[..line.len() / 2].to_owned();
+    let kept = format!(
+        "{}\n{}{}\n{}\n{}",
+        lines[0],
+        half(lines[1]),
+        lines[2],
+        lines[3],
+        half(lines[5])
+    );
     std::fs::write(&path, kept).expect("write");
 
     app.orders.restart();
@@ -334,6 +338,9 @@ async fn lines_the_file_lost_are_written_again_before_orders_answers() {
         replies.iter().collect::<HashSet<_>>()
     );
     assert_eq!(history.len(), 6);
+    let damaged = std::fs::read_to_string(app.dir.path().join("purchases.json.damaged"))
+        .expect("the bad lines are kept");
+    assert_eq!(damaged.lines().count(), 2);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 
 use std::{
     fs::{File, OpenOptions},
-    io::{self, BufRead, BufReader, Write},
+    io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
 };
 
@@ -81,8 +81,10 @@ impl Positions {
 /// What [`Journal::open`] had to mend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repair {
-    /// Bytes of a cut-short last line that were removed.
+    /// Bytes of lines that were not events, taken out of the file.
     pub removed_bytes: u64,
+    /// Their line numbers (from 1).
+    pub lines: Vec<usize>,
 }
 
 /// What [`Journal::open`] gives.
@@ -104,15 +106,16 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens (or creates) the file and loads every line into `index`. A last line cut
-    /// short by a crash is removed (the appender writes its event again from the
-    /// stream); any other bad line stops start-up with its line number.
+    /// Opens (or creates) the file and loads every line into `index`. Lines that are
+    /// not events (a last line cut short by a crash, a write a crash interrupted and the
+    /// next one ran into, a bad edit) are taken out of the file and kept in
+    /// `<file>.damaged`; the appender writes their events again from the stream.
     pub fn open(path: &Path, index: &mut Index) -> Result<Opened, String> {
         let fail = |err: io::Error| format!("cannot open {}: {err}", path.display());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(fail)?;
         }
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
@@ -120,9 +123,10 @@ impl Journal {
             .map_err(fail)?;
         let mut reader = BufReader::with_capacity(1 << 20, &file);
         let mut buf = Vec::with_capacity(512);
-        let mut good: u64 = 0;
+        let mut offset: u64 = 0;
+        let mut end: u64 = 0;
+        let mut damaged: Vec<(u64, u64, usize)> = Vec::new();
         let mut number = 0usize;
-        let mut repair = None;
         let mut positions = Positions::default();
         loop {
             buf.clear();
@@ -141,28 +145,34 @@ impl Journal {
                     positions.tail = Some((line.seq, id));
                     positions.seqs.push(line.seq);
                     index.insert(id, &line);
+                    end = offset + read as u64;
                 }
-                Ok(None) => {} // a blank line
-                Err(_) if at_end(&mut reader).map_err(fail)? => {
-                    // The last line is cut short or garbled: a write a crash interrupted.
-                    repair = Some(Repair {
-                        removed_bytes: read as u64,
-                    });
-                    break;
-                }
+                Ok(None) => end = offset + read as u64, // a blank line
                 Err(err) => {
-                    return Err(format!(
-                        "{}:{number}: {err}; fix or remove that line (the event is still in the ORDERS stream)",
-                        path.display()
-                    ));
+                    tracing::warn!(file = %path.display(), line = number, %err, "a line of the purchases file is not an event");
+                    damaged.push((offset, read as u64, number));
                 }
             }
-            good += read as u64;
+            offset += read as u64;
         }
         drop(reader);
-        if repair.is_some() {
-            file.set_len(good).map_err(fail)?;
-            file.sync_all().map_err(fail)?;
+        let mut repair = None;
+        if let Some(&(last_start, _, _)) = damaged.last() {
+            let removed_bytes = damaged.iter().map(|(_, len, _)| len).sum();
+            // Damage only at the end (the usual crash) is cut off in place.
+            let only_tail = damaged.len() == 1 && last_start >= end;
+            keep_damaged(path, &damaged).map_err(fail)?;
+            if only_tail {
+                file.set_len(end).map_err(fail)?;
+                file.sync_all().map_err(fail)?;
+            } else {
+                file = rewrite_without(path, &damaged, offset).map_err(fail)?;
+            }
+            end = offset - removed_bytes;
+            repair = Some(Repair {
+                removed_bytes,
+                lines: damaged.iter().map(|(_, _, number)| *number).collect(),
+            });
         }
         positions.seqs.sort_unstable();
         positions.seqs.dedup();
@@ -170,7 +180,7 @@ impl Journal {
             journal: Self {
                 path: path.to_owned(),
                 file,
-                len: good,
+                len: end,
             },
             repair,
             positions,
@@ -201,6 +211,61 @@ impl Journal {
     }
 }
 
+/// `<path><suffix>`
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Where lines taken out of `path` are kept.
+pub fn damaged_path(path: &Path) -> PathBuf {
+    sibling(path, ".damaged")
+}
+
+/// Appends the `damaged` ranges (offset, length, line number) of `path` to
+/// [`damaged_path`], one per line.
+fn keep_damaged(path: &Path, damaged: &[(u64, u64, usize)]) -> io::Result<()> {
+    let mut source = File::open(path)?;
+    let mut kept = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(damaged_path(path))?;
+    for &(start, len, _) in damaged {
+        let mut bytes = vec![0; usize::try_from(len).map_err(io::Error::other)?];
+        source.seek(SeekFrom::Start(start))?;
+        source.read_exact(&mut bytes)?;
+        if bytes.last() != Some(&b'\n') {
+            bytes.push(b'\n');
+        }
+        kept.write_all(&bytes)?;
+    }
+    kept.sync_all()
+}
+
+/// Writes `path` again without the `damaged` ranges (through a temporary file renamed
+/// over it, so a crash leaves the old or the new file) and opens it for appending.
+fn rewrite_without(path: &Path, damaged: &[(u64, u64, usize)], len: u64) -> io::Result<File> {
+    let temporary = sibling(path, ".repairing");
+    let mut source = BufReader::new(File::open(path)?);
+    let mut out = io::BufWriter::new(File::create(&temporary)?);
+    let mut at = 0;
+    for &(start, skip, _) in damaged {
+        io::copy(&mut (&mut source).take(start - at), &mut out)?;
+        io::copy(&mut (&mut source).take(skip), &mut io::sink())?;
+        at = start + skip;
+    }
+    io::copy(&mut (&mut source).take(len - at), &mut out)?;
+    out.into_inner()
+        .map_err(io::IntoInnerError::into_error)?
+        .sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir)?.sync_all()?;
+    }
+    OpenOptions::new().read(true).append(true).open(path)
+}
+
 /// The event id and line, `None` for a blank line.
 fn parse(raw: &[u8]) -> Result<Option<(Uuid, Line)>, String> {
     if raw.iter().all(u8::is_ascii_whitespace) {
@@ -209,10 +274,6 @@ fn parse(raw: &[u8]) -> Result<Option<(Uuid, Line)>, String> {
     let line: Line = serde_json::from_slice(raw).map_err(|err| err.to_string())?;
     let id = Uuid::parse_str(&line.id).map_err(|err| format!("bad event id: {err}"))?;
     Ok(Some((id, line)))
-}
-
-fn at_end(reader: &mut BufReader<&File>) -> io::Result<bool> {
-    Ok(reader.fill_buf()?.is_empty())
 }
 
 #[cfg(test)]
@@ -279,7 +340,13 @@ mod tests {
 
         let mut index = Index::default();
         let opened = Journal::open(&path, &mut index).expect("open");
-        assert_eq!(opened.repair, Some(Repair { removed_bytes: 40 }));
+        assert_eq!(
+            opened.repair,
+            Some(Repair {
+                removed_bytes: 40,
+                lines: vec![2]
+            })
+        );
         assert_eq!(opened.positions.seqs, [1]);
         assert_eq!(std::fs::read(&path).expect("read"), good);
         assert_eq!(index.len(), 1);
@@ -304,14 +371,35 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_line_in_the_middle_stops_with_its_line_number() {
+    fn bad_lines_in_the_middle_are_taken_out_and_kept_aside() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("purchases.json");
-        let mut content = bytes(&[line(1)]);
+        let (first, third) = (line(1), line(3));
+        // A write cut short and the next one run into it, then a good line.
+        let second = bytes(&[line(2)]);
+        let mut content = bytes(std::slice::from_ref(&first));
+        content.extend_from_slice(&second[..30]);
+        content.extend_from_slice(&second);
         content.extend_from_slice(b"{garbage}\n");
-        content.extend_from_slice(&bytes(&[line(3)]));
+        content.extend_from_slice(&bytes(std::slice::from_ref(&third)));
         std::fs::write(&path, &content).expect("write");
-        let err = Journal::open(&path, &mut Index::default()).expect_err("bad line");
-        assert!(err.contains("purchases.json:2:"), "{err}");
+
+        let mut index = Index::default();
+        let opened = Journal::open(&path, &mut index).expect("open");
+        assert_eq!(opened.repair.expect("repaired").lines, [2, 3]);
+        assert_eq!(opened.positions.seqs, [1, 3]);
+        assert_eq!(index.len(), 2);
+        let mut journal = opened.journal;
+        let fourth = line(4);
+        journal
+            .append(&bytes(std::slice::from_ref(&fourth)))
+            .expect("append");
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            bytes(&[first, third, fourth])
+        );
+        let kept = std::fs::read_to_string(damaged_path(&path)).expect("kept");
+        assert_eq!(kept.lines().count(), 2);
+        assert!(kept.ends_with("{garbage}\n"), "{kept}");
     }
 }
