@@ -109,7 +109,7 @@ impl Drop for OrdersProcess {
 }
 
 struct Setup {
-    _server: NatsServer,
+    server: NatsServer,
     dir: TempDir,
     nats: async_nats::Client,
     js: jetstream::Context,
@@ -127,7 +127,7 @@ async fn setup() -> Setup {
         nats,
         orders,
         dir,
-        _server: server,
+        server,
     }
 }
 
@@ -390,4 +390,102 @@ async fn a_key_retried_while_its_first_event_is_not_written_yet_answers_that_pur
     ids_once(&lines);
     assert_eq!(lines.len(), 2);
     assert_eq!(app.history("victor").await.len(), 2);
+}
+
+#[tokio::test]
+async fn two_instances_charge_a_key_once_and_each_writes_every_purchase() {
+    let server = NatsServer::start();
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let nats = async_nats::connect(server.url()).await.expect("connect");
+    let mut a = OrdersProcess::start(&server, dir_a.path());
+    a.ready(&nats).await;
+    let mut b = OrdersProcess::start(&server, dir_b.path());
+    b.ready(&nats).await;
+
+    // Each key sent eight times at once; the two instances share the requests.
+    let mut calls = Vec::new();
+    for n in 0..20u32 {
+        for _ in 0..8 {
+            let nats = nats.clone();
+            calls.push(tokio::spawn(async move {
+                let key = format!("k{n}");
+                let reply = orders::buy(&nats, &keyed("victor", 1 + n % 3, &key))
+                    .await
+                    .expect("201");
+                (key, reply)
+            }));
+        }
+    }
+    let mut replies: HashMap<String, BuyReply> = HashMap::new();
+    for call in calls {
+        let (key, reply) = call.await.expect("task");
+        let first = replies.entry(key.clone()).or_insert_with(|| reply.clone());
+        assert_eq!(first, &reply, "every request of {key} answers one purchase");
+    }
+    let expected: HashSet<String> = replies.values().map(|r| r.id.clone()).collect();
+    assert_eq!(expected.len(), 20);
+    // Each instance keeps its own file with every purchase, once.
+    for dir in [&dir_a, &dir_b] {
+        let path = dir.path().join("purchases.json");
+        let mut lines = Vec::new();
+        for _ in 0..200 {
+            lines = std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
+                .collect();
+            if lines.len() >= 20 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(ids_once(&lines), expected, "{}", path.display());
+    }
+    a.kill();
+    b.kill();
+}
+
+#[tokio::test]
+async fn after_nats_server_restarts_orders_reads_on_from_its_cursor() {
+    let mut app = setup().await;
+    for n in 0..3u32 {
+        orders::buy(&app.nats, &keyed("victor", 1, &format!("before-{n}")))
+            .await
+            .expect("201");
+    }
+    app.server.restart();
+    // The service reconnects and makes a new consumer; buys go on.
+    let mut after = None;
+    for _ in 0..100 {
+        if let Ok(reply) = orders::buy(&app.nats, &keyed("victor", 2, "after")).await {
+            after = Some(reply);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = after.expect("a buy is answered after the restart");
+    let lines = app.lines();
+    ids_once(&lines);
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[3]["id"], after.id.as_str());
+    // The new consumer started where the file stopped (4, or 5 if it was made again
+    // after the last buy), not at the stream's start.
+    let stream = app.js.get_stream(orders::STREAM).await.expect("stream");
+    let names: Vec<String> = {
+        use futures_util::TryStreamExt;
+        stream.consumer_names().try_collect().await.expect("names")
+    };
+    assert_eq!(names.len(), 1, "{names:?}");
+    let info = stream.consumer_info(&names[0]).await.expect("info");
+    assert!(
+        matches!(
+            info.config.deliver_policy,
+            jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence } if start_sequence >= 4
+        ),
+        "{:?}",
+        info.config.deliver_policy
+    );
 }

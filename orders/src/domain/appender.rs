@@ -19,11 +19,10 @@ use std::{
 use async_nats::jetstream::{
     self,
     consumer::{AckPolicy, DeliverPolicy, pull},
-    stream::Stream,
+    stream::{RawMessageErrorKind, Stream},
 };
 use bus_schema::{orders::PurchasedEvent, users::Username};
 use futures_util::{FutureExt, StreamExt};
-use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -49,9 +48,10 @@ pub struct Appender {
     orders: Orders,
     journal: Arc<Mutex<Journal>>,
     js: jetstream::Context,
-    /// When the stream being read was created: another value means it was deleted and
-    /// made again, and is read from its start.
-    created: Option<OffsetDateTime>,
+    /// The last purchase read from the stream (sequence, id): when the stream no longer
+    /// holds it there, the stream was deleted and made again (or wiped), and is read
+    /// from its start.
+    last_read: Option<(u64, Uuid)>,
     /// This instance's consumers are `<prefix>-<n>`.
     prefix: String,
     serial: u64,
@@ -87,7 +87,7 @@ impl Appender {
             orders,
             journal: Arc::new(Mutex::new(journal)),
             js,
-            created: None,
+            last_read: None,
             prefix,
             serial: 0,
             consumer: None,
@@ -106,19 +106,21 @@ impl Appender {
             .map_err(|err| format!("cannot read the state of the event stream: {err}"))?;
         let first = info.state.first_sequence.max(1);
         let last = info.state.last_sequence;
-        self.created = Some(info.created);
         let cursor = match positions.tail {
             None => first,
-            Some((seq, id)) if holds(stream, seq, id).await => match positions.first_gap(first) {
-                Some(gap) => {
-                    tracing::warn!(
-                        from = gap,
-                        "purchases.json lacks events the stream holds; writing them again"
-                    );
-                    gap
+            Some((seq, id)) if holds(stream, seq, id).await? => {
+                self.last_read = Some((seq, id));
+                match positions.first_gap(first) {
+                    Some(gap) => {
+                        tracing::warn!(
+                            from = gap,
+                            "purchases.json lacks events the stream holds; writing them again"
+                        );
+                        gap
+                    }
+                    None => (seq + 1).max(first),
                 }
-                None => (seq + 1).max(first),
-            },
+            }
             Some((seq, _)) => {
                 tracing::warn!(
                     seq,
@@ -194,16 +196,19 @@ impl Appender {
     /// A new consumer from the cursor, on the stream as it is now.
     async fn open(&mut self) -> Result<pull::Stream, String> {
         let stream = stream::ensure(&self.js).await?;
-        let info = stream.cached_info();
-        if self.created != Some(info.created) {
-            if self.created.is_some() {
-                tracing::warn!(
-                    "the {} stream was made again; reading it from its start",
-                    bus_schema::orders::STREAM
-                );
-                self.orders.set_cursor(info.state.first_sequence.max(1));
-            }
-            self.created = Some(info.created);
+        if let Some((seq, id)) = self.last_read
+            && !holds(&stream, seq, id).await?
+        {
+            // A stream that lost its data keeps no messages below the cursor to check;
+            // one made again starts at 1. Either way, read what it holds.
+            tracing::warn!(
+                "the {} stream no longer holds the last purchase read (made again, or wiped); \
+                 reading it from its start, writing only what the file lacks",
+                bus_schema::orders::STREAM
+            );
+            self.last_read = None;
+            self.orders
+                .set_cursor(stream.cached_info().state.first_sequence.max(1));
         }
         if let Some(old) = self.consumer.take() {
             let _ = stream.delete_consumer(&old).await;
@@ -238,13 +243,14 @@ impl Appender {
     /// at a delivery that does not follow the previous one (the consumer lost a message):
     /// `Ok(false)`, and a new consumer reads on from the cursor.
     async fn append(
-        &self,
+        &mut self,
         batch: &[jetstream::Message],
         delivered: &mut u64,
     ) -> std::io::Result<bool> {
         let mut sorted = Sorted::default();
         let mut next = self.orders.cursor();
         let mut in_order = true;
+        let mut last_read = None;
         for message in batch {
             let Ok(info) = message.info() else {
                 in_order = false;
@@ -265,7 +271,10 @@ impl Appender {
                 continue; // already read (cannot happen with a consumer started at the cursor)
             }
             match decode(&message.payload) {
-                Some((event, id)) => sorted.push(&self.orders, event, id, seq),
+                Some((event, id)) => {
+                    sorted.push(&self.orders, event, id, seq);
+                    last_read = Some((seq, id));
+                }
                 None => {
                     tracing::error!(subject = %message.subject, seq, "skipping an event that is not a purchase");
                 }
@@ -273,6 +282,9 @@ impl Appender {
             next = seq + 1;
         }
         self.commit(sorted, next).await?;
+        if last_read.is_some() {
+            self.last_read = last_read;
+        }
         Ok(in_order)
     }
 
@@ -300,11 +312,15 @@ impl Appender {
     }
 }
 
-/// Whether the stream holds the event `id` at `seq`.
-async fn holds(stream: &Stream, seq: u64, id: Uuid) -> bool {
+/// Whether the stream holds the event `id` at `seq`; an error when the stream could not
+/// be asked.
+async fn holds(stream: &Stream, seq: u64, id: Uuid) -> Result<bool, String> {
     match stream.get_raw_message(seq).await {
-        Ok(message) => decode(&message.payload).is_some_and(|(_, found)| found == id),
-        Err(_) => false,
+        Ok(message) => Ok(decode(&message.payload).is_some_and(|(_, found)| found == id)),
+        Err(err) => match err.kind() {
+            RawMessageErrorKind::NoMessageFound | RawMessageErrorKind::JetStream(_) => Ok(false),
+            _ => Err(format!("cannot read event {seq} of the stream: {err}")),
+        },
     }
 }
 
