@@ -37,8 +37,9 @@ const MAX_BATCH: usize = 1024;
 /// Pause before trying again after the stream, the consumer or the disk failed.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 /// The server sends a heartbeat this often when there is nothing to deliver; two missed
-/// ones mean the consumer is gone and a new one is made.
-const HEARTBEAT: Duration = Duration::from_secs(2);
+/// ones mean the consumer is gone (nats-server restarted) and a new one is made, well
+/// within a buy's deadline.
+const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A consumer nobody pulls from (its process died) is removed by the server after this.
 const INACTIVE_THRESHOLD: Duration = Duration::from_secs(30);
 

@@ -44,10 +44,10 @@ use catalog::Catalog;
 use index::{Index, Item};
 use journal::Line;
 
-/// How long a buy waits for its line to reach the disk before it gives up with a 503:
-/// below the callers' timeout (3 s by default), so that the buyer hears this answer
-/// rather than a bare timeout.
-const APPEND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a buy may take, publishing and waiting for its line, before it gives up with
+/// a 503: below the callers' timeout (3 s by default), so that the buyer hears what
+/// became of the purchase rather than a bare timeout.
+const BUY_DEADLINE: Duration = Duration::from_millis(2500);
 /// Longest idempotency key accepted.
 const MAX_KEY_LEN: usize = 128;
 /// What a successful buy says, as the original did.
@@ -188,32 +188,50 @@ impl Orders {
             self.forget_waiter(&id);
             return Ok(());
         }
-        let ack = match self.publish(event).await {
-            Ok(ack) => ack,
-            Err(err) => {
+        let deadline = tokio::time::Instant::now() + BUY_DEADLINE;
+        let published = tokio::time::timeout_at(deadline, self.publish(event))
+            .await
+            .unwrap_or(Err(Published::Unknown));
+        let seq = match published {
+            Ok(ack) => {
+                if ack.duplicate {
+                    tracing::debug!(%id, seq = ack.sequence, "the stream holds this purchase already");
+                }
+                Some(ack.sequence)
+            }
+            // Perhaps stored: if it was, its line shows up like any other.
+            Err(Published::Unknown) => None,
+            Err(Published::Refused(err)) => {
                 drop(appended);
                 self.forget_waiter(&id);
                 return Err(err);
             }
         };
-        if ack.duplicate {
-            tracing::debug!(%id, seq = ack.sequence, "the stream holds this purchase already");
+        if tokio::time::timeout_at(deadline, appended)
+            .await
+            .is_ok_and(|r| r.is_ok())
+        {
+            return Ok(());
         }
-        match tokio::time::timeout(APPEND_TIMEOUT, appended).await {
-            Ok(Ok(())) => Ok(()),
-            _ => {
-                self.forget_waiter(&id);
-                tracing::error!(%id, seq = ack.sequence, "a published purchase was not written in time");
-                Err(OrdersError::Unavailable(
-                    "the purchase was accepted but is not on disk yet; look at your purchases \
-                     in a moment, or repeat the request with the same Idempotency-Key"
-                        .into(),
-                ))
+        self.forget_waiter(&id);
+        Err(OrdersError::Unavailable(match seq {
+            Some(seq) => {
+                tracing::error!(%id, seq, "a published purchase was not written in time");
+                "the purchase was accepted but is not on disk yet; look at your purchases in a \
+                 moment, or repeat the request with the same Idempotency-Key"
+                    .into()
             }
-        }
+            None => {
+                tracing::warn!(%id, "the event store did not confirm a purchase");
+                "the event store (JetStream) did not answer in time: the purchase may have been \
+                 recorded; look at your purchases in a moment, or repeat the request with the \
+                 same Idempotency-Key"
+                    .into()
+            }
+        }))
     }
 
-    async fn publish(&self, event: &PurchasedEvent) -> Result<PublishAck, OrdersError> {
+    async fn publish(&self, event: &PurchasedEvent) -> Result<PublishAck, Published> {
         let result = match self.publish_once(event).await {
             // The stream was deleted while the service runs (`nats stream rm ORDERS`):
             // create it again, then try once more. The appender notices the new stream
@@ -234,11 +252,15 @@ impl Orders {
         };
         result.map_err(|err| {
             tracing::warn!(%err, "cannot publish a purchase event");
-            OrdersError::Unavailable(
-                "purchases cannot be recorded right now: the event store (JetStream) is \
-                 unavailable; nothing was bought, try again in a moment"
-                    .into(),
-            )
+            match err.kind() {
+                // Sent, but no ack came back: the stream may hold it.
+                PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe => Published::Unknown,
+                _ => Published::Refused(OrdersError::Unavailable(
+                    "purchases cannot be recorded right now: the event store (JetStream) is \
+                     unavailable; nothing was bought, try again in a moment"
+                        .into(),
+                )),
+            }
         })
     }
 
@@ -355,6 +377,15 @@ impl Orders {
             }
         }
     }
+}
+
+/// Why a publish did not give an ack.
+#[derive(Debug)]
+enum Published {
+    /// The stream refused it or could not be reached: nothing was stored.
+    Refused(OrdersError),
+    /// No answer in time: it may have been stored.
+    Unknown,
 }
 
 fn username(raw: &str) -> Result<Username, OrdersError> {
