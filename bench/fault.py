@@ -60,6 +60,7 @@ class Stats:
         self.answered = {}  # (user, key) -> reply id
         self.conflicting = []  # a key answered with two different ids
         self.retries = 0
+        self.failed_after = []  # seconds a 5xx or a cut connection took to come back
         self.refused = []  # 4xx other than 401
 
 
@@ -79,8 +80,10 @@ def buyer(shop, n, stats, stop):
                     time.sleep(0.1)
                     continue
                 token = tokens[user] = body["access_token"]
+            started = time.monotonic()
             status, body = request("POST", gw("/api/buy"), {"article_id": article},
                                    {"Authorization": "Bearer " + token, "Idempotency-Key": key})
+            took = time.monotonic() - started
             if status == 201:
                 with stats.lock:
                     known = stats.answered.setdefault((user, key), body["id"])
@@ -96,6 +99,8 @@ def buyer(shop, n, stats, stop):
                 break
             with stats.lock:
                 stats.retries += 1
+                if status is not None:
+                    stats.failed_after.append(took)
             time.sleep(0.05)
             if stop.is_set() and stop.final:
                 break
@@ -193,6 +198,10 @@ def report(shop, stats, log):
     print(f"lost: {len(lost_file)} missing from the file, {len(lost_history)} missing from the history")
     print(f"doubled ids: {doubled}; keys charged twice: {charged_twice}; keys answered with two ids: {len(stats.conflicting)}")
     print(f"refused (4xx): {len(stats.refused)} {stats.refused[:3]}")
+    waits = sorted(stats.failed_after)
+    if waits:
+        at = lambda q: waits[min(len(waits) - 1, int(q * len(waits)))]
+        print(f"5xx answers: {len(waits)}, came back after median {at(0.5):.2f} s, p90 {at(0.9):.2f} s, max {waits[-1]:.2f} s")
     print(f"histories that could not be read: {len(unread)} {unread[:3]}")
     bad = lost_file or lost_history or doubled or charged_twice or stats.conflicting or stats.refused or unread
     sys.exit(1 if bad else 0)

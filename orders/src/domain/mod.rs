@@ -17,7 +17,10 @@ pub mod stream;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -71,7 +74,7 @@ struct Inner {
     /// file (or is not a purchase).
     cursor: watch::Sender<u64>,
     /// Lines written since start.
-    appended: std::sync::atomic::AtomicU64,
+    appended: AtomicU64,
 }
 
 impl Orders {
@@ -83,7 +86,7 @@ impl Orders {
                 waiters: Mutex::default(),
                 js,
                 cursor: watch::Sender::new(0),
-                appended: std::sync::atomic::AtomicU64::new(0),
+                appended: AtomicU64::new(0),
             }),
         }
     }
@@ -288,7 +291,7 @@ impl Orders {
         }
         self.inner
             .appended
-            .fetch_add(lines.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(lines.len() as u64, Ordering::Relaxed);
         self.set_cursor(next);
         let mut waiters = self.waiters();
         for id in lines.iter().map(|(id, _)| id).chain(duplicates) {
@@ -326,9 +329,7 @@ impl Orders {
 
     /// Lines appended since start.
     pub fn appended(&self) -> u64 {
-        self.inner
-            .appended
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.inner.appended.load(Ordering::Relaxed)
     }
 
     /// Purchases in the file.
