@@ -4,10 +4,8 @@ use async_nats::Client;
 use bus_schema::{
     ErrorReply,
     auth::{self, LoginRequest, VerifyRequest},
-    metrics::Metrics,
-    runtime::StartError,
-    serve::MicroService,
 };
+use service_kit::{metrics::Metrics, runtime::StartError, serve::MicroService};
 
 use crate::domain::Auth;
 

@@ -2,8 +2,8 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use bus_schema::runtime::NatsConfig;
-pub use bus_schema::runtime::Secret;
+use service_kit::runtime::NatsConfig;
+pub use service_kit::runtime::Secret;
 
 /// How the auth service runs. Tests build this struct directly.
 #[derive(Debug, Clone, clap::Parser)]

@@ -7,13 +7,13 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use bus_schema::{
-    ErrorReply,
-    auth::{LoginReply, LoginRequest, VerifyReply, VerifyRequest},
+use bus_schema::auth::{LoginReply, LoginRequest, VerifyReply, VerifyRequest};
+use serde_json::json;
+use service_kit::{
+    http::HttpError,
     http::{JsonBody, metrics_response, with_common_routes},
     metrics::Metrics,
 };
-use serde_json::json;
 
 use crate::domain::Auth;
 
@@ -38,20 +38,20 @@ pub fn router(state: HttpState) -> Router {
 async fn login(
     State(state): State<HttpState>,
     JsonBody(req): JsonBody<LoginRequest>,
-) -> Result<Json<LoginReply>, ErrorReply> {
+) -> Result<Json<LoginReply>, HttpError> {
     Ok(Json(state.core.login(req).await?))
 }
 
 async fn verify(
     State(state): State<HttpState>,
     JsonBody(req): JsonBody<VerifyRequest>,
-) -> Result<Json<VerifyReply>, ErrorReply> {
+) -> Result<Json<VerifyReply>, HttpError> {
     Ok(Json(state.core.verify(&req)?))
 }
 
 /// Ready when the bus is connected: logins need it, and auth keeps no other storage.
 async fn readyz(State(state): State<HttpState>) -> Response {
-    let nats = bus_schema::runtime::is_connected(&state.nats);
+    let nats = service_kit::runtime::is_connected(&state.nats);
     let status = if nats {
         StatusCode::OK
     } else {

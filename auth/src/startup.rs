@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use bus_schema::{
+use service_kit::{
     metrics::Metrics,
     runtime::{self, Doors, StartError, Workers},
     throttle::Throttle,

@@ -21,6 +21,13 @@ pub const RESEND_AFTER: Duration = Duration::from_secs(1);
 /// answered (by an instance that was draining, say).
 const GRACE_AFTER_NO_RESPONDERS: Duration = Duration::from_millis(300);
 
+/// Something that wants to know how each call went.
+pub trait CallObserver: Send + Sync + std::fmt::Debug {
+    /// `subject` was called; it ended with `status` (200, or the error's code) after
+    /// `elapsed`.
+    fn observe(&self, subject: &'static str, status: u16, elapsed: Duration);
+}
+
 /// Options of one call; [`Default`] is right for nearly every caller.
 #[derive(Debug, Clone)]
 pub struct CallOptions {
@@ -29,8 +36,9 @@ pub struct CallOptions {
     /// Sent as the `X-Request-Id` header so that the service logs it; by default the id
     /// of the request being served ([`crate::request_id::current`]).
     pub request_id: Option<String>,
-    /// Where to count the call (`door="bus"`, by subject and status), if anywhere.
-    pub metrics: Option<crate::metrics::Metrics>,
+    /// Told of every call's subject, status and time (the service kit's metrics count
+    /// them as `door="bus"`), if anyone listens.
+    pub observer: Option<std::sync::Arc<dyn CallObserver>>,
     /// Only for a request that may safely arrive twice (a read, a buy with an
     /// idempotency key): when no reply came within this long, the same request is sent
     /// once more and the first reply wins. A responder that died holding the request
@@ -45,7 +53,7 @@ impl Default for CallOptions {
         Self {
             timeout: DEFAULT_TIMEOUT,
             request_id: None,
-            metrics: None,
+            observer: None,
             resend_after: None,
         }
     }
@@ -99,11 +107,11 @@ where
 {
     let started = std::time::Instant::now();
     let result = round_trip(nats, service, subject, body, opts).await;
-    if let Some(metrics) = &opts.metrics {
+    if let Some(observer) = &opts.observer {
         let status = result
             .as_ref()
             .map_or_else(|err| err.code().as_u16(), |_| 200);
-        metrics.record("bus", subject, status, started.elapsed());
+        observer.observe(subject, status, started.elapsed());
     }
     result
 }

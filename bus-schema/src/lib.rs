@@ -1,24 +1,17 @@
-//! The contract between the parts of the shop.
+//! The contract between the parts of the shop: what crosses NATS, and nothing else.
 //!
-//! Every subject, request, reply and event that crosses NATS is defined here, once, with
-//! the typed calls that callers use instead of spelling subjects or parsing replies by
-//! hand. The conventions shared by the services' two doors live here too, because they
-//! are part of the same contract: how a failure is encoded (micro error headers on the
-//! bus, `{"error": "..."}` over HTTP), how a bus endpoint is served, and the metrics
-//! every service exposes.
+//! Every subject, request, reply and event is defined here, once, with the typed calls
+//! that callers use instead of spelling subjects or parsing replies by hand, and the way
+//! a failure travels (micro error headers). It depends on no HTTP, CLI or logging-setup
+//! crate, so that anything that speaks to the shop can use it; what every service
+//! process does around it lives in the `service-kit` crate.
 //!
 //! - [`users`], [`auth`], [`orders`]: one module per service: subjects, bodies, calls.
 //! - [`error`]: the error codes, [`ErrorReply`] (a failure a service answers with) and
 //!   [`CallError`] (what a caller gets back).
 //! - [`discovery`]: the `$SRV` subjects that find running service instances.
 //! - [`call`]: the request/reply primitive with a bounded time.
-//! - [`serve`]: runs a micro endpoint around a domain function.
-//! - [`http`]: the JSON extractor and error body of the HTTP doors.
-//! - [`metrics`]: request counters and latency histograms in Prometheus text format.
 //! - [`request_id`]: the id of the request being served, carried across the bus.
-//! - [`runtime`]: connecting, binding, logging and shutdown, the same in every binary.
-//! - [`secret_file`]: secrets made on first start, kept in private files.
-//! - [`throttle`]: failures counted per key in a sliding window (login throttling).
 
 /// Implements `Debug` for request types that carry a secret, showing the type name only.
 macro_rules! redacted_debug {
@@ -59,17 +52,11 @@ pub mod auth;
 pub mod call;
 pub mod discovery;
 pub mod error;
-pub mod http;
-pub mod metrics;
 pub mod orders;
 pub mod request_id;
-pub mod runtime;
-pub mod secret_file;
-pub mod serve;
-pub mod throttle;
 pub mod users;
 
-pub use call::CallOptions;
+pub use call::{CallObserver, CallOptions};
 pub use error::{CallError, ErrorCode, ErrorReply};
 
 /// The largest request body either door accepts, in bytes.

@@ -81,8 +81,11 @@ pub async fn events(State(state): State<AppState>, session: Option<Session>) -> 
         Ok(subscriptions) => subscriptions,
         Err(err) => {
             tracing::warn!(%err, "cannot subscribe to the events");
-            return ErrorReply::new(ErrorCode::Unavailable, "the activity feed is unavailable")
-                .into_response();
+            return service_kit::http::HttpError(ErrorReply::new(
+                ErrorCode::Unavailable,
+                "the activity feed is unavailable",
+            ))
+            .into_response();
         }
     };
     // Once the browser sees the response, the server knows the subscriptions: nothing

@@ -9,11 +9,10 @@ use axum::{
     routing::{get, post},
 };
 use bus_schema::{
-    ErrorReply,
     auth::{LoginReply, LoginRequest},
-    http::{Caller, JsonBody, idempotency_key},
     orders::{self, BuyBody, BuyReply, BuyRequest, PurchasesRequest},
 };
+use service_kit::http::{Caller, HttpError, JsonBody, idempotency_key};
 
 use crate::startup::AppState;
 
@@ -23,20 +22,20 @@ pub fn router() -> Router<AppState> {
         .route("/login", post(login))
         .route("/purchases", get(purchases))
         .route("/buy", post(buy))
-        .fallback(bus_schema::http::not_found)
-        .method_not_allowed_fallback(bus_schema::http::method_not_allowed)
+        .fallback(service_kit::http::not_found)
+        .method_not_allowed_fallback(service_kit::http::method_not_allowed)
 }
 
 async fn login(
     State(state): State<AppState>,
     client: Extensions,
     JsonBody(request): JsonBody<LoginRequest>,
-) -> Result<Json<LoginReply>, ErrorReply> {
+) -> Result<Json<LoginReply>, HttpError> {
     Ok(Json(state.login(&client, &request).await?))
 }
 
 /// The history as orders sent it: passed on without decoding and encoding it again.
-async fn purchases(State(state): State<AppState>, caller: Caller) -> Result<Response, ErrorReply> {
+async fn purchases(State(state): State<AppState>, caller: Caller) -> Result<Response, HttpError> {
     let request = PurchasesRequest {
         username: caller.username,
     };
@@ -49,7 +48,7 @@ async fn buy(
     caller: Caller,
     headers: HeaderMap,
     JsonBody(body): JsonBody<BuyBody>,
-) -> Result<(StatusCode, Json<BuyReply>), ErrorReply> {
+) -> Result<(StatusCode, Json<BuyReply>), HttpError> {
     let request = BuyRequest {
         username: caller.username,
         article_id: body.article_id,

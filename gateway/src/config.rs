@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use bus_schema::runtime::NatsConfig;
+use service_kit::runtime::NatsConfig;
 
 /// How the gateway runs. Tests build this struct directly.
 #[derive(Debug, Clone, clap::Parser)]

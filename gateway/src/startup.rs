@@ -15,12 +15,14 @@ use axum::{
 use bus_schema::{
     CallOptions, ErrorCode, ErrorReply,
     auth::{self, LoginReply, LoginRequest},
+};
+use serde_json::json;
+use service_kit::{
     http::metrics_response,
     metrics::Metrics,
     runtime::{self, Doors, StartError, Workers},
     throttle::Throttle,
 };
-use serde_json::json;
 
 use crate::{Config, api, pages, views::Views};
 
@@ -111,7 +113,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         views: Arc::new(Views::new()),
         calls: CallOptions {
             timeout: Duration::from_millis(config.call_timeout_ms),
-            metrics: Some(metrics.clone()),
+            observer: Some(Arc::new(metrics.clone())),
             ..CallOptions::default()
         },
         metrics,
@@ -138,11 +140,11 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .nest("/api", api::router())
         .merge(pages::router())
-        .route("/healthz", get(bus_schema::http::healthz))
+        .route("/healthz", get(service_kit::http::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .layer(middleware::from_fn(security_headers));
-    bus_schema::http::harden(routes, state.metrics.clone()).with_state(state)
+    service_kit::http::harden(routes, state.metrics.clone()).with_state(state)
 }
 
 /// Pages may load nothing but our own stylesheet, run no script, and not be framed.

@@ -57,12 +57,12 @@ async fn the_router_serves_health_the_stylesheet_and_json_or_html_404s() {
     let app = gateway::startup::router(gateway::startup::AppState {
         nats: shop.nats.clone(),
         views: Default::default(),
-        metrics: bus_schema::metrics::Metrics::new("gateway"),
+        metrics: service_kit::metrics::Metrics::new("gateway"),
         calls: bus_schema::CallOptions::default(),
         secure_cookies: true,
         http: reqwest::Client::new(),
         nats_monitor_url: None,
-        login_throttle: std::sync::Arc::new(bus_schema::throttle::Throttle::new(
+        login_throttle: std::sync::Arc::new(service_kit::throttle::Throttle::new(
             20,
             Duration::from_secs(300),
         )),

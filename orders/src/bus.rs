@@ -4,11 +4,9 @@
 use async_nats::Client;
 use bus_schema::{
     ErrorReply,
-    metrics::Metrics,
     orders::{self, ArticlesRequest, BuyRequest, PurchasesRequest},
-    runtime::StartError,
-    serve::MicroService,
 };
+use service_kit::{metrics::Metrics, runtime::StartError, serve::MicroService};
 
 use crate::domain::Orders;
 

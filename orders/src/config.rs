@@ -1,6 +1,6 @@
 //! Configuration of the orders service, from flags or environment variables.
 
-use bus_schema::runtime::NatsConfig;
+use service_kit::runtime::NatsConfig;
 use std::{net::SocketAddr, path::PathBuf};
 
 /// How the orders service runs. Tests build this struct directly.

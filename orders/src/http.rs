@@ -10,15 +10,15 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use bus_schema::{
-    ErrorReply,
-    http::{Caller, JsonBody, metrics_response, with_common_routes},
-    metrics::Metrics,
-    orders::{
-        ArticlesReply, BuyBody, BuyReply, BuyRequest, PurchasesReply, PurchasesRequest, STREAM,
-    },
+use bus_schema::orders::{
+    ArticlesReply, BuyBody, BuyReply, BuyRequest, PurchasesReply, PurchasesRequest, STREAM,
 };
 use serde_json::json;
+use service_kit::{
+    http::HttpError,
+    http::{Caller, JsonBody, metrics_response, with_common_routes},
+    metrics::Metrics,
+};
 
 use crate::domain::Orders;
 
@@ -40,7 +40,7 @@ impl FromRef<HttpState> for async_nats::Client {
 impl FromRef<HttpState> for bus_schema::CallOptions {
     fn from_ref(state: &HttpState) -> Self {
         Self {
-            metrics: Some(state.metrics.clone()),
+            observer: Some(std::sync::Arc::new(state.metrics.clone())),
             ..Self::default()
         }
     }
@@ -65,7 +65,7 @@ async fn purchases(
     State(state): State<HttpState>,
     caller: Caller,
     Path(username): Path<String>,
-) -> Result<Json<PurchasesReply>, ErrorReply> {
+) -> Result<Json<PurchasesReply>, HttpError> {
     let username = state.core.authorize(&caller.username, &username)?;
     Ok(Json(state.core.purchases(&PurchasesRequest { username })?))
 }
@@ -76,9 +76,9 @@ async fn buy(
     Path(username): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<BuyBody>,
-) -> Result<(StatusCode, Json<BuyReply>), ErrorReply> {
+) -> Result<(StatusCode, Json<BuyReply>), HttpError> {
     let username = state.core.authorize(&caller.username, &username)?;
-    let idempotency_key = bus_schema::http::idempotency_key(&headers)?;
+    let idempotency_key = service_kit::http::idempotency_key(&headers)?;
     let request = BuyRequest {
         username,
         article_id: body.article_id,
@@ -90,7 +90,7 @@ async fn buy(
 
 /// Ready when the bus is connected and the `ORDERS` stream answers.
 async fn readyz(State(state): State<HttpState>) -> Response {
-    let nats = bus_schema::runtime::is_connected(&state.nats);
+    let nats = service_kit::runtime::is_connected(&state.nats);
     let stream = nats
         && tokio::time::timeout(
             Duration::from_secs(2),

@@ -9,9 +9,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let config = orders::Config::parse();
-    bus_schema::runtime::main(async move {
+    service_kit::runtime::main(async move {
         let app = orders::build(config).await?;
-        app.run_until_stopped(bus_schema::runtime::shutdown_signal())
+        app.run_until_stopped(service_kit::runtime::shutdown_signal())
             .await
     });
 }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use bus_schema::{
+use service_kit::{
     metrics::Metrics,
     runtime::{self, Doors, StartError, Workers},
 };

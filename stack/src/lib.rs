@@ -11,8 +11,8 @@ pub mod secrets;
 
 use std::{future::Future, path::PathBuf};
 
-use bus_schema::runtime::StartError;
 use clap::Parser;
+use service_kit::runtime::StartError;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 

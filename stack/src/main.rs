@@ -9,5 +9,5 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let config = stack::Config::parse();
-    bus_schema::runtime::main(stack::run(config, bus_schema::runtime::shutdown_signal()));
+    service_kit::runtime::main(stack::run(config, service_kit::runtime::shutdown_signal()));
 }

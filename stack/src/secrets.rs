@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-use bus_schema::runtime::{NatsConfig, Secret, StartError};
+use service_kit::runtime::{NatsConfig, Secret, StartError};
 
 /// The NATS users of `nats.conf`.
 pub const USERS: [&str; 5] = ["gateway", "auth", "users", "orders", "ops"];
@@ -25,7 +25,7 @@ impl NatsPasswords {
     pub async fn load_or_create(secrets_dir: &Path) -> Result<Self, StartError> {
         let path = secrets_dir.join(FILE);
         tokio::task::spawn_blocking(move || {
-            let (text, made) = bus_schema::secret_file::load_or_create(&path, || {
+            let (text, made) = service_kit::secret_file::load_or_create(&path, || {
                 let mut text = String::from(
                     "# NATS passwords of the shop, made by the stack. Keep private.\n",
                 );
@@ -35,7 +35,7 @@ impl NatsPasswords {
                     text.push_str(&format!(
                         "{}=p{}\n",
                         variable(user),
-                        bus_schema::secret_file::random_hex(24)
+                        service_kit::secret_file::random_hex(24)
                     ));
                 }
                 text

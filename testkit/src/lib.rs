@@ -238,7 +238,7 @@ fn read_ports(dir: &Path, pid: u32) -> Option<(u16, u16)> {
     Some((port_of("nats")?, port_of("monitoring").unwrap_or(0)))
 }
 
-/// A service (its [`bus_schema::runtime::Doors`]) running in this process until
+/// A service (its [`service_kit::runtime::Doors`]) running in this process until
 /// [`stop`](Running::stop)ped or dropped.
 #[derive(Debug)]
 pub struct Running {
@@ -249,7 +249,7 @@ pub struct Running {
 
 impl Running {
     /// Runs `app` on the current tokio runtime.
-    pub fn spawn(app: bus_schema::runtime::Doors) -> Self {
+    pub fn spawn(app: service_kit::runtime::Doors) -> Self {
         let addr = app.http_addr();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -3,11 +3,9 @@
 use async_nats::Client;
 use bus_schema::{
     ErrorReply,
-    metrics::Metrics,
-    runtime::StartError,
-    serve::MicroService,
     users::{self, CreateRequest, GetRequest, VerifyRequest},
 };
+use service_kit::{metrics::Metrics, runtime::StartError, serve::MicroService};
 
 use crate::domain::Users;
 

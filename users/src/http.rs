@@ -7,13 +7,15 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use bus_schema::{
-    ErrorReply,
-    http::{JsonBody, metrics_response, with_common_routes},
-    metrics::Metrics,
-    users::{CreateReply, CreateRequest, GetReply, GetRequest, VerifyReply, VerifyRequest},
+use bus_schema::users::{
+    CreateReply, CreateRequest, GetReply, GetRequest, VerifyReply, VerifyRequest,
 };
 use serde_json::json;
+use service_kit::{
+    http::HttpError,
+    http::{JsonBody, metrics_response, with_common_routes},
+    metrics::Metrics,
+};
 
 use crate::domain::Users;
 
@@ -40,7 +42,7 @@ pub fn router(state: HttpState) -> Router {
 async fn create(
     State(state): State<HttpState>,
     JsonBody(req): JsonBody<CreateRequest>,
-) -> Result<(StatusCode, Json<CreateReply>), ErrorReply> {
+) -> Result<(StatusCode, Json<CreateReply>), HttpError> {
     let reply = state.core.create(req).await?;
     Ok((StatusCode::CREATED, Json(reply)))
 }
@@ -48,23 +50,23 @@ async fn create(
 async fn verify(
     State(state): State<HttpState>,
     JsonBody(req): JsonBody<VerifyRequest>,
-) -> Result<Json<VerifyReply>, ErrorReply> {
+) -> Result<Json<VerifyReply>, HttpError> {
     Ok(Json(state.core.verify(req).await?))
 }
 
 async fn get_user(
     State(state): State<HttpState>,
     Path(username): Path<String>,
-) -> Result<Json<GetReply>, ErrorReply> {
+) -> Result<Json<GetReply>, HttpError> {
     Ok(Json(state.core.get(GetRequest { username }).await?))
 }
 
-async fn get_verify(state: State<HttpState>) -> Result<Json<GetReply>, ErrorReply> {
+async fn get_verify(state: State<HttpState>) -> Result<Json<GetReply>, HttpError> {
     get_user(state, Path("verify".to_owned())).await
 }
 
 async fn readyz(State(state): State<HttpState>) -> Response {
-    let nats = bus_schema::runtime::is_connected(&state.nats);
+    let nats = service_kit::runtime::is_connected(&state.nats);
     let database = state.core.storage_ready().await;
     let status = if nats && database {
         StatusCode::OK

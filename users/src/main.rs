@@ -7,9 +7,9 @@ use clap::Parser;
 
 fn main() {
     let config = users::Config::parse();
-    bus_schema::runtime::main(async move {
+    service_kit::runtime::main(async move {
         let app = users::build(config).await?;
-        app.run_until_stopped(bus_schema::runtime::shutdown_signal())
+        app.run_until_stopped(service_kit::runtime::shutdown_signal())
             .await
     });
 }

@@ -1,6 +1,6 @@
 //! Building the users service: database, hasher, bus and HTTP doors.
 
-use bus_schema::{
+use service_kit::{
     metrics::Metrics,
     runtime::{self, Doors, StartError, Workers},
 };

@@ -49,8 +49,8 @@ impl SigningKey {
 
 fn load_or_create(dir: &Path) -> Result<SigningKey, String> {
     let path = dir.join(KEY_FILE);
-    let (text, made) = bus_schema::secret_file::load_or_create(&path, || {
-        format!("{}\n", bus_schema::secret_file::random_hex(MIN_KEY_BYTES))
+    let (text, made) = service_kit::secret_file::load_or_create(&path, || {
+        format!("{}\n", service_kit::secret_file::random_hex(MIN_KEY_BYTES))
     })?;
     if made {
         tracing::info!(path = %path.display(), "created a new token signing key");

@@ -5,7 +5,7 @@ pub mod tokens;
 
 use std::sync::Arc;
 
-use bus_schema::throttle::Throttle;
+use service_kit::throttle::Throttle;
 
 use async_nats::Client;
 use bus_schema::{

@@ -146,6 +146,13 @@ impl Metrics {
     }
 }
 
+/// Calls made through the typed calls are counted as `door="bus"`, by subject.
+impl bus_schema::CallObserver for Metrics {
+    fn observe(&self, subject: &'static str, status: u16, elapsed: Duration) {
+        self.record("bus", subject, status, elapsed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,9 @@ use serde::{Serialize, de::DeserializeOwned};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::{ErrorReply, MAX_BODY_BYTES, REQUEST_ID_HEADER, metrics::Metrics, runtime::StartError};
+use bus_schema::{ErrorReply, MAX_BODY_BYTES, REQUEST_ID_HEADER};
+
+use crate::{metrics::Metrics, runtime::StartError};
 
 /// A registered micro service whose endpoints run in tasks of one tracker, so that
 /// shutdown can wait for the requests in flight.
@@ -103,7 +105,7 @@ impl MicroService {
 pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ErrorReply> {
     if payload.len() > MAX_BODY_BYTES {
         return Err(ErrorReply::new(
-            crate::ErrorCode::PayloadTooLarge,
+            bus_schema::ErrorCode::PayloadTooLarge,
             format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
         ));
     }
@@ -112,7 +114,7 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ErrorReply> {
     } else {
         payload
     };
-    crate::error::require_object(payload)?;
+    bus_schema::error::require_object(payload)?;
     serde_json::from_slice(payload)
         .map_err(|err| ErrorReply::bad_request(format!("the request body is not valid: {err}")))
 }
@@ -167,7 +169,10 @@ async fn endpoint_loop<Req, Rep, F, Fut>(
             let mut headers = async_nats::HeaderMap::new();
             let reply = reply.map_err(|err| {
                 if let Some(secs) = err.retry_after {
-                    headers.insert(crate::error::RETRY_AFTER_HEADER, secs.to_string().as_str());
+                    headers.insert(
+                        bus_schema::error::RETRY_AFTER_HEADER,
+                        secs.to_string().as_str(),
+                    );
                 }
                 MicroError {
                     status: err.message,

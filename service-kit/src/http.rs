@@ -17,15 +17,31 @@ use axum::{
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use crate::{ErrorCode, ErrorReply, metrics::Metrics};
+use bus_schema::{ErrorCode, ErrorReply};
 
-impl IntoResponse for ErrorReply {
+use crate::metrics::Metrics;
+
+/// A failure answered over HTTP: its status, `{"error": "..."}` and `Retry-After` when it
+/// has one. Every error that becomes an [`ErrorReply`] (a service's own error enum, a
+/// [`bus_schema::CallError`]) converts into it with `?`, so a handler returns
+/// `Result<_, HttpError>`.
+#[derive(Debug)]
+pub struct HttpError(pub ErrorReply);
+
+impl<E: Into<ErrorReply>> From<E> for HttpError {
+    fn from(err: E) -> Self {
+        Self(err.into())
+    }
+}
+
+impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
+        let Self(reply) = self;
         let status =
-            StatusCode::from_u16(self.code.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            StatusCode::from_u16(reply.code.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response =
-            (status, Json(serde_json::json!({ "error": self.message }))).into_response();
-        if let Some(secs) = self.retry_after {
+            (status, Json(serde_json::json!({ "error": reply.message }))).into_response();
+        if let Some(secs) = reply.retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
@@ -44,7 +60,7 @@ where
     T: DeserializeOwned,
     S: Send + Sync,
 {
-    type Rejection = ErrorReply;
+    type Rejection = HttpError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let json_content = req
@@ -57,7 +73,7 @@ where
                     || (mime.starts_with("application/") && mime.ends_with("+json"))
             });
         if !json_content {
-            return Err(not_json());
+            return Err(not_json().into());
         }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
@@ -68,10 +84,10 @@ where
                     ErrorReply::bad_request(rejection.body_text())
                 }
             })?;
-        crate::error::require_object(&bytes)?;
+        bus_schema::error::require_object(&bytes)?;
         match Json::<T>::from_bytes(&bytes) {
             Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+            Err(rejection) => Err(json_rejection(rejection).into()),
         }
     }
 }
@@ -83,7 +99,7 @@ fn json_rejection(rejection: JsonRejection) -> ErrorReply {
             ErrorCode::PayloadTooLarge,
             format!(
                 "the request body is larger than {} bytes",
-                crate::MAX_BODY_BYTES
+                bus_schema::MAX_BODY_BYTES
             ),
         ),
         // Syntax and data errors, and a body that could not be read: the client's fault.
@@ -103,7 +119,7 @@ fn too_large() -> ErrorReply {
         ErrorCode::PayloadTooLarge,
         format!(
             "the request body is larger than {} bytes",
-            crate::MAX_BODY_BYTES
+            bus_schema::MAX_BODY_BYTES
         ),
     )
 }
@@ -112,7 +128,7 @@ fn too_large() -> ErrorReply {
 /// service checks the rest of the rule).
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ErrorReply> {
     headers
-        .get(crate::orders::IDEMPOTENCY_KEY_HEADER)
+        .get(bus_schema::orders::IDEMPOTENCY_KEY_HEADER)
         .map(|value| {
             value
                 .to_str()
@@ -143,10 +159,10 @@ pub struct Caller {
 impl<S> FromRequestParts<S> for Caller
 where
     async_nats::Client: FromRef<S>,
-    crate::CallOptions: FromRef<S>,
+    bus_schema::CallOptions: FromRef<S>,
     S: Send + Sync,
 {
-    type Rejection = ErrorReply;
+    type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers).ok_or_else(|| {
@@ -156,11 +172,11 @@ where
             )
         })?;
         let nats = async_nats::Client::from_ref(state);
-        let request = crate::auth::VerifyRequest {
+        let request = bus_schema::auth::VerifyRequest {
             token: token.to_owned(),
         };
-        let opts = crate::CallOptions::from_ref(state);
-        let reply = crate::auth::verify_with(&nats, &request, &opts).await?;
+        let opts = bus_schema::CallOptions::from_ref(state);
+        let reply = bus_schema::auth::verify_with(&nats, &request, &opts).await?;
         Ok(Self {
             username: reply.username,
         })
@@ -171,10 +187,10 @@ where
 pub async fn time_limit(request: Request, next: Next) -> Response {
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ErrorReply::new(
+        Err(_) => HttpError(ErrorReply::new(
             ErrorCode::Unavailable,
             "the request took too long and was stopped; try again",
-        )
+        ))
         .into_response(),
     }
 }
@@ -197,7 +213,7 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
     let id = crate::request_id::from_header(
         request
             .headers()
-            .get(crate::REQUEST_ID_HEADER)
+            .get(bus_schema::REQUEST_ID_HEADER)
             .and_then(|v| v.to_str().ok()),
     );
     let span = tracing::info_span!(
@@ -220,7 +236,7 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
     if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
         response
             .headers_mut()
-            .insert(crate::REQUEST_ID_HEADER, value);
+            .insert(bus_schema::REQUEST_ID_HEADER, value);
     }
     OPERATION.with_borrow_mut(|op| {
         use std::fmt::Write as _;
@@ -269,7 +285,9 @@ where
     S: Clone + Send + Sync + 'static,
 {
     routes
-        .layer(axum::extract::DefaultBodyLimit::max(crate::MAX_BODY_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            bus_schema::MAX_BODY_BYTES,
+        ))
         .layer(axum::middleware::from_fn(time_limit))
         .layer(axum::middleware::from_fn_with_state(metrics, track))
 }
@@ -280,8 +298,10 @@ pub async fn healthz() -> Json<serde_json::Value> {
 }
 
 /// The answer for a path that no route matches.
-pub async fn not_found() -> ErrorReply {
-    ErrorReply::not_found("no such endpoint; see the README for the list")
+pub async fn not_found() -> HttpError {
+    HttpError(ErrorReply::not_found(
+        "no such endpoint; see the README for the list",
+    ))
 }
 
 /// The answer for a known path with the wrong method.

@@ -3,11 +3,11 @@
 
 use bus_schema::{
     ErrorCode, auth, orders,
-    serve::decode,
     users::{self, Username},
 };
 use proptest::prelude::*;
 use serde::de::DeserializeOwned;
+use service_kit::serve::decode;
 
 fn check<T: DeserializeOwned>(bytes: &[u8]) {
     if let Err(err) = decode::<T>(bytes) {

@@ -1,0 +1,21 @@
+//! What every service process of the shop does, written once: the thin `main`, the NATS
+//! connection, the two doors (a NATS micro service and an HTTP port) and running them
+//! until a signal, request ids and metrics on both doors, and the small tools several
+//! services need. The contract itself (subjects, bodies, typed calls) is `bus-schema`.
+//!
+//! - [`runtime`]: connecting, binding, logging and shutdown, the same in every binary.
+//! - [`serve`]: runs a micro endpoint around a domain function.
+//! - [`http`]: the HTTP doors' conventions: [`http::HttpError`] (the `{"error"}` body),
+//!   the JSON extractor, the Bearer-token [`http::Caller`], request metrics, fallbacks.
+//! - [`metrics`]: request counters and latency histograms in Prometheus text format.
+//! - [`request_id`]: making and checking request ids.
+//! - [`secret_file`]: secrets made on first start, kept in private files.
+//! - [`throttle`]: failures counted per key in a sliding window (login throttling).
+
+pub mod http;
+pub mod metrics;
+pub mod request_id;
+pub mod runtime;
+pub mod secret_file;
+pub mod serve;
+pub mod throttle;
