@@ -1,13 +1,13 @@
 //! The failures of the auth service and the one place that maps them to a status.
 
-use bus_schema::{CallError, ErrorCode, ErrorReply};
+use bus_schema::{CallError, ErrorCode, ErrorReply, Invalid, Reason};
 
 /// Everything an auth operation can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// The request lacks a field or breaks a rule; the message says which.
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     /// Wrong password and unknown user alike: one message, so nobody learns which.
     #[error("invalid username or password")]
     BadCredentials,
@@ -41,15 +41,25 @@ impl AuthError {
             Self::Issue(_) => ErrorCode::Internal,
         }
     }
+
+    fn reply(&self, reason: Reason) -> ErrorReply {
+        ErrorReply::new(self.code(), self.to_string()).because(reason)
+    }
 }
 
 impl From<AuthError> for ErrorReply {
     fn from(err: AuthError) -> Self {
         match err {
             AuthError::Call(call) => call.into_reply(),
-            AuthError::Throttled(secs) => ErrorReply::too_many(err.to_string(), secs),
-            err if err.code().is_client_error() => ErrorReply::new(err.code(), err.to_string()),
-            err => ErrorReply::internal(&err),
+            AuthError::Invalid(invalid) => invalid.into(),
+            AuthError::Throttled(secs) => {
+                ErrorReply::too_many(err.to_string(), secs).because(Reason::TooManyFailedLogins)
+            }
+            AuthError::Issue(_) => ErrorReply::internal(&err),
+            AuthError::BadCredentials => err.reply(Reason::BadCredentials),
+            AuthError::Expired => err.reply(Reason::TokenExpired),
+            AuthError::NotYetValid => err.reply(Reason::TokenNotYetValid),
+            AuthError::InvalidToken => err.reply(Reason::TokenInvalid),
         }
     }
 }

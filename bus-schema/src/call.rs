@@ -198,7 +198,16 @@ fn service_error(headers: Option<&HeaderMap>) -> Option<ErrorReply> {
         .get(NATS_SERVICE_ERROR)
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| "the service failed without a message".to_owned());
-    let mut reply = ErrorReply::new(ErrorCode::from_u16(code), message);
+    let code = ErrorCode::from_u16(code);
+    let mut reply = ErrorReply::new(code, message);
+    // A service of an older version sends no reason: the plain one of its code.
+    reply.reason = headers
+        .get(crate::error::REASON_HEADER)
+        .and_then(|v| crate::Reason::parse(v.as_str().trim()))
+        .unwrap_or(crate::Reason::of_code(code));
+    reply.limit = headers
+        .get(crate::error::LIMIT_HEADER)
+        .and_then(|v| v.as_str().trim().parse().ok());
     reply.retry_after = headers
         .get(crate::error::RETRY_AFTER_HEADER)
         .and_then(|v| v.as_str().trim().parse().ok());

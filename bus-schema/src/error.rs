@@ -69,7 +69,169 @@ impl ErrorCode {
     }
 }
 
-/// A failure as a service answers it: a code and a message for a person.
+/// Defines [`Reason`] with the stable name of each variant, written once.
+macro_rules! reasons {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal,)+) => {
+        /// Why a request failed, as a stable machine-readable name: the
+        /// [`REASON_HEADER`] header on the bus and the `reason` field of an HTTP error
+        /// body. Callers decide on the reason, never on the message, which is for a
+        /// person and may change.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl Reason {
+            /// Every reason, for tests and documentation.
+            pub const ALL: &'static [Reason] = &[$(Self::$variant,)+];
+
+            /// The stable name, e.g. `password_too_short`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)+
+                }
+            }
+
+            /// The reason of a stable name, if it is one.
+            pub fn parse(name: &str) -> Option<Self> {
+                match name {
+                    $($name => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    /// A 400 without a more precise reason.
+    InvalidRequest = "invalid_request",
+    /// The body is not a JSON object of the expected shape.
+    MalformedBody = "malformed_body",
+    /// The body is larger than [`crate::MAX_BODY_BYTES`] (the limit).
+    BodyTooLarge = "body_too_large",
+    /// The HTTP body is not `application/json`.
+    NotJson = "not_json",
+    UsernameRequired = "username_required",
+    /// The username is longer than the limit.
+    UsernameTooLong = "username_too_long",
+    /// The username has a character outside `a-z 0-9 _ -`.
+    UsernameInvalid = "username_invalid",
+    PasswordRequired = "password_required",
+    /// A new password is shorter than the limit.
+    PasswordTooShort = "password_too_short",
+    /// The password is longer than the limit.
+    PasswordTooLong = "password_too_long",
+    UsernameTaken = "username_taken",
+    UnknownUser = "unknown_user",
+    /// Wrong password or unknown user: one reason, so nobody learns which.
+    BadCredentials = "bad_credentials",
+    /// Too many failed logins; `Retry-After` says when to try again.
+    TooManyFailedLogins = "too_many_failed_logins",
+    TokenRequired = "token_required",
+    TokenExpired = "token_expired",
+    TokenNotYetValid = "token_not_yet_valid",
+    TokenInvalid = "token_invalid",
+    /// A caller acting on another user's account.
+    OtherUser = "other_user",
+    ArticleIdRequired = "article_id_required",
+    ArticleIdNotInteger = "article_id_not_integer",
+    UnknownArticle = "unknown_article",
+    /// The idempotency key is empty, too long (the limit) or not visible ASCII.
+    IdempotencyKeyInvalid = "idempotency_key_invalid",
+    /// A form without the CSRF token of the browser's cookie.
+    CsrfTokenInvalid = "csrf_token_invalid",
+    /// A 404 without a more precise reason (no such endpoint or page).
+    NotFound = "not_found",
+    MethodNotAllowed = "method_not_allowed",
+    /// A 403 without a more precise reason.
+    Forbidden = "forbidden",
+    /// A 409 without a more precise reason.
+    Conflict = "conflict",
+    /// A 429 without a more precise reason.
+    TooManyRequests = "too_many_requests",
+    /// A 401 without a more precise reason.
+    Unauthorized = "unauthorized",
+    Internal = "internal",
+    /// A service or the bus is down or did not answer in time.
+    Unavailable = "unavailable",
+    /// JetStream refused or could not be reached: nothing was recorded.
+    EventStoreUnavailable = "event_store_unavailable",
+    /// The purchase is in the stream but not yet in the file: repeat with the same key.
+    NotOnDiskYet = "not_on_disk_yet",
+    /// JetStream did not confirm: the purchase may have been recorded.
+    MaybeRecorded = "maybe_recorded",
+}
+
+impl Reason {
+    /// The reason of a failure that says nothing more precise than its code.
+    pub fn of_code(code: ErrorCode) -> Self {
+        match code {
+            ErrorCode::BadRequest => Self::InvalidRequest,
+            ErrorCode::Unauthorized => Self::Unauthorized,
+            ErrorCode::Forbidden => Self::Forbidden,
+            ErrorCode::NotFound => Self::NotFound,
+            ErrorCode::PayloadTooLarge => Self::BodyTooLarge,
+            ErrorCode::UnsupportedMediaType => Self::NotJson,
+            ErrorCode::Conflict => Self::Conflict,
+            ErrorCode::TooManyRequests => Self::TooManyRequests,
+            ErrorCode::Internal => Self::Internal,
+            ErrorCode::Unavailable => Self::Unavailable,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The header that carries [`ErrorReply::reason`] on the bus.
+pub const REASON_HEADER: &str = "Shop-Error-Reason";
+/// The header that carries [`ErrorReply::limit`] on the bus.
+pub const LIMIT_HEADER: &str = "Shop-Error-Limit";
+
+/// A request that breaks a rule: a 400 with its reason, the limit it crossed if any,
+/// and a message for a person. What the parsing domain types fail with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Invalid {
+    pub reason: Reason,
+    pub limit: Option<u64>,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            limit: None,
+            message: message.into(),
+        }
+    }
+
+    /// A rule with a number in it (a length).
+    pub fn limit(reason: Reason, limit: usize, message: impl Into<String>) -> Self {
+        Self {
+            limit: u64::try_from(limit).ok(),
+            ..Self::new(reason, message)
+        }
+    }
+}
+
+impl From<Invalid> for ErrorReply {
+    fn from(err: Invalid) -> Self {
+        Self {
+            reason: err.reason,
+            limit: err.limit,
+            ..Self::new(ErrorCode::BadRequest, err.message)
+        }
+    }
+}
+
+/// A failure as a service answers it: a code, a stable reason and a message for a
+/// person.
 ///
 /// Server errors carry a generic message; their cause goes to the log, never to the
 /// caller.
@@ -78,6 +240,10 @@ impl ErrorCode {
 pub struct ErrorReply {
     /// What kind of failure, and so which status.
     pub code: ErrorCode,
+    /// Why, for a program.
+    pub reason: Reason,
+    /// The number a rule allows (a length, say), when the reason is about one.
+    pub limit: Option<u64>,
     /// What went wrong, for a person.
     pub message: String,
     /// For a 429: seconds until a new attempt may succeed (the `Retry-After` header on
@@ -86,12 +252,20 @@ pub struct ErrorReply {
 }
 
 impl ErrorReply {
+    /// A failure with the plain reason of its code ([`Reason::of_code`]).
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
+            reason: Reason::of_code(code),
+            limit: None,
             message: message.into(),
             retry_after: None,
         }
+    }
+
+    /// This failure with a more precise reason.
+    pub fn because(self, reason: Reason) -> Self {
+        Self { reason, ..self }
     }
 
     /// A 429 that says when to try again.
@@ -127,7 +301,8 @@ pub fn require_object(body: &[u8]) -> Result<(), ErrorReply> {
         Some(b'{') => Ok(()),
         _ => Err(ErrorReply::bad_request(
             "the request body must be a JSON object, such as {\"username\": \"...\"}",
-        )),
+        )
+        .because(Reason::MalformedBody)),
     }
 }
 
@@ -214,6 +389,21 @@ mod tests {
         ] {
             assert_eq!(ErrorCode::from_u16(code.as_u16()), code);
         }
+    }
+
+    #[test]
+    fn every_reason_has_one_stable_snake_case_name() {
+        let mut names = std::collections::HashSet::new();
+        for reason in Reason::ALL {
+            let name = reason.as_str();
+            assert!(names.insert(name), "{name} twice");
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{name}"
+            );
+            assert_eq!(Reason::parse(name), Some(*reason));
+        }
+        assert_eq!(Reason::parse("no_such_reason"), None);
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub mod request_id;
 pub mod users;
 
 pub use call::{CallObserver, CallOptions};
-pub use error::{CallError, ErrorCode, ErrorReply};
+pub use error::{CallError, ErrorCode, ErrorReply, Invalid, Reason};
 
 /// The largest request body either door accepts, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::{Invalid, Reason};
+
 /// Name of the micro service, as `nats micro ls` shows it.
 pub const SERVICE: &str = "users";
 
@@ -21,23 +23,29 @@ pub struct Username(String);
 
 impl Username {
     /// Normalises `raw` and checks the rules; the error names the rule that is broken.
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let name = normalize_username(raw);
         if name.is_empty() {
-            return Err("username is required".into());
+            return Err(Invalid::new(
+                Reason::UsernameRequired,
+                "username is required",
+            ));
         }
         if name.chars().count() > USERNAME_MAX {
-            return Err(format!(
-                "username must be at most {USERNAME_MAX} characters"
+            return Err(Invalid::limit(
+                Reason::UsernameTooLong,
+                USERNAME_MAX,
+                format!("username must be at most {USERNAME_MAX} characters"),
             ));
         }
         if !name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
         {
-            return Err(
-                "username may only contain the letters a-z, digits 0-9, '_' and '-'".into(),
-            );
+            return Err(Invalid::new(
+                Reason::UsernameInvalid,
+                "username may only contain the letters a-z, digits 0-9, '_' and '-'",
+            ));
         }
         Ok(Self(name))
     }
@@ -162,24 +170,25 @@ mod tests {
 
     #[test]
     fn usernames_that_break_a_rule_are_refused_with_the_rule() {
-        for (raw, rule) in [
-            ("", "required"),
-            ("   ", "required"),
-            (&"a".repeat(33), "at most 32"),
-            ("../etc", "may only contain"),
-            ("a.b", "may only contain"),
-            ("orders.>", "may only contain"),
-            ("a*", "may only contain"),
-            ("jöhn", "may only contain"),
-            ("a b", "may only contain"),
-            ("a\0", "may only contain"),
+        use Reason::*;
+        for (raw, reason) in [
+            ("", UsernameRequired),
+            ("   ", UsernameRequired),
+            (&"a".repeat(33), UsernameTooLong),
+            ("../etc", UsernameInvalid),
+            ("a.b", UsernameInvalid),
+            ("orders.>", UsernameInvalid),
+            ("a*", UsernameInvalid),
+            ("jöhn", UsernameInvalid),
+            ("a b", UsernameInvalid),
+            ("a\0", UsernameInvalid),
         ] {
-            let err = Username::parse(raw).err().unwrap_or_default();
-            assert!(
-                err.contains(rule),
-                "{raw:?} gave {err:?}, expected {rule:?}"
-            );
+            let err = Username::parse(raw).expect_err(raw);
+            assert_eq!(err.reason, reason, "{raw:?} gave {err:?}");
+            assert!(!err.message.is_empty());
         }
+        let long = Username::parse(&"a".repeat(33)).expect_err("too long");
+        assert_eq!(long.limit, Some(32));
     }
 
     #[test]

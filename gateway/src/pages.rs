@@ -12,7 +12,7 @@ use axum::{
     routing::get,
 };
 use bus_schema::{
-    ErrorCode, ErrorReply,
+    ErrorCode, ErrorReply, Reason,
     auth::LoginRequest,
     orders::{self, Article, BuyRequest, PurchasesRequest},
     users::{self, CreateRequest},
@@ -101,15 +101,17 @@ where
     T: HasCsrf,
 {
     let Form(form) = form.map_err(|rejection| {
-        state
-            .views
-            .error(&ErrorReply::bad_request(rejection.body_text()), None)
+        state.views.error(
+            &ErrorReply::bad_request(rejection.body_text()).because(Reason::MalformedBody),
+            None,
+        )
     })?;
     if !Csrf::check(headers, form.csrf()) {
         let err = ErrorReply::new(
             ErrorCode::Forbidden,
             "Ce formulaire a expiré ou ne vient pas de ce site. Rechargez la page et réessayez.",
-        );
+        )
+        .because(Reason::CsrfTokenInvalid);
         return Err(state.views.page(
             StatusCode::FORBIDDEN,
             "error.html",

@@ -116,7 +116,7 @@ impl FromRequestParts<AppState> for Session {
                 username: reply.username,
             }),
             Err(CallError::Service(err)) if err.code == ErrorCode::Unauthorized => {
-                let to = if err.message.contains("expired") {
+                let to = if err.reason == bus_schema::Reason::TokenExpired {
                     "/?expired=1"
                 } else {
                     "/"

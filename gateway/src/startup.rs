@@ -78,6 +78,7 @@ impl AppState {
                 format!("too many failed logins from your address; try again in {secs} seconds"),
                 secs,
             )
+            .because(bus_schema::Reason::TooManyFailedLogins)
         })?;
         match auth::login_with(&self.nats, request, &self.calls).await {
             Ok(reply) => Ok(reply),

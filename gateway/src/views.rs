@@ -5,7 +5,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Response},
 };
-use bus_schema::{ErrorCode, ErrorReply};
+use bus_schema::{ErrorCode, ErrorReply, Reason};
 use minijinja::{Environment, Value};
 
 const TEMPLATES: [(&str, &str); 10] = [
@@ -119,38 +119,42 @@ pub fn date(rfc3339: &str) -> String {
         .unwrap_or_else(|| rfc3339.to_owned())
 }
 
-/// A service's failure, said in French when it is one a person often meets.
+/// A service's failure, said in French when it is one a person often meets, chosen by
+/// its reason (never by its English message); a limit comes from the reply.
 pub fn french(err: &ErrorReply) -> String {
-    let m = err.message.as_str();
-    let said = match err.code {
-        ErrorCode::Unauthorized if m.contains("expired") => {
-            "Votre session a expiré, reconnectez-vous."
-        }
-        ErrorCode::Unauthorized => "Nom d'utilisateur ou mot de passe incorrect.",
-        ErrorCode::Conflict => "Ce nom d'utilisateur est déjà pris.",
-        ErrorCode::Unavailable => {
-            "Le service est momentanément indisponible. Réessayez dans un instant."
-        }
-        ErrorCode::NotFound => "Cette page ou cet article n'existe pas.",
-        ErrorCode::Forbidden => "Vous n'avez pas accès à cette page.",
-        ErrorCode::TooManyRequests => "Trop de tentatives. Réessayez plus tard.",
-        ErrorCode::BadRequest if m.contains("required") => {
+    let limit = err.limit.map_or_else(String::new, |n| n.to_string());
+    let said = match err.reason {
+        Reason::TokenExpired => "Votre session a expiré, reconnectez-vous.",
+        Reason::BadCredentials => "Nom d'utilisateur ou mot de passe incorrect.",
+        Reason::UsernameTaken => "Ce nom d'utilisateur est déjà pris.",
+        Reason::UsernameRequired | Reason::PasswordRequired => {
             "Nom d'utilisateur et mot de passe requis."
         }
-        ErrorCode::BadRequest if m.contains("password must be at least") => {
-            "Le mot de passe doit contenir au moins 8 caractères."
+        Reason::PasswordTooShort => {
+            return format!("Le mot de passe doit contenir au moins {limit} caractères.");
         }
-        ErrorCode::BadRequest if m.contains("password must be at most") => {
-            "Le mot de passe doit contenir au plus 1024 caractères."
+        Reason::PasswordTooLong => {
+            return format!("Le mot de passe doit contenir au plus {limit} caractères.");
         }
-        ErrorCode::BadRequest if m.contains("username must be at most") => {
-            "Le nom d'utilisateur doit contenir au plus 32 caractères."
+        Reason::UsernameTooLong => {
+            return format!("Le nom d'utilisateur doit contenir au plus {limit} caractères.");
         }
-        ErrorCode::BadRequest if m.contains("username may only contain") => {
+        Reason::UsernameInvalid => {
             "Le nom d'utilisateur ne peut contenir que des lettres a-z, des chiffres, « _ » et « - »."
         }
-        ErrorCode::Internal => "Une erreur interne est survenue.",
-        _ => return err.message.clone(),
+        Reason::TooManyFailedLogins | Reason::TooManyRequests => {
+            "Trop de tentatives. Réessayez plus tard."
+        }
+        Reason::UnknownArticle | Reason::NotFound => "Cette page ou cet article n'existe pas.",
+        _ => match err.code {
+            ErrorCode::Unauthorized => "Nom d'utilisateur ou mot de passe incorrect.",
+            ErrorCode::Unavailable => {
+                "Le service est momentanément indisponible. Réessayez dans un instant."
+            }
+            ErrorCode::Forbidden => "Vous n'avez pas accès à cette page.",
+            ErrorCode::Internal => "Une erreur interne est survenue.",
+            _ => return err.message.clone(),
+        },
     };
     said.to_owned()
 }

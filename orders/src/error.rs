@@ -1,20 +1,21 @@
 //! The failures of the orders service and the one place that maps them to a status.
 
-use bus_schema::{CallError, ErrorCode, ErrorReply};
+use bus_schema::{CallError, ErrorCode, ErrorReply, Invalid, Reason};
 
 /// Everything an orders operation can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum OrdersError {
     /// The request breaks a rule; the message names it.
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     #[error("{0}")]
     Forbidden(String),
     #[error("no article with id {0}")]
     UnknownArticle(i64),
-    /// JetStream or the journal cannot take the purchase now; nothing was recorded.
-    #[error("{0}")]
-    Unavailable(String),
+    /// JetStream or the journal cannot take the purchase now; the reason says what
+    /// became of it.
+    #[error("{1}")]
+    Unavailable(Reason, String),
     #[error(transparent)]
     Call(#[from] CallError),
 }
@@ -26,7 +27,7 @@ impl OrdersError {
             Self::Invalid(_) => ErrorCode::BadRequest,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::UnknownArticle(_) => ErrorCode::NotFound,
-            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Unavailable(..) => ErrorCode::Unavailable,
             Self::Call(err) => err.code(),
         }
     }
@@ -36,7 +37,16 @@ impl From<OrdersError> for ErrorReply {
     fn from(err: OrdersError) -> Self {
         match err {
             OrdersError::Call(call) => call.into_reply(),
-            err => ErrorReply::new(err.code(), err.to_string()),
+            OrdersError::Invalid(invalid) => invalid.into(),
+            OrdersError::Forbidden(_) => {
+                ErrorReply::new(err.code(), err.to_string()).because(Reason::OtherUser)
+            }
+            OrdersError::UnknownArticle(_) => {
+                ErrorReply::new(err.code(), err.to_string()).because(Reason::UnknownArticle)
+            }
+            OrdersError::Unavailable(reason, message) => {
+                ErrorReply::new(ErrorCode::Unavailable, message).because(reason)
+            }
         }
     }
 }

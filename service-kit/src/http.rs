@@ -17,7 +17,7 @@ use axum::{
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use bus_schema::{ErrorCode, ErrorReply};
+use bus_schema::{ErrorCode, ErrorReply, Reason};
 
 use crate::metrics::Metrics;
 
@@ -39,8 +39,12 @@ impl IntoResponse for HttpError {
         let Self(reply) = self;
         let status =
             StatusCode::from_u16(reply.code.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response =
-            (status, Json(serde_json::json!({ "error": reply.message }))).into_response();
+        let mut body =
+            serde_json::json!({ "error": reply.message, "reason": reply.reason.as_str() });
+        if let Some(limit) = reply.limit {
+            body["limit"] = limit.into();
+        }
+        let mut response = (status, Json(body)).into_response();
         if let Some(secs) = reply.retry_after {
             response
                 .headers_mut()
@@ -81,7 +85,7 @@ where
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     too_large()
                 } else {
-                    ErrorReply::bad_request(rejection.body_text())
+                    ErrorReply::bad_request(rejection.body_text()).because(Reason::MalformedBody)
                 }
             })?;
         bus_schema::error::require_object(&bytes)?;
@@ -95,15 +99,9 @@ where
 fn json_rejection(rejection: JsonRejection) -> ErrorReply {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => not_json(),
-        rejection if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ErrorReply::new(
-            ErrorCode::PayloadTooLarge,
-            format!(
-                "the request body is larger than {} bytes",
-                bus_schema::MAX_BODY_BYTES
-            ),
-        ),
+        rejection if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
         // Syntax and data errors, and a body that could not be read: the client's fault.
-        rejection => ErrorReply::bad_request(rejection.body_text()),
+        rejection => ErrorReply::bad_request(rejection.body_text()).because(Reason::MalformedBody),
     }
 }
 
@@ -115,13 +113,15 @@ fn not_json() -> ErrorReply {
 }
 
 fn too_large() -> ErrorReply {
-    ErrorReply::new(
+    let mut err = ErrorReply::new(
         ErrorCode::PayloadTooLarge,
         format!(
             "the request body is larger than {} bytes",
             bus_schema::MAX_BODY_BYTES
         ),
-    )
+    );
+    err.limit = u64::try_from(bus_schema::MAX_BODY_BYTES).ok();
+    err
 }
 
 /// The value of the `Idempotency-Key` header, if any; 400 when it is not ASCII (the
@@ -130,10 +130,10 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ErrorReply
     headers
         .get(bus_schema::orders::IDEMPOTENCY_KEY_HEADER)
         .map(|value| {
-            value
-                .to_str()
-                .map(str::to_owned)
-                .map_err(|_| ErrorReply::bad_request("the Idempotency-Key header must be ASCII"))
+            value.to_str().map(str::to_owned).map_err(|_| {
+                ErrorReply::bad_request("the Idempotency-Key header must be ASCII")
+                    .because(Reason::IdempotencyKeyInvalid)
+            })
         })
         .transpose()
 }
@@ -170,6 +170,7 @@ where
                 ErrorCode::Unauthorized,
                 "a token is required: send Authorization: Bearer <token> (POST /auth/login gives one)",
             )
+            .because(Reason::TokenRequired)
         })?;
         let nats = async_nats::Client::from_ref(state);
         let request = bus_schema::auth::VerifyRequest {
@@ -308,7 +309,10 @@ pub async fn not_found() -> HttpError {
 pub async fn method_not_allowed() -> Response {
     (
         StatusCode::METHOD_NOT_ALLOWED,
-        Json(serde_json::json!({ "error": "this endpoint does not accept that method" })),
+        Json(serde_json::json!({
+            "error": "this endpoint does not accept that method",
+            "reason": Reason::MethodNotAllowed.as_str(),
+        })),
     )
         .into_response()
 }

@@ -104,10 +104,12 @@ impl MicroService {
 /// `nats req orders.articles ''` works.
 pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ErrorReply> {
     if payload.len() > MAX_BODY_BYTES {
-        return Err(ErrorReply::new(
+        let mut err = ErrorReply::new(
             bus_schema::ErrorCode::PayloadTooLarge,
             format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-        ));
+        );
+        err.limit = u64::try_from(MAX_BODY_BYTES).ok();
+        return Err(err);
     }
     let payload: &[u8] = if payload.iter().all(u8::is_ascii_whitespace) {
         b"{}"
@@ -115,8 +117,10 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ErrorReply> {
         payload
     };
     bus_schema::error::require_object(payload)?;
-    serde_json::from_slice(payload)
-        .map_err(|err| ErrorReply::bad_request(format!("the request body is not valid: {err}")))
+    serde_json::from_slice(payload).map_err(|err| {
+        ErrorReply::bad_request(format!("the request body is not valid: {err}"))
+            .because(bus_schema::Reason::MalformedBody)
+    })
 }
 
 /// Answers every request of `endpoint` with `handler`, each in its own task tracked by
@@ -168,6 +172,10 @@ async fn endpoint_loop<Req, Rep, F, Fut>(
             );
             let mut headers = async_nats::HeaderMap::new();
             let reply = reply.map_err(|err| {
+                headers.insert(bus_schema::error::REASON_HEADER, err.reason.as_str());
+                if let Some(limit) = err.limit {
+                    headers.insert(bus_schema::error::LIMIT_HEADER, limit.to_string().as_str());
+                }
                 if let Some(secs) = err.retry_after {
                     headers.insert(
                         bus_schema::error::RETRY_AFTER_HEADER,

@@ -1,13 +1,13 @@
 //! The failures of the users service and the one place that maps them to a status.
 
-use bus_schema::{ErrorCode, ErrorReply};
+use bus_schema::{ErrorCode, ErrorReply, Invalid, Reason};
 
 /// Everything a users operation can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum UsersError {
     /// The request breaks a rule; the message names it.
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     #[error("the username {0} is already taken")]
     Taken(String),
     #[error("no user named {0}")]
@@ -38,11 +38,15 @@ impl UsersError {
 
 impl From<UsersError> for ErrorReply {
     fn from(err: UsersError) -> Self {
-        let code = err.code();
-        if code.is_client_error() {
-            ErrorReply::new(code, err.to_string())
-        } else {
-            ErrorReply::internal(&err)
+        match err {
+            UsersError::Invalid(invalid) => invalid.into(),
+            UsersError::Taken(_) => {
+                ErrorReply::new(err.code(), err.to_string()).because(Reason::UsernameTaken)
+            }
+            UsersError::NotFound(_) => {
+                ErrorReply::new(err.code(), err.to_string()).because(Reason::UnknownUser)
+            }
+            err => ErrorReply::internal(&err),
         }
     }
 }

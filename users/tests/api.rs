@@ -178,26 +178,66 @@ async fn a_new_account_that_breaks_a_rule_is_a_400_naming_the_rule() {
     let app = TestApp::spawn().await;
     let long_name = "x".repeat(33);
     let long_password = "p".repeat(1025);
+    // (body, words of the message, stable reason, limit)
     let cases = [
-        (json!({ "password": "password1" }), "username is required"),
-        (json!({ "username": "carol" }), "password is required"),
-        (creds("carol", "short"), "at least 8"),
-        (creds(&long_name, "password1"), "at most 32"),
-        (creds("../etc/passwd", "password1"), "may only contain"),
-        (creds("a.b", "password1"), "may only contain"),
-        (creds("carol", &long_password), "at most 1024"),
+        (
+            json!({ "password": "password1" }),
+            "username is required",
+            "username_required",
+            None,
+        ),
+        (
+            json!({ "username": "carol" }),
+            "password is required",
+            "password_required",
+            None,
+        ),
+        (
+            creds("carol", "short"),
+            "at least 8",
+            "password_too_short",
+            Some(8),
+        ),
+        (
+            creds(&long_name, "password1"),
+            "at most 32",
+            "username_too_long",
+            Some(32),
+        ),
+        (
+            creds("../etc/passwd", "password1"),
+            "may only contain",
+            "username_invalid",
+            None,
+        ),
+        (
+            creds("a.b", "password1"),
+            "may only contain",
+            "username_invalid",
+            None,
+        ),
+        (
+            creds("carol", &long_password),
+            "at most 1024",
+            "password_too_long",
+            Some(1024),
+        ),
         (
             json!({ "username": 42, "password": "password1" }),
             "invalid type",
+            "malformed_body",
+            None,
         ),
     ];
-    for (body, rule) in cases {
+    for (body, rule, reason, limit) in cases {
         let (status, reply) = app.post("/users", body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert!(
             error_of(&reply).contains(rule),
             "{body} gave {reply}, expected {rule:?}"
         );
+        assert_eq!(reply["reason"], reason, "{body} gave {reply}");
+        assert_eq!(reply["limit"].as_u64(), limit, "{body} gave {reply}");
     }
     assert_eq!(
         app.get("/users/carol").await.0,
@@ -460,7 +500,10 @@ async fn the_bus_door_gives_the_same_answers_as_http() {
     .await
     .expect_err("short password");
     assert!(
-        matches!(&err, CallError::Service(r) if r.code == ErrorCode::BadRequest && r.message.contains("at least 8")),
+        matches!(&err, CallError::Service(r) if r.code == ErrorCode::BadRequest
+            && r.reason == bus_schema::Reason::PasswordTooShort
+            && r.limit == Some(8)
+            && r.message.contains("at least 8")),
         "{err:?}"
     );
     let err = users::get(

@@ -9,7 +9,7 @@ use service_kit::throttle::Throttle;
 
 use async_nats::Client;
 use bus_schema::{
-    CallError, ErrorCode,
+    CallError, ErrorCode, Invalid, Reason,
     auth::{LoginReply, LoginRequest, VerifyReply, VerifyRequest},
     users,
 };
@@ -40,9 +40,12 @@ impl Auth {
     pub async fn login(&self, req: LoginRequest) -> Result<LoginReply, AuthError> {
         let username = users::normalize_username(&req.username);
         if username.is_empty() || req.password.is_empty() {
-            return Err(AuthError::Invalid(
-                "username and password are required".into(),
-            ));
+            let reason = if username.is_empty() {
+                Reason::UsernameRequired
+            } else {
+                Reason::PasswordRequired
+            };
+            return Err(Invalid::new(reason, "username and password are required").into());
         }
         // Checked before the password, so a blocked account learns nothing new, and
         // counted by name, so an unknown account is blocked the same way.
@@ -61,7 +64,12 @@ impl Auth {
             }
             // A name or password no account can have (users names the rule).
             Err(CallError::Service(err)) if err.code == ErrorCode::BadRequest => {
-                return Err(AuthError::Invalid(err.message));
+                return Err(Invalid {
+                    reason: err.reason,
+                    limit: err.limit,
+                    message: err.message,
+                }
+                .into());
             }
             Err(err) => return Err(err.into()),
         }
@@ -78,7 +86,7 @@ impl Auth {
     /// `auth.verify`: the identity a token carries, without any I/O.
     pub fn verify(&self, req: &VerifyRequest) -> Result<VerifyReply, AuthError> {
         if req.token.trim().is_empty() {
-            return Err(AuthError::Invalid("token is required".into()));
+            return Err(Invalid::new(Reason::TokenRequired, "token is required").into());
         }
         let username = self.tokens.verify(req.token.trim())?;
         Ok(VerifyReply {

@@ -33,6 +33,7 @@ use async_nats::{
     },
 };
 use bus_schema::{
+    Invalid, Reason,
     orders::{
         ArticlesReply, BuyReply, BuyRequest, PurchasedEvent, PurchasesReply, PurchasesRequest,
         purchase_id, subject,
@@ -183,7 +184,7 @@ impl Orders {
     /// until a line with its id is in the file.
     pub async fn record(&self, event: &PurchasedEvent) -> Result<(), OrdersError> {
         let id = Uuid::parse_str(&event.id)
-            .map_err(|err| OrdersError::Invalid(format!("bad event id: {err}")))?;
+            .map_err(|err| Invalid::new(Reason::InvalidRequest, format!("bad event id: {err}")))?;
         let (tx, appended) = oneshot::channel();
         self.waiters().entry(id).or_default().push(tx);
         if self.index().contains(&id) {
@@ -217,21 +218,27 @@ impl Orders {
             return Ok(());
         }
         self.forget_waiter(&id);
-        Err(OrdersError::Unavailable(match seq {
+        Err(match seq {
             Some(seq) => {
                 tracing::error!(%id, seq, "a published purchase was not written in time");
-                "the purchase was accepted but is not on disk yet; look at your purchases in a \
-                 moment, or repeat the request with the same Idempotency-Key"
-                    .into()
+                OrdersError::Unavailable(
+                    Reason::NotOnDiskYet,
+                    "the purchase was accepted but is not on disk yet; look at your purchases \
+                     in a moment, or repeat the request with the same Idempotency-Key"
+                        .into(),
+                )
             }
             None => {
                 tracing::warn!(%id, "the event store did not confirm a purchase");
-                "the event store (JetStream) did not answer in time: the purchase may have been \
-                 recorded; look at your purchases in a moment, or repeat the request with the \
-                 same Idempotency-Key"
-                    .into()
+                OrdersError::Unavailable(
+                    Reason::MaybeRecorded,
+                    "the event store (JetStream) did not answer in time: the purchase may have \
+                     been recorded; look at your purchases in a moment, or repeat the request \
+                     with the same Idempotency-Key"
+                        .into(),
+                )
             }
-        }))
+        })
     }
 
     async fn publish(&self, event: &PurchasedEvent) -> Result<PublishAck, Published> {
@@ -259,6 +266,7 @@ impl Orders {
                 // Sent, but no ack came back: the stream may hold it.
                 PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe => Published::Unknown,
                 _ => Published::Refused(OrdersError::Unavailable(
+                    Reason::EventStoreUnavailable,
                     "purchases cannot be recorded right now: the event store (JetStream) is \
                      unavailable; nothing was bought, try again in a moment"
                         .into(),
@@ -390,22 +398,28 @@ enum Published {
 }
 
 fn username(raw: &str) -> Result<Username, OrdersError> {
-    Username::parse(raw).map_err(OrdersError::Invalid)
+    Ok(Username::parse(raw)?)
 }
 
 /// `article_id` must be a JSON integer naming an article.
 fn article_id(value: &serde_json::Value) -> Result<u32, OrdersError> {
     match value {
-        serde_json::Value::Null => Err(OrdersError::Invalid("article_id is required".into())),
+        serde_json::Value::Null => {
+            Err(Invalid::new(Reason::ArticleIdRequired, "article_id is required").into())
+        }
         serde_json::Value::Number(n) => match n.as_i64() {
             Some(id) => u32::try_from(id).map_err(|_| OrdersError::UnknownArticle(id)),
-            None => Err(OrdersError::Invalid(format!(
-                "article_id must be an integer, not {n}"
-            ))),
+            None => Err(Invalid::new(
+                Reason::ArticleIdNotInteger,
+                format!("article_id must be an integer, not {n}"),
+            )
+            .into()),
         },
-        other => Err(OrdersError::Invalid(format!(
-            "article_id must be an integer, not {other}"
-        ))),
+        other => Err(Invalid::new(
+            Reason::ArticleIdNotInteger,
+            format!("article_id must be an integer, not {other}"),
+        )
+        .into()),
     }
 }
 
@@ -413,9 +427,12 @@ fn idempotency_key(key: Option<String>) -> Result<Option<String>, OrdersError> {
     let Some(key) = key else { return Ok(None) };
     let key = key.trim().to_owned();
     if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(OrdersError::Invalid(format!(
-            "the idempotency key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
-        )));
+        return Err(Invalid::limit(
+            Reason::IdempotencyKeyInvalid,
+            MAX_KEY_LEN,
+            format!("the idempotency key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+        )
+        .into());
     }
     Ok(Some(key))
 }

@@ -2,6 +2,8 @@
 
 pub use bus_schema::users::Username;
 
+use bus_schema::{Invalid, Reason};
+
 use crate::error::UsersError;
 
 /// Shortest password for a new account.
@@ -11,7 +13,7 @@ pub const PASSWORD_MAX: usize = 1024;
 
 /// A normalised username that follows the naming rules (the rule is the contract's).
 pub fn username(raw: &str) -> Result<Username, UsersError> {
-    Username::parse(raw).map_err(UsersError::Invalid)
+    Ok(Username::parse(raw)?)
 }
 
 /// A password for a new account: 8 to 1024 characters.
@@ -20,13 +22,16 @@ pub struct NewPassword(String);
 impl NewPassword {
     pub fn parse(raw: String) -> Result<Self, UsersError> {
         if raw.is_empty() {
-            return Err(UsersError::Invalid("password is required".into()));
+            return Err(required());
         }
         let len = raw.chars().count();
         if len < PASSWORD_MIN {
-            return Err(UsersError::Invalid(format!(
-                "password must be at least {PASSWORD_MIN} characters"
-            )));
+            return Err(Invalid::limit(
+                Reason::PasswordTooShort,
+                PASSWORD_MIN,
+                format!("password must be at least {PASSWORD_MIN} characters"),
+            )
+            .into());
         }
         if len > PASSWORD_MAX {
             return Err(too_long());
@@ -46,7 +51,7 @@ pub struct CandidatePassword(String);
 impl CandidatePassword {
     pub fn parse(raw: String) -> Result<Self, UsersError> {
         if raw.is_empty() {
-            return Err(UsersError::Invalid("password is required".into()));
+            return Err(required());
         }
         if raw.chars().count() > PASSWORD_MAX {
             return Err(too_long());
@@ -71,10 +76,17 @@ macro_rules! redacted {
 }
 redacted!(NewPassword, CandidatePassword);
 
+fn required() -> UsersError {
+    Invalid::new(Reason::PasswordRequired, "password is required").into()
+}
+
 fn too_long() -> UsersError {
-    UsersError::Invalid(format!(
-        "password must be at most {PASSWORD_MAX} characters"
-    ))
+    Invalid::limit(
+        Reason::PasswordTooLong,
+        PASSWORD_MAX,
+        format!("password must be at most {PASSWORD_MAX} characters"),
+    )
+    .into()
 }
 
 #[cfg(test)]
