@@ -8,7 +8,7 @@ use bus_schema::{
 };
 use service_kit::{metrics::Metrics, runtime::StartError, serve::MicroService};
 
-use crate::domain::Orders;
+use crate::service::Orders;
 
 /// Registers the `orders` micro service and answers its endpoints until it is stopped.
 pub async fn start(

@@ -20,7 +20,7 @@ use service_kit::{
     metrics::Metrics,
 };
 
-use crate::domain::Orders;
+use crate::service::Orders;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]

@@ -2,10 +2,12 @@
 //! `purchases.json`, and each user's history, behind two doors.
 //!
 //! - [`config`]: flags and environment.
-//! - [`domain`]: [`domain::Orders`], the core both doors call; [`domain::catalog`] the
-//!   articles; [`domain::journal`] the `purchases.json` file; [`domain::index`] the
-//!   per-user history in memory; [`domain::appender`] the durable consumer that writes
-//!   the file; [`domain::flask`] the conversion of the original's file.
+//! - [`service`]: [`service::Orders`], the operations both doors call.
+//! - [`domain`]: the rules; [`domain::catalog`] the articles, [`domain::index`] the
+//!   per-user history in memory.
+//! - [`events`]: the `ORDERS` stream and the appender that follows it into the file.
+//! - [`store`]: [`store::journal`] the `purchases.json` file, [`store::flask`] the
+//!   conversion of the original's file.
 //! - [`bus`]: the NATS micro service `orders`.
 //! - [`http`]: the axum routes on :5003 (Bearer token checked with `auth.verify`).
 //! - [`error`]: [`error::OrdersError`] and its single status mapping.
@@ -15,8 +17,11 @@ pub mod bus;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod http;
+pub mod service;
 pub mod startup;
+pub mod store;
 
 pub use config::Config;
 pub use startup::{App, build};

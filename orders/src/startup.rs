@@ -10,16 +10,14 @@ use service_kit::{
 
 use crate::{
     Config, bus,
-    domain::{
-        Orders,
-        appender::Appender,
-        catalog::Catalog,
-        flask,
-        index::Index,
-        journal::{self, Journal, Opened},
-        stream,
-    },
+    domain::{catalog::Catalog, index::Index},
+    events::{appender::Appender, stream},
     http,
+    service::Orders,
+    store::{
+        flask,
+        journal::{self, Journal, Opened},
+    },
 };
 
 /// An orders service that is built and ready to run with [`Doors::run_until_stopped`].

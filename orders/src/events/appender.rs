@@ -26,10 +26,10 @@ use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{
-    Orders,
-    journal::{Journal, Line, Positions},
-    stream,
+use super::stream;
+use crate::{
+    service::Orders,
+    store::journal::{Journal, Line, Positions},
 };
 
 /// Most events read per pull and written with one fsync.

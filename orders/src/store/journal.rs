@@ -14,7 +14,7 @@ use bus_schema::orders::{Article, PurchasedEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::index::Index;
+use crate::domain::index::Index;
 
 /// One line of the file: the event and where it sits in the `ORDERS` stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

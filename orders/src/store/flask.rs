@@ -21,7 +21,7 @@ use bus_schema::{
 };
 use uuid::Uuid;
 
-use super::{Orders, catalog::Catalog};
+use crate::{domain::catalog::Catalog, service::Orders};
 
 /// The original's format: each user's article names, oldest first.
 type FlaskPurchases = BTreeMap<String, Vec<String>>;

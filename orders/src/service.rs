@@ -1,0 +1,403 @@
+//! The operations of the orders service that both doors call.
+//!
+//! A buy is an event: [`Orders::buy`] publishes it to the `ORDERS` stream and answers
+//! once the [`appender`] has written it to `purchases.json` and to the [`index`], so a
+//! purchase that was confirmed is on disk and in the history. A buy with an idempotency
+//! key publishes the one event id that key may ever have
+//! ([`bus_schema::orders::purchase_id`]): the stream refuses a second copy within its
+//! duplicate window, the file keeps one line per id in any case, and the buyer is
+//! answered with the purchase that line holds.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use async_nats::{
+    HeaderMap,
+    jetstream::{
+        self,
+        context::{PublishError, PublishErrorKind},
+        publish::PublishAck,
+    },
+};
+use bus_schema::{
+    Invalid, Reason,
+    orders::{
+        ArticlesReply, BuyReply, BuyRequest, PurchasedEvent, PurchasesReply, PurchasesRequest,
+        purchase_id, subject,
+    },
+    users::Username,
+};
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        self, BUY_MESSAGE,
+        catalog::Catalog,
+        index::{Index, Item},
+    },
+    error::OrdersError,
+    events::stream,
+    store::journal::Line,
+};
+
+/// How long a buy may take, publishing and waiting for its line, before it gives up with
+/// a 503: below the callers' timeout (3 s by default), so that the buyer hears what
+/// became of the purchase rather than a bare timeout.
+const BUY_DEADLINE: Duration = Duration::from_millis(2500);
+
+/// The orders service's core, shared by both doors and the appender.
+#[derive(Debug, Clone)]
+pub struct Orders {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    catalog: Catalog,
+    index: RwLock<Index>,
+    /// Buys waiting for the line of an event, by event id (several when one key is
+    /// retried while its first request still waits).
+    waiters: Mutex<HashMap<Uuid, Vec<oneshot::Sender<()>>>>,
+    js: jetstream::Context,
+    /// The next stream sequence the appender reads: every event below it is in the
+    /// file (or is not a purchase).
+    cursor: watch::Sender<u64>,
+    /// Lines written since start.
+    appended: AtomicU64,
+}
+
+impl Orders {
+    pub fn new(catalog: Catalog, index: Index, js: jetstream::Context) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                catalog,
+                index: RwLock::new(index),
+                waiters: Mutex::default(),
+                js,
+                cursor: watch::Sender::new(0),
+                appended: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    /// `orders.articles`
+    pub fn articles(&self) -> ArticlesReply {
+        ArticlesReply {
+            articles: self.inner.catalog.articles().to_vec(),
+        }
+    }
+
+    /// `orders.purchases`: the history of one user, oldest first; empty for a user who
+    /// never bought anything.
+    pub fn purchases(&self, req: &PurchasesRequest) -> Result<PurchasesReply, OrdersError> {
+        let username = domain::username(&req.username)?;
+        let index = self.index();
+        let history = index.history(username.as_str());
+        Ok(PurchasesReply {
+            user: username.into_string(),
+            purchases: history.iter().map(|i| i.article.name.clone()).collect(),
+            items: history.iter().map(Item::to_reply).collect(),
+        })
+    }
+
+    /// The HTTP door's rule: a caller may only act on their own account.
+    pub fn authorize(&self, caller: &str, path_user: &str) -> Result<String, OrdersError> {
+        let named = domain::username(path_user)?;
+        if named.as_str() == caller {
+            Ok(named.into_string())
+        } else {
+            Err(OrdersError::Forbidden(format!(
+                "you are logged in as {caller} and may only see or buy for that account"
+            )))
+        }
+    }
+
+    /// `orders.buy`: records a purchase and answers once it is on disk. With an
+    /// idempotency key, answers the key's first purchase, however often and wherever
+    /// the key is retried.
+    pub async fn buy(&self, req: BuyRequest) -> Result<BuyReply, OrdersError> {
+        let username = domain::username(&req.username)?;
+        let article_id = domain::article_id(&req.article_id)?;
+        let article = self
+            .inner
+            .catalog
+            .get(article_id)
+            .ok_or(OrdersError::UnknownArticle(i64::from(article_id)))?
+            .clone();
+        let key = domain::idempotency_key(req.idempotency_key)?;
+        let id = match &key {
+            Some(key) => {
+                if let Some(reply) = self.by_key(&username, key) {
+                    return Ok(reply);
+                }
+                purchase_id(username.as_str(), key)
+            }
+            None => Uuid::now_v7(),
+        };
+        let event = PurchasedEvent {
+            id: id.to_string(),
+            username: username.as_str().to_owned(),
+            article: (*article).clone(),
+            purchased_at: domain::now_rfc3339(),
+            idempotency_key: key,
+        };
+        self.record(&event).await?;
+        // The file holds one line per id: the first event of this key that reached the
+        // stream, which may be another request's.
+        Ok(event
+            .idempotency_key
+            .as_deref()
+            .and_then(|key| self.by_key(&username, key))
+            .unwrap_or_else(|| reply(event)))
+    }
+
+    /// The purchase `username` made with `key`, as a buy reply.
+    fn by_key(&self, username: &Username, key: &str) -> Option<BuyReply> {
+        let index = self.index();
+        let item = index.by_key(username.as_str(), key)?;
+        Some(BuyReply {
+            message: BUY_MESSAGE.to_owned(),
+            article: (*item.article).clone(),
+            user: username.as_str().to_owned(),
+            id: item.id.to_string(),
+            purchased_at: item.purchased_at.to_string(),
+        })
+    }
+
+    /// Publishes `event` to the stream (unless its id is in the file already) and waits
+    /// until a line with its id is in the file.
+    pub async fn record(&self, event: &PurchasedEvent) -> Result<(), OrdersError> {
+        let id = Uuid::parse_str(&event.id)
+            .map_err(|err| Invalid::new(Reason::InvalidRequest, format!("bad event id: {err}")))?;
+        let (tx, appended) = oneshot::channel();
+        self.waiters().entry(id).or_default().push(tx);
+        if self.index().contains(&id) {
+            drop(appended);
+            self.forget_waiter(&id);
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + BUY_DEADLINE;
+        let published = tokio::time::timeout_at(deadline, self.publish(event))
+            .await
+            .unwrap_or(Err(Published::Unknown));
+        let seq = match published {
+            Ok(ack) => {
+                if ack.duplicate {
+                    tracing::debug!(%id, seq = ack.sequence, "the stream holds this purchase already");
+                }
+                Some(ack.sequence)
+            }
+            // Perhaps stored: if it was, its line shows up like any other.
+            Err(Published::Unknown) => None,
+            Err(Published::Refused(err)) => {
+                drop(appended);
+                self.forget_waiter(&id);
+                return Err(err);
+            }
+        };
+        if tokio::time::timeout_at(deadline, appended)
+            .await
+            .is_ok_and(|r| r.is_ok())
+        {
+            return Ok(());
+        }
+        self.forget_waiter(&id);
+        Err(match seq {
+            Some(seq) => {
+                tracing::error!(%id, seq, "a published purchase was not written in time");
+                OrdersError::Unavailable(
+                    Reason::NotOnDiskYet,
+                    "the purchase was accepted but is not on disk yet; look at your purchases \
+                     in a moment, or repeat the request with the same Idempotency-Key"
+                        .into(),
+                )
+            }
+            None => {
+                tracing::warn!(%id, "the event store did not confirm a purchase");
+                OrdersError::Unavailable(
+                    Reason::MaybeRecorded,
+                    "the event store (JetStream) did not answer in time: the purchase may have \
+                     been recorded; look at your purchases in a moment, or repeat the request \
+                     with the same Idempotency-Key"
+                        .into(),
+                )
+            }
+        })
+    }
+
+    async fn publish(&self, event: &PurchasedEvent) -> Result<PublishAck, Published> {
+        let result = match self.publish_once(event).await {
+            // The stream was deleted while the service runs (`nats stream rm ORDERS`):
+            // create it again, then try once more. The appender notices the new stream
+            // and reads it from its start.
+            Err(err) if err.kind() == PublishErrorKind::StreamNotFound => {
+                match stream::ensure(&self.inner.js).await {
+                    Ok(_) => {
+                        tracing::warn!("created the {} stream again", bus_schema::orders::STREAM);
+                        self.publish_once(event).await
+                    }
+                    Err(ensure) => {
+                        tracing::warn!(%ensure, "cannot create the event stream again");
+                        Err(err)
+                    }
+                }
+            }
+            result => result,
+        };
+        result.map_err(|err| {
+            tracing::warn!(%err, "cannot publish a purchase event");
+            match err.kind() {
+                // Sent, but no ack came back: the stream may hold it.
+                PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe => Published::Unknown,
+                _ => Published::Refused(OrdersError::Unavailable(
+                    Reason::EventStoreUnavailable,
+                    "purchases cannot be recorded right now: the event store (JetStream) is \
+                     unavailable; nothing was bought, try again in a moment"
+                        .into(),
+                )),
+            }
+        })
+    }
+
+    /// Publishes `event` with its id as `Nats-Msg-Id` and waits for the stream's ack.
+    async fn publish_once(&self, event: &PurchasedEvent) -> Result<PublishAck, PublishError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", event.id.as_str());
+        let payload = serde_json::to_vec(event).expect("BUG: an event always serialises");
+        self.inner
+            .js
+            .publish_with_headers(subject::purchased(&event.username), headers, payload.into())
+            .await?
+            .await
+    }
+
+    /// Called by the appender once `lines` are on disk: adds them to the index, moves
+    /// the cursor to `next` and wakes the buyers of the new lines and of `duplicates`
+    /// (events whose id was in the file already).
+    pub(crate) fn committed(&self, lines: &[(Uuid, Line)], duplicates: &[Uuid], next: u64) {
+        if !lines.is_empty() {
+            let mut index = self.inner.index.write().unwrap_or_else(|p| p.into_inner());
+            for (id, line) in lines {
+                index.insert(*id, line);
+            }
+        }
+        self.inner
+            .appended
+            .fetch_add(lines.len() as u64, Ordering::Relaxed);
+        self.set_cursor(next);
+        let mut waiters = self.waiters();
+        for id in lines.iter().map(|(id, _)| id).chain(duplicates) {
+            for waiter in waiters.remove(id).into_iter().flatten() {
+                let _ = waiter.send(());
+            }
+        }
+    }
+
+    /// Whether the event `id` is in the file.
+    pub fn is_recorded(&self, id: &Uuid) -> bool {
+        self.index().contains(id)
+    }
+
+    /// Moves the appender's cursor (back, too, when the stream was made again).
+    pub(crate) fn set_cursor(&self, next: u64) {
+        self.inner.cursor.send_if_modified(|cursor| {
+            let moved = *cursor != next;
+            *cursor = next;
+            moved
+        });
+    }
+
+    /// The next stream sequence the appender reads.
+    pub fn cursor(&self) -> u64 {
+        *self.inner.cursor.borrow()
+    }
+
+    /// Waits until the appender has read the stream up to `seq`.
+    pub async fn written_up_to(&self, seq: u64) {
+        let mut cursor = self.inner.cursor.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = cursor.wait_for(|next| *next > seq).await;
+    }
+
+    /// Lines appended since start.
+    pub fn appended(&self) -> u64 {
+        self.inner.appended.load(Ordering::Relaxed)
+    }
+
+    /// Purchases in the file.
+    pub fn recorded(&self) -> usize {
+        self.index().len()
+    }
+
+    /// Events the stream holds that the appender has not read yet, from the server
+    /// (within a second, or `None`).
+    pub async fn unwritten(&self) -> Option<u64> {
+        let ask = async {
+            let stream = self
+                .inner
+                .js
+                .get_stream(bus_schema::orders::STREAM)
+                .await
+                .ok()?;
+            let last = stream.get_info().await.ok()?.state.last_sequence;
+            Some((last + 1).saturating_sub(self.cursor()))
+        };
+        tokio::time::timeout(Duration::from_secs(1), ask)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.inner.js
+    }
+
+    fn index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.inner.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Vec<oneshot::Sender<()>>>> {
+        self.inner.waiters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops the waiters of `id` that nobody waits on any more (ours, given up).
+    fn forget_waiter(&self, id: &Uuid) {
+        let mut waiters = self.waiters();
+        if let Some(list) = waiters.get_mut(id) {
+            list.retain(|waiter| !waiter.is_closed());
+            if list.is_empty() {
+                waiters.remove(id);
+            }
+        }
+    }
+}
+
+/// Why a publish did not give an ack.
+#[derive(Debug)]
+enum Published {
+    /// The stream refused it or could not be reached: nothing was stored.
+    Refused(OrdersError),
+    /// No answer in time: it may have been stored.
+    Unknown,
+}
+
+fn reply(event: PurchasedEvent) -> BuyReply {
+    BuyReply {
+        message: BUY_MESSAGE.to_owned(),
+        article: event.article,
+        user: event.username,
+        id: event.id,
+        purchased_at: event.purchased_at,
+    }
+}

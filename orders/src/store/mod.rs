@@ -1,0 +1,5 @@
+//! This instance's files: `purchases.json` ([`journal`]) and the conversion of the Flask
+//! original's file ([`flask`]).
+
+pub mod flask;
+pub mod journal;
