@@ -7,7 +7,7 @@ use bus_schema::{
 };
 use service_kit::{metrics::Metrics, runtime::StartError, serve::MicroService};
 
-use crate::domain::Users;
+use crate::service::Users;
 
 /// Registers the `users` micro service and answers its endpoints until it is stopped.
 pub async fn start(

@@ -17,7 +17,7 @@ use service_kit::{
     metrics::Metrics,
 };
 
-use crate::domain::Users;
+use crate::service::Users;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]

@@ -1,8 +1,10 @@
 //! The users service: accounts in SQLite with argon2id hashes, behind two doors.
 //!
 //! - [`config`]: flags and environment.
-//! - [`domain`]: the rules (usernames, passwords, hashing, storage) and [`domain::Users`],
-//!   the one core both doors call.
+//! - [`service`]: [`service::Users`], the operations both doors call.
+//! - [`domain`]: the rules: usernames and passwords that can only be built valid.
+//! - [`hasher`]: argon2id on its own threads, with bounded memory.
+//! - [`store`]: the accounts in SQLite, off the async runtime.
 //! - [`bus`]: the NATS micro service `users` (`users.create`, `users.verify`, `users.get`).
 //! - [`http`]: the axum routes on :5002.
 //! - [`error`]: [`error::UsersError`] and its single status mapping.
@@ -12,8 +14,11 @@ pub mod bus;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod hasher;
 pub mod http;
+pub mod service;
 pub mod startup;
+pub mod store;
 
 pub use config::Config;
 pub use startup::{App, build};

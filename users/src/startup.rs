@@ -5,11 +5,7 @@ use service_kit::{
     runtime::{self, Doors, StartError, Workers},
 };
 
-use crate::{
-    Config, bus,
-    domain::{Users, hasher::Hasher, store::Store},
-    http,
-};
+use crate::{Config, bus, hasher::Hasher, http, service::Users, store::Store};
 
 /// A users service that is built (database open, bus joined, port bound) and ready to
 /// run with [`Doors::run_until_stopped`].

@@ -1,4 +1,5 @@
-//! Usernames and passwords that can only be built valid.
+//! The rules of the users service, with no transport and no storage in sight: usernames
+//! and passwords that can only be built valid.
 
 pub use bus_schema::users::Username;
 

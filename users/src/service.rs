@@ -1,20 +1,18 @@
-//! The rules of the users service, with no transport in sight.
+//! The operations of the users service that both doors call.
 //!
-//! [`Users`] is the core both doors call: it validates with [`names`], hashes with
-//! [`hasher`] and stores with [`store`].
-
-pub mod hasher;
-pub mod names;
-pub mod store;
+//! [`Users`] validates with [`crate::domain`], hashes with [`crate::hasher`] and stores
+//! with [`crate::store`].
 
 use bus_schema::users::{
     CreateReply, CreateRequest, GetReply, GetRequest, VerifyReply, VerifyRequest,
 };
 
-use crate::error::UsersError;
-use hasher::Hasher;
-use names::{CandidatePassword, NewPassword, username};
-use store::{Store, StoreOutcome};
+use crate::{
+    domain::{CandidatePassword, NewPassword, username},
+    error::UsersError,
+    hasher::Hasher,
+    store::{Store, StoreOutcome},
+};
 
 /// The accounts of the original demo, created with a new database.
 pub const DEMO_ACCOUNTS: [(&str, &str); 3] =
