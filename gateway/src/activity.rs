@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::{
     session::Session,
-    startup::AppState,
+    state::AppState,
     views::{date, price},
 };
 

@@ -2,8 +2,10 @@
 //! talks to the services over NATS only, through the typed calls of `bus-schema`.
 //!
 //! - [`config`]: flags and environment.
-//! - [`api`]: `/api/login`, `/api/purchases`, `/api/buy` (JSON, Bearer token).
-//! - [`pages`]: the HTML pages (login, register, home, buy, purchases, logout).
+//! - [`state`]: [`state::AppState`], what every handler shares.
+//! - [`api`]: the JSON API under `/api`, one module per resource.
+//! - [`pages`]: the HTML pages, one module per resource.
+//! - [`login`]: logging in with the per-address throttle, for the API and the form.
 //! - [`session`]: the session and CSRF cookies, and the [`session::Session`] extractor.
 //! - [`views`]: the minijinja templates (embedded) and the formatting of prices, dates
 //!   and French messages.
@@ -14,9 +16,11 @@
 pub mod activity;
 pub mod api;
 pub mod config;
+pub mod login;
 pub mod pages;
 pub mod session;
 pub mod startup;
+pub mod state;
 pub mod status;
 pub mod views;
 

@@ -9,7 +9,7 @@ use axum::{
 };
 use bus_schema::{CallError, ErrorCode, auth};
 
-use crate::{startup::AppState, views::with_cookies};
+use crate::{state::AppState, views::with_cookies};
 
 /// The cookie that holds the session's JWT.
 pub const SESSION_COOKIE: &str = "shop_session";

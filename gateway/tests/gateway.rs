@@ -54,19 +54,9 @@ async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
 #[tokio::test]
 async fn the_router_serves_health_the_stylesheet_and_json_or_html_404s() {
     let shop = Shop::start().await;
-    let app = gateway::startup::router(gateway::startup::AppState {
-        nats: shop.nats.clone(),
-        views: Default::default(),
-        metrics: service_kit::metrics::Metrics::new("gateway"),
-        calls: bus_schema::CallOptions::default(),
-        secure_cookies: true,
-        http: reqwest::Client::new(),
-        nats_monitor_url: None,
-        login_throttle: std::sync::Arc::new(service_kit::throttle::Throttle::new(
-            20,
-            Duration::from_secs(300),
-        )),
-    });
+    let mut config = gateway::Config::for_tests(shop.server.url());
+    config.secure_cookies = true;
+    let app = gateway::startup::router(gateway::state::AppState::new(&config, shop.nats.clone()));
     let call = |path: &'static str| {
         let app = app.clone();
         async move {

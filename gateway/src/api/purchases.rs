@@ -1,0 +1,37 @@
+//! `GET /api/purchases` and `POST /api/buy`, for the caller of the Bearer token.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use bus_schema::orders::{self, BuyBody, BuyReply, BuyRequest, PurchasesRequest};
+use service_kit::http::{Caller, HttpError, JsonBody, idempotency_key};
+
+use crate::state::AppState;
+
+/// The history as orders sent it: passed on without decoding and encoding it again.
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, HttpError> {
+    let request = PurchasesRequest {
+        username: caller.username,
+    };
+    let body = orders::purchases_bytes(&state.nats, &request, &state.calls.idempotent()).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// A purchase; the `Idempotency-Key` header makes a retry answer the first one.
+pub async fn buy(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<BuyBody>,
+) -> Result<(StatusCode, Json<BuyReply>), HttpError> {
+    let request = BuyRequest {
+        username: caller.username,
+        article_id: body.article_id,
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    let reply = orders::buy_with(&state.nats, &request, &state.buy_calls(&request)).await?;
+    Ok((StatusCode::CREATED, Json(reply)))
+}

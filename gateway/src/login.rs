@@ -1,0 +1,39 @@
+//! Logging in through the gateway, on the API and the form alike: `auth.login`, refused
+//! with 429 for a client address that failed too often. Only failures count against it.
+
+use std::net::SocketAddr;
+
+use axum::{extract::ConnectInfo, http::Extensions};
+use bus_schema::{
+    ErrorCode, ErrorReply, Reason,
+    auth::{self, LoginReply, LoginRequest},
+};
+
+use crate::state::AppState;
+
+/// `auth.login` for the client whose connection `client` describes.
+pub async fn login(
+    state: &AppState,
+    client: &Extensions,
+    request: &LoginRequest,
+) -> Result<LoginReply, ErrorReply> {
+    let address = client
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
+    state.login_throttle.check(&address).map_err(|secs| {
+        ErrorReply::too_many(
+            format!("too many failed logins from your address; try again in {secs} seconds"),
+            secs,
+        )
+        .because(Reason::TooManyFailedLogins)
+    })?;
+    match auth::login_with(&state.nats, request, &state.calls).await {
+        Ok(reply) => Ok(reply),
+        Err(err) => {
+            if err.code() == ErrorCode::Unauthorized {
+                state.login_throttle.fail(&address);
+            }
+            Err(err.into_reply())
+        }
+    }
+}

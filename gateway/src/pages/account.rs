@@ -1,0 +1,142 @@
+//! Logging in, creating an account and logging out.
+
+use axum::{
+    Form,
+    extract::{Query, State, rejection::FormRejection, rejection::QueryRejection},
+    http::{Extensions, HeaderMap, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+};
+use bus_schema::{
+    auth::LoginRequest,
+    users::{self, CreateRequest},
+};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::page::{HasCsrf, PageError, checked, form_error, form_page};
+use crate::{
+    login,
+    session::{SESSION_COOKIE, Session, clear_cookie, set_cookie},
+    state::AppState,
+    views::with_cookies,
+};
+
+/// The fields of the login and register forms; missing ones are empty.
+#[derive(Debug, Default, Deserialize)]
+pub struct AccountForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+impl HasCsrf for AccountForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginQuery {
+    registered: Option<String>,
+    expired: Option<String>,
+}
+
+pub async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<LoginQuery>, QueryRejection>,
+    session: Option<Session>,
+) -> Response {
+    if session.is_some() {
+        return Redirect::to("/home").into_response();
+    }
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let notice = match (&query.registered, &query.expired) {
+        (Some(name), _) => Some(format!(
+            "Compte « {name} » créé. Vous pouvez vous connecter."
+        )),
+        (None, Some(_)) => Some("Votre session a expiré, reconnectez-vous.".to_owned()),
+        _ => None,
+    };
+    let username = query.registered.unwrap_or_default();
+    form_page(
+        &state,
+        &headers,
+        StatusCode::OK,
+        "login.html",
+        context! { notice, username },
+    )
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Extensions,
+    form: Result<Form<AccountForm>, FormRejection>,
+) -> Result<Response, PageError> {
+    let form = checked(&state, &headers, form)?;
+    let request = LoginRequest {
+        username: form.username.clone(),
+        password: form.password,
+    };
+    let reply = login::login(&state, &client, &request)
+        .await
+        .map_err(|err| form_error(&state, &headers, "login.html", &form.username, err))?;
+    let cookie = set_cookie(
+        SESSION_COOKIE,
+        &reply.access_token,
+        Some(reply.expires_in),
+        state.secure_cookies,
+    );
+    Ok(with_cookies(
+        Redirect::to("/home").into_response(),
+        [cookie],
+    ))
+}
+
+pub async fn register_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    form_page(
+        &state,
+        &headers,
+        StatusCode::OK,
+        "register.html",
+        context! { username => "" },
+    )
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<AccountForm>, FormRejection>,
+) -> Result<Response, PageError> {
+    let form = checked(&state, &headers, form)?;
+    if form.password != form.confirm {
+        let error = "Les deux mots de passe ne correspondent pas.";
+        let ctx = context! { error, username => form.username };
+        return Err(PageError(form_page(
+            &state,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "register.html",
+            ctx,
+        )));
+    }
+    let request = CreateRequest {
+        username: form.username.clone(),
+        password: form.password,
+    };
+    let reply = users::create_with(&state.nats, &request, &state.calls)
+        .await
+        .map_err(|err| form_error(&state, &headers, "register.html", &form.username, err))?;
+    Ok(Redirect::to(&format!("/?registered={}", reply.username)).into_response())
+}
+
+pub async fn logout(State(state): State<AppState>) -> Response {
+    let clear = clear_cookie(SESSION_COOKIE, state.secure_cookies);
+    with_cookies(Redirect::to("/").into_response(), [clear])
+}

@@ -1,0 +1,179 @@
+//! The shop: the catalogue, buying an article, the purchase history.
+
+use axum::{
+    Form,
+    extract::{Path, State, rejection::FormRejection},
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
+use bus_schema::{
+    ErrorReply,
+    orders::{self, Article, BuyRequest, PurchasesRequest},
+};
+use minijinja::{Value, context, value::Serde};
+use serde::{Deserialize, Serialize};
+
+use super::page::{HasCsrf, PageError, checked, form_page};
+use crate::{
+    session::Session,
+    state::AppState,
+    views::{date, price},
+};
+
+/// An article as a page shows it.
+#[derive(Debug, Serialize)]
+struct ArticleView {
+    id: u32,
+    name: String,
+    price: String,
+}
+
+impl From<&Article> for ArticleView {
+    fn from(a: &Article) -> Self {
+        Self {
+            id: a.id,
+            name: a.name.clone(),
+            price: price(u64::from(a.price)),
+        }
+    }
+}
+
+/// The fields of a buy form.
+#[derive(Debug, Default, Deserialize)]
+pub struct BuyForm {
+    #[serde(default)]
+    csrf: String,
+    /// Makes a double submit of one rendered form one purchase.
+    #[serde(default)]
+    key: String,
+}
+
+impl HasCsrf for BuyForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// A purchase as the history page shows it.
+#[derive(Debug, Serialize)]
+struct Row {
+    name: String,
+    price: String,
+    date: String,
+}
+
+pub async fn home(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    session: Session,
+) -> Result<Response, PageError> {
+    let user = session.username;
+    let reply = orders::articles_with(
+        &state.nats,
+        &orders::ArticlesRequest {},
+        &state.calls.idempotent(),
+    )
+    .await
+    .map_err(|err| state.failed(err, Some(&user)))?;
+    let articles: Vec<ArticleView> = reply.articles.iter().map(ArticleView::from).collect();
+    Ok(form_page(
+        &state,
+        &headers,
+        StatusCode::OK,
+        "home.html",
+        context! { user, articles => Value::from(Serde(&articles)) },
+    ))
+}
+
+/// The article of a `/buy/<id>` path, or the 404 page.
+async fn article(state: &AppState, id: &str, user: &str) -> Result<Article, PageError> {
+    let not_found = || state.failed(ErrorReply::not_found("no such article"), Some(user));
+    let id: u32 = id.parse().map_err(|_| not_found())?;
+    let reply = orders::articles_with(
+        &state.nats,
+        &orders::ArticlesRequest {},
+        &state.calls.idempotent(),
+    )
+    .await
+    .map_err(|err| state.failed(err, Some(user)))?;
+    reply
+        .articles
+        .into_iter()
+        .find(|a| a.id == id)
+        .ok_or_else(not_found)
+}
+
+pub async fn confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let user = session.username;
+    let article = ArticleView::from(&article(&state, &id, &user).await?);
+    Ok(form_page(
+        &state,
+        &headers,
+        StatusCode::OK,
+        "confirm.html",
+        context! { user, article => Value::from(Serde(&article)) },
+    ))
+}
+
+pub async fn buy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    session: Session,
+    Path(id): Path<String>,
+    form: Result<Form<BuyForm>, FormRejection>,
+) -> Result<Response, PageError> {
+    let user = session.username;
+    let form = checked(&state, &headers, form)?;
+    let article_id: u32 = id
+        .parse()
+        .map_err(|_| state.failed(ErrorReply::not_found("no such article"), Some(&user)))?;
+    let request = BuyRequest {
+        username: user.clone(),
+        article_id: article_id.into(),
+        idempotency_key: Some(form.key).filter(|k| !k.is_empty()),
+    };
+    let reply = orders::buy_with(&state.nats, &request, &state.buy_calls(&request))
+        .await
+        .map_err(|err| state.failed(err, Some(&user)))?;
+    let article = ArticleView::from(&reply.article);
+    Ok(state.views.page(
+        StatusCode::OK,
+        "bought.html",
+        context! { user, article => Value::from(Serde(&article)) },
+    ))
+}
+
+pub async fn purchases(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Response, PageError> {
+    let user = session.username;
+    let request = PurchasesRequest {
+        username: user.clone(),
+    };
+    let reply = orders::purchases_with(&state.nats, &request, &state.calls.idempotent())
+        .await
+        .map_err(|err| state.failed(err, Some(&user)))?;
+    let total: u64 = reply.items.iter().map(|i| u64::from(i.article.price)).sum();
+    let rows: Vec<Row> = reply
+        .items
+        .iter()
+        .rev()
+        .map(|i| Row {
+            name: i.article.name.clone(),
+            price: price(u64::from(i.article.price)),
+            date: date(&i.purchased_at),
+        })
+        .collect();
+    let total = price(total);
+    Ok(state.views.page(
+        StatusCode::OK,
+        "purchases.html",
+        context! { user, rows => Value::from(Serde(&rows)), total },
+    ))
+}

@@ -1,0 +1,79 @@
+//! What every handler of the gateway shares, made once from the configuration.
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::Client;
+use axum::extract::FromRef;
+use bus_schema::CallOptions;
+use service_kit::{metrics::Metrics, throttle::Throttle};
+
+use crate::{Config, views::Views};
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub nats: Client,
+    pub views: Arc<Views>,
+    pub metrics: Metrics,
+    /// Options of every bus call (the timeout after which a service is unavailable).
+    pub calls: CallOptions,
+    pub secure_cookies: bool,
+    /// Failed logins per client address.
+    pub login_throttle: Arc<Throttle>,
+    /// For the NATS server's monitoring port.
+    pub http: reqwest::Client,
+    /// The monitoring address, if the status page should show the server.
+    pub nats_monitor_url: Option<String>,
+}
+
+impl AppState {
+    /// The state of a gateway on `nats` configured by `config`.
+    pub fn new(config: &Config, nats: Client) -> Self {
+        let metrics = Metrics::new("gateway");
+        Self {
+            nats,
+            views: Arc::new(Views::new()),
+            calls: CallOptions {
+                timeout: Duration::from_millis(config.call_timeout_ms),
+                observer: Some(Arc::new(metrics.clone())),
+                ..CallOptions::default()
+            },
+            metrics,
+            secure_cookies: config.secure_cookies,
+            http: reqwest::Client::new(),
+            nats_monitor_url: config.nats_monitor_url.clone().filter(|u| !u.is_empty()),
+            login_throttle: Arc::new(Throttle::new(
+                config.max_failed_logins_per_address,
+                Duration::from_secs(config.failed_login_window_secs),
+            )),
+        }
+    }
+
+    /// How to send `request` to `orders.buy`: sent again when no reply comes soon only
+    /// when it carries an idempotency key (without one, a second request would be a
+    /// second purchase).
+    pub fn buy_calls(&self, request: &bus_schema::orders::BuyRequest) -> CallOptions {
+        if request.idempotency_key.is_some() {
+            self.calls.idempotent()
+        } else {
+            self.calls.clone()
+        }
+    }
+
+    /// The services on the bus and the server's health.
+    pub async fn status(&self) -> crate::status::Status {
+        crate::status::collect(&self.nats, &self.http, self.nats_monitor_url.as_deref()).await
+    }
+}
+
+impl FromRef<AppState> for Client {
+    fn from_ref(state: &AppState) -> Self {
+        state.nats.clone()
+    }
+}
+
+impl FromRef<AppState> for CallOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.calls.clone()
+    }
+}
