@@ -12,10 +12,13 @@ use bus_schema::{
     ErrorCode,
     orders::{self, BuyRequest, PurchasedEvent, PurchasesRequest},
 };
+use common::read_lines;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use testkit::{NatsServer, Running};
+
+mod common;
 
 const SECRET: &str = "a test key that is long enough for HS256!";
 
@@ -186,14 +189,6 @@ async fn stream_ids(js: &jetstream::Context) -> Vec<String> {
     ids
 }
 
-fn read_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
-        .collect()
-}
-
 async fn read(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
     let text = response.text().await.expect("body");
@@ -219,19 +214,7 @@ fn buy_request(user: &str, article_id: Value) -> BuyRequest {
 
 /// Publishes an event as the orders service would, returning its stream sequence.
 async fn publish(js: &jetstream::Context, event: &PurchasedEvent) -> u64 {
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", event.id.as_str());
-    let ack = js
-        .publish_with_headers(
-            orders::subject::purchased(&event.username),
-            headers,
-            serde_json::to_vec(event).expect("json").into(),
-        )
-        .await
-        .expect("published")
-        .await
-        .expect("stored");
-    ack.sequence
+    common::publish(js, event, &event.id).await
 }
 
 fn event(user: &str, article: u32) -> PurchasedEvent {

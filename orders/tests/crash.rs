@@ -22,6 +22,8 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use testkit::NatsServer;
 
+mod common;
+
 /// The orders binary, started and killed like a crash would.
 struct OrdersProcess {
     child: Option<Child>,
@@ -133,11 +135,7 @@ async fn setup() -> Setup {
 
 impl Setup {
     fn lines(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.path().join("purchases.json"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("each line is JSON"))
-            .collect()
+        common::read_lines(&self.dir.path().join("purchases.json"))
     }
 
     async fn history(&self, user: &str) -> Vec<String> {
@@ -182,17 +180,7 @@ async fn publish_as_orders(js: &jetstream::Context, user: &str, key: &str, artic
 }
 
 async fn publish_with_msg_id(js: &jetstream::Context, event: &PurchasedEvent, msg_id: &str) {
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", msg_id);
-    js.publish_with_headers(
-        orders::subject::purchased(&event.username),
-        headers,
-        serde_json::to_vec(event).expect("json").into(),
-    )
-    .await
-    .expect("published")
-    .await
-    .expect("stored");
+    common::publish(js, event, msg_id).await;
 }
 
 /// Counts the lines of each id; panics on an id written twice.
@@ -432,11 +420,7 @@ async fn two_instances_charge_a_key_once_and_each_writes_every_purchase() {
         let path = dir.path().join("purchases.json");
         let mut lines = Vec::new();
         for _ in 0..200 {
-            lines = std::fs::read_to_string(&path)
-                .unwrap_or_default()
-                .lines()
-                .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
-                .collect();
+            lines = common::read_lines(&path);
             if lines.len() >= 20 {
                 break;
             }

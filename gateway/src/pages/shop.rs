@@ -68,14 +68,11 @@ pub async fn home(
     session: Session,
 ) -> Result<Response, PageError> {
     let user = session.username;
-    let reply = orders::articles_with(
-        &state.nats,
-        &orders::ArticlesRequest {},
-        &state.calls.idempotent(),
-    )
-    .await
-    .map_err(|err| state.failed(err, Some(&user)))?;
-    let articles: Vec<ArticleView> = reply.articles.iter().map(ArticleView::from).collect();
+    let articles: Vec<ArticleView> = catalogue(&state, &user)
+        .await?
+        .iter()
+        .map(ArticleView::from)
+        .collect();
     Ok(form_page(
         &state,
         &headers,
@@ -89,18 +86,23 @@ pub async fn home(
 async fn article(state: &AppState, id: &str, user: &str) -> Result<Article, PageError> {
     let not_found = || state.failed(ErrorReply::not_found("no such article"), Some(user));
     let id: u32 = id.parse().map_err(|_| not_found())?;
-    let reply = orders::articles_with(
+    catalogue(state, user)
+        .await?
+        .into_iter()
+        .find(|a| a.id == id)
+        .ok_or_else(not_found)
+}
+
+/// The articles on sale, or the error page.
+async fn catalogue(state: &AppState, user: &str) -> Result<Vec<Article>, PageError> {
+    orders::articles_with(
         &state.nats,
         &orders::ArticlesRequest {},
         &state.calls.idempotent(),
     )
     .await
-    .map_err(|err| state.failed(err, Some(user)))?;
-    reply
-        .articles
-        .into_iter()
-        .find(|a| a.id == id)
-        .ok_or_else(not_found)
+    .map(|reply| reply.articles)
+    .map_err(|err| state.failed(err, Some(user)))
 }
 
 pub async fn confirm(

@@ -50,27 +50,27 @@ impl Index {
         if !self.seen.insert(id) {
             return false;
         }
-        let article = match self.articles.get(&line.article) {
+        let article = match self.articles.get(&line.event.article) {
             Some(shared) => Arc::clone(shared),
             None => {
-                let shared = Arc::new(line.article.clone());
+                let shared = Arc::new(line.event.article.clone());
                 self.articles.insert(Arc::clone(&shared));
                 shared
             }
         };
         let history = self
             .by_user
-            .entry(line.username.as_str().into())
+            .entry(line.event.username.as_str().into())
             .or_default();
-        if let Some(key) = &line.idempotency_key {
+        if let Some(key) = &line.event.idempotency_key {
             self.keys
-                .entry((line.username.as_str().into(), key.as_str().into()))
+                .entry((line.event.username.as_str().into(), key.as_str().into()))
                 .or_insert(history.len());
         }
         history.push(Item {
             id,
             article,
-            purchased_at: line.purchased_at.as_str().into(),
+            purchased_at: line.event.purchased_at.as_str().into(),
         });
         true
     }

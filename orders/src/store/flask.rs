@@ -7,6 +7,7 @@
 //! `purchases.json.flask-backup`, the backup kept for good. Event ids are derived from
 //! the file, so events published before a crash are recognised and not recorded twice.
 
+use super::sibling;
 use std::{
     collections::BTreeMap,
     fs::File,
@@ -25,12 +26,6 @@ use crate::{domain::catalog::Catalog, service::Orders};
 
 /// The original's format: each user's article names, oldest first.
 type FlaskPurchases = BTreeMap<String, Vec<String>>;
-
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
 
 /// Where a conversion in progress keeps the original file.
 pub fn converting_path(path: &Path) -> PathBuf {

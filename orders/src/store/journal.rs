@@ -4,41 +4,32 @@
 //! One process owns this file: several orders instances must each keep their own (the
 //! consumer is shared, so each line lands in exactly one of them) or run one writer.
 
+use super::sibling;
 use std::{
     fs::{File, OpenOptions},
     io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
 };
 
-use bus_schema::orders::{Article, PurchasedEvent};
+use bus_schema::orders::PurchasedEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::index::Index;
 
-/// One line of the file: the event and where it sits in the `ORDERS` stream.
+/// One line of the file: the event, and where it sits in the `ORDERS` stream beside
+/// its fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
-    pub id: String,
-    pub username: String,
-    pub article: Article,
-    pub purchased_at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idempotency_key: Option<String>,
+    #[serde(flatten)]
+    pub event: PurchasedEvent,
     /// The stream sequence of the event.
     pub seq: u64,
 }
 
 impl Line {
     pub fn new(event: PurchasedEvent, seq: u64) -> Self {
-        Self {
-            id: event.id,
-            username: event.username,
-            article: event.article,
-            purchased_at: event.purchased_at,
-            idempotency_key: event.idempotency_key,
-            seq,
-        }
+        Self { event, seq }
     }
 
     /// The line as written: JSON and a newline.
@@ -211,13 +202,6 @@ impl Journal {
     }
 }
 
-/// `<path><suffix>`
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
 /// Where lines taken out of `path` are kept.
 pub fn damaged_path(path: &Path) -> PathBuf {
     sibling(path, ".damaged")
@@ -272,27 +256,30 @@ fn parse(raw: &[u8]) -> Result<Option<(Uuid, Line)>, String> {
         return Ok(None);
     }
     let line: Line = serde_json::from_slice(raw).map_err(|err| err.to_string())?;
-    let id = Uuid::parse_str(&line.id).map_err(|err| format!("bad event id: {err}"))?;
+    let id = Uuid::parse_str(&line.event.id).map_err(|err| format!("bad event id: {err}"))?;
     Ok(Some((id, line)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bus_schema::orders::Article;
 
     fn line(n: u64) -> Line {
-        Line {
-            id: Uuid::now_v7().to_string(),
-            username: "victor".into(),
-            article: Article {
-                id: 1,
-                name: "Article 1".into(),
-                price: 1000,
+        Line::new(
+            PurchasedEvent {
+                id: Uuid::now_v7().to_string(),
+                username: "victor".into(),
+                article: Article {
+                    id: 1,
+                    name: "Article 1".into(),
+                    price: 1000,
+                },
+                purchased_at: "2026-11-23T10:00:00Z".into(),
+                idempotency_key: None,
             },
-            purchased_at: "2026-11-23T10:00:00Z".into(),
-            idempotency_key: None,
-            seq: n,
-        }
+            n,
+        )
     }
 
     fn bytes(lines: &[Line]) -> Vec<u8> {
@@ -322,9 +309,12 @@ mod tests {
             .iter()
             .map(|i| i.id.to_string())
             .collect();
-        assert_eq!(ids, lines.iter().map(|l| l.id.clone()).collect::<Vec<_>>());
+        assert_eq!(
+            ids,
+            lines.iter().map(|l| l.event.id.clone()).collect::<Vec<_>>()
+        );
         assert_eq!(positions.seqs, [1, 2, 3]);
-        let last = Uuid::parse_str(&lines[2].id).expect("uuid");
+        let last = Uuid::parse_str(&lines[2].event.id).expect("uuid");
         assert_eq!(positions.tail, Some((3, last)));
         assert_eq!(positions.first_gap(1), None);
     }
@@ -401,5 +391,47 @@ mod tests {
         let kept = std::fs::read_to_string(damaged_path(&path)).expect("kept");
         assert_eq!(kept.lines().count(), 2);
         assert!(kept.ends_with("{garbage}\n"), "{kept}");
+    }
+}
+
+#[cfg(test)]
+mod load_time {
+    use super::*;
+    use bus_schema::orders::Article;
+
+    /// `cargo test --release -p orders --lib load_time -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn a_million_lines_load() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("purchases.json");
+        let mut bytes = Vec::new();
+        for n in 0..1_000_000u64 {
+            Line::new(
+                PurchasedEvent {
+                    id: Uuid::now_v7().to_string(),
+                    username: format!("user{}", n % 1000),
+                    article: Article {
+                        id: 1,
+                        name: "Article 1".into(),
+                        price: 1000,
+                    },
+                    purchased_at: "2026-11-23T10:00:00.123456789Z".into(),
+                    idempotency_key: None,
+                },
+                n + 1,
+            )
+            .encode_into(&mut bytes);
+        }
+        std::fs::write(&path, &bytes).expect("write");
+        let started = std::time::Instant::now();
+        let mut index = Index::default();
+        Journal::open(&path, &mut index).expect("open");
+        eprintln!(
+            "{} lines, {} MB: {:?}",
+            index.len(),
+            bytes.len() / 1_000_000,
+            started.elapsed()
+        );
     }
 }
