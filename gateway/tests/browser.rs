@@ -4,7 +4,8 @@
 //! `target/tmp/screenshots/` for people to look at.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`make deps` installs them). Without
-//! them the test fails, unless `SKIP_BROWSER=1` says to skip it on purpose.
+//! them the test fails, unless `SKIP_BROWSER=1` at build time marks it ignored on
+//! purpose (see `build.rs`).
 
 mod common;
 
@@ -123,11 +124,11 @@ async fn body_text(browser: &Client) -> String {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    skip_browser,
+    ignore = "SKIP_BROWSER=1 skips the browser test on purpose"
+)]
 async fn a_person_registers_logs_in_buys_and_logs_out_in_a_real_browser() {
-    if std::env::var("SKIP_BROWSER").as_deref() == Ok("1") {
-        eprintln!("SKIP_BROWSER=1: the browser test is skipped on purpose");
-        return;
-    }
     let shop = Shop::start().await;
     let driver = start_driver();
     let profile = tempfile::tempdir().expect("profile dir");

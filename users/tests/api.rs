@@ -604,14 +604,24 @@ async fn concurrent_creations_of_one_name_yield_exactly_one_success() {
 async fn a_call_to_a_stopped_service_is_unavailable_at_once() {
     let mut app = TestApp::spawn().await;
     app.stop().await;
-    let err = users::get(
+    // A timeout far beyond the test's own: only "nobody is there" can end this call.
+    let patient = bus_schema::CallOptions {
+        timeout: std::time::Duration::from_secs(600),
+        ..bus_schema::CallOptions::default()
+    };
+    let err = users::get_with(
         &app.nats,
         &GetRequest {
             username: "victor".into(),
         },
+        &patient,
     )
     .await
     .expect_err("down");
+    assert!(
+        matches!(&err, CallError::Unavailable { service: "users", reason } if reason == "no instance is running"),
+        "{err:?}"
+    );
     assert_eq!(err.code(), ErrorCode::Unavailable);
     assert!(
         err.to_string().contains("users service is unavailable"),
