@@ -606,7 +606,7 @@ async fn a_call_to_a_stopped_service_is_unavailable_at_once() {
     app.stop().await;
     // A timeout far beyond the test's own: only "nobody is there" can end this call.
     let patient = bus_schema::CallOptions {
-        timeout: std::time::Duration::from_secs(600),
+        timeout: Duration::from_secs(600),
         ..bus_schema::CallOptions::default()
     };
     let err = users::get_with(
