@@ -9,7 +9,9 @@
 //! println!("{}", nats.url());
 //! ```
 //!
-//! [`Running`] runs a built service in the test's runtime until it is stopped.
+//! [`Running`] runs a built service in the test's runtime until it is stopped;
+//! [`StubAuth`] answers `auth.verify` for tests of a service that checks tokens, so
+//! that they need not start users and auth.
 
 use std::{
     io::ErrorKind,
@@ -313,6 +315,87 @@ pub async fn micro_endpoints(nats: &async_nats::Client, name: &str) -> Vec<Strin
         .collect();
     subjects.sort_unstable();
     subjects
+}
+
+/// Waits until micro service `name` answers `$SRV.PING.<name>` on `nats`: a service
+/// whose endpoints were subscribed on its own connection may not be known to the server
+/// yet when a request comes in on another.
+///
+/// # Panics
+/// When it does not answer within 10 s.
+pub async fn answering(nats: &async_nats::Client, name: &str) {
+    let subject = bus_schema::discovery::ping(Some(name));
+    for _ in 0..200 {
+        if nats.request(subject.clone(), "".into()).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("testkit: {name} does not answer {subject} after 10 s");
+}
+
+/// A stand-in for the auth service's `auth.verify`: the token `token-<name>` belongs to
+/// `<name>` (as `auth.verify` answers it: normalised), anything else is refused with
+/// 401 and the reason `token_invalid`, as auth refuses it. Stops when dropped.
+#[derive(Debug)]
+pub struct StubAuth {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StubAuth {
+    /// The token the stub accepts for `username`.
+    pub fn token(username: &str) -> String {
+        format!("token-{username}")
+    }
+
+    /// Answers `auth.verify` on `nats` from now on.
+    ///
+    /// # Panics
+    /// When it cannot subscribe.
+    pub async fn start(nats: &async_nats::Client) -> Self {
+        use futures_util::StreamExt;
+        let mut requests = nats
+            .queue_subscribe(bus_schema::auth::subject::VERIFY, "auth".to_owned())
+            .await
+            .expect("testkit: subscribe to auth.verify");
+        nats.flush().await.expect("testkit: flush");
+        let nats = nats.clone();
+        let task = tokio::spawn(async move {
+            while let Some(request) = requests.next().await {
+                let Some(reply) = request.reply else { continue };
+                let token = serde_json::from_slice::<serde_json::Value>(&request.payload)
+                    .ok()
+                    .and_then(|body| body["token"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let user = token
+                    .strip_prefix("token-")
+                    .and_then(|name| bus_schema::users::Username::parse(name).ok());
+                let _ = match user {
+                    Some(user) => {
+                        let body = serde_json::json!({ "username": user.as_str(), "valid": true });
+                        nats.publish(reply, body.to_string().into()).await
+                    }
+                    None => {
+                        let mut headers = async_nats::HeaderMap::new();
+                        headers.insert(async_nats::service::NATS_SERVICE_ERROR_CODE, "401");
+                        headers.insert(
+                            async_nats::service::NATS_SERVICE_ERROR,
+                            "the token is invalid",
+                        );
+                        headers.insert(bus_schema::error::REASON_HEADER, "token_invalid");
+                        nats.publish_with_headers(reply, headers, "".into()).await
+                    }
+                };
+            }
+        });
+        Self { task }
+    }
+}
+
+impl Drop for StubAuth {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 #[cfg(test)]

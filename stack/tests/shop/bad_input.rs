@@ -3,10 +3,8 @@
 //! letters, path tricks and SQL fragments. Each gets a 4xx with a message (never a 500
 //! or a panic), and nothing is written.
 
-mod common;
-
+use crate::helpers::Shop;
 use async_nats::service::NATS_SERVICE_ERROR_CODE;
-use common::Shop;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

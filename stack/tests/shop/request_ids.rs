@@ -3,11 +3,9 @@
 //! (gateway -> auth -> users, gateway -> auth and orders), where each service keeps it
 //! on its log lines.
 
-mod common;
-
 use std::{collections::BTreeSet, time::Duration};
 
-use common::Shop;
+use crate::helpers::Shop;
 use futures_util::StreamExt;
 use serde_json::json;
 

@@ -1,9 +1,11 @@
 //! The whole shop in the test process: a real nats-server, users, auth, orders and the
-//! gateway, each on its own port, with a temp data directory.
-
-#![allow(dead_code)] // each test binary uses part of this
+//! gateway, each on its own port, with a temp data directory; and the helpers of a
+//! browser-like client.
 
 use std::path::Path;
+
+use reqwest::{StatusCode, header};
+use serde_json::Value;
 
 use tempfile::TempDir;
 use testkit::{NatsServer, Running};
@@ -57,6 +59,9 @@ impl Shop {
                 .expect("gateway builds"),
         );
         let nats = async_nats::connect(server.url()).await.expect("connect");
+        for service in ["users", "auth", "orders"] {
+            testkit::answering(&nats, service).await;
+        }
         Self {
             gateway,
             orders,
@@ -90,4 +95,41 @@ impl Shop {
             .map(|t| t.lines().count())
             .unwrap_or(0)
     }
+}
+
+/// A browser-like client: keeps cookies, does not follow redirects (so they are seen).
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The CSRF token in a page's forms.
+pub fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no CSRF field in {html}"))
+        + marker.len();
+    html[start..start + 64].to_owned()
+}
+
+pub fn location(response: &reqwest::Response) -> &str {
+    response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+pub async fn text(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    (status, response.text().await.expect("body"))
+}
+
+pub async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    (status, response.json().await.expect("json body"))
 }

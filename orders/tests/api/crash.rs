@@ -22,8 +22,6 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use testkit::NatsServer;
 
-mod common;
-
 /// The orders binary, started and killed like a crash would.
 struct OrdersProcess {
     child: Option<Child>,
@@ -135,7 +133,7 @@ async fn setup() -> Setup {
 
 impl Setup {
     fn lines(&self) -> Vec<Value> {
-        common::read_lines(&self.dir.path().join("purchases.json"))
+        crate::helpers::read_lines(&self.dir.path().join("purchases.json"))
     }
 
     async fn history(&self, user: &str) -> Vec<String> {
@@ -180,7 +178,7 @@ async fn publish_as_orders(js: &jetstream::Context, user: &str, key: &str, artic
 }
 
 async fn publish_with_msg_id(js: &jetstream::Context, event: &PurchasedEvent, msg_id: &str) {
-    common::publish(js, event, msg_id).await;
+    crate::helpers::publish_with_id(js, event, msg_id).await;
 }
 
 /// Counts the lines of each id; panics on an id written twice.
@@ -420,7 +418,7 @@ async fn two_instances_charge_a_key_once_and_each_writes_every_purchase() {
         let path = dir.path().join("purchases.json");
         let mut lines = Vec::new();
         for _ in 0..200 {
-            lines = common::read_lines(&path);
+            lines = crate::helpers::read_lines(&path);
             if lines.len() >= 20 {
                 break;
             }

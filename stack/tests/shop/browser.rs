@@ -7,8 +7,6 @@
 //! them the test fails, unless `SKIP_BROWSER=1` at build time marks it ignored on
 //! purpose (see `build.rs`).
 
-mod common;
-
 use std::{
     net::TcpListener,
     path::PathBuf,
@@ -16,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use common::Shop;
+use crate::helpers::Shop;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;

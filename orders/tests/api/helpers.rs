@@ -1,0 +1,232 @@
+//! The orders service in this process against a real nats-server with JetStream and a
+//! temp data directory; tokens are checked by a stub `auth.verify` (testkit), so users
+//! and auth are not started.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use async_nats::jetstream;
+use bus_schema::orders::{self, BuyRequest, PurchasedEvent};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tempfile::TempDir;
+use testkit::{NatsServer, Running, StubAuth};
+
+pub struct TestApp {
+    pub orders: Running,
+    _auth: StubAuth,
+    pub http: reqwest::Client,
+    pub nats: async_nats::Client,
+    pub js: jetstream::Context,
+    pub dir: TempDir,
+    pub server: NatsServer,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_prepared(|_| {}).await
+    }
+
+    /// Starts everything after `prepare` has put files in the data directory.
+    pub async fn spawn_prepared(prepare: impl FnOnce(&Path)) -> Self {
+        let server = NatsServer::start();
+        let dir = tempfile::tempdir().expect("temp dir");
+        prepare(dir.path());
+        let nats = async_nats::connect(server.url()).await.expect("connect");
+        let auth = StubAuth::start(&nats).await;
+        let orders = Running::spawn(
+            ::orders::build(::orders::Config::for_tests(server.url(), dir.path()))
+                .await
+                .expect("orders builds"),
+        );
+        testkit::answering(&nats, "orders").await;
+        Self {
+            orders,
+            _auth: auth,
+            http: reqwest::Client::new(),
+            js: jetstream::new(nats.clone()),
+            nats,
+            dir,
+            server,
+        }
+    }
+
+    pub fn purchases_file(&self) -> PathBuf {
+        self.dir.path().join("purchases.json")
+    }
+
+    /// The lines of purchases.json, parsed.
+    pub fn lines(&self) -> Vec<Value> {
+        read_lines(&self.purchases_file())
+    }
+
+    pub async fn restart_orders(&mut self) {
+        self.orders.stop().await;
+        self.orders = Running::spawn(
+            ::orders::build(::orders::Config::for_tests(
+                self.server.url(),
+                self.dir.path(),
+            ))
+            .await
+            .expect("orders rebuilds"),
+        );
+        testkit::answering(&self.nats, "orders").await;
+    }
+
+    /// A token the stub auth accepts for `username`.
+    pub fn token(&self, username: &str) -> String {
+        StubAuth::token(username)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.http.get(self.orders.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.expect("sent")).await
+    }
+
+    pub async fn buy(
+        &self,
+        user: &str,
+        token: &str,
+        body: Value,
+        key: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .post(self.orders.url(&format!("/orders/{user}/buy")))
+            .bearer_auth(token)
+            .json(&body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        read(request.send().await.expect("sent")).await
+    }
+
+    /// Stops orders as Ctrl-C would; events published next wait in the stream.
+    pub async fn stop_orders(&mut self) {
+        self.orders.stop().await;
+    }
+
+    /// Waits until orders, auth and this test's client are connected to the server again.
+    pub async fn reconnected(&self, token: &str) {
+        let verify = bus_schema::auth::VerifyRequest {
+            token: token.into(),
+        };
+        for _ in 0..200 {
+            let (_, body) = self.get("/readyz", None).await;
+            if body["nats"] == true && bus_schema::auth::verify(&self.nats, &verify).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("orders, auth or the test's client did not reconnect within 10 s");
+    }
+
+    /// Waits until every purchase event the stream holds has its line in the file.
+    pub async fn settled(&self) {
+        let mut missing = Vec::new();
+        for _ in 0..200 {
+            let written: std::collections::HashSet<String> = self
+                .lines()
+                .iter()
+                .filter_map(|l| l["id"].as_str().map(str::to_owned))
+                .collect();
+            missing = stream_ids(&self.js)
+                .await
+                .into_iter()
+                .filter(|id| !written.contains(id))
+                .collect();
+            if missing.is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("events of the stream still not in the file after 10 s: {missing:?}");
+    }
+}
+
+/// The ids of the purchase events in the `ORDERS` stream, in stream order.
+pub async fn stream_ids(js: &jetstream::Context) -> Vec<String> {
+    let stream = js.get_stream(orders::STREAM).await.expect("stream");
+    let state = stream.get_info().await.expect("info").state;
+    let mut ids = Vec::new();
+    for seq in state.first_sequence.max(1)..=state.last_sequence {
+        if let Ok(message) = stream.get_raw_message(seq).await {
+            let event: Value = serde_json::from_slice(&message.payload).expect("an event");
+            ids.push(event["id"].as_str().expect("an id").to_owned());
+        }
+    }
+    ids
+}
+
+pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+pub fn error_of(body: &Value) -> &str {
+    body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error in {body}"))
+}
+
+pub fn buy_request(user: &str, article_id: Value) -> BuyRequest {
+    BuyRequest {
+        username: user.into(),
+        article_id,
+        idempotency_key: None,
+    }
+}
+
+/// Publishes an event as the orders service would, returning its stream sequence.
+pub async fn publish(js: &jetstream::Context, event: &PurchasedEvent) -> u64 {
+    publish_with_id(js, event, &event.id).await
+}
+
+pub fn event(user: &str, article: u32) -> PurchasedEvent {
+    PurchasedEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        username: user.into(),
+        article: orders::Article {
+            id: article,
+            name: format!("Article {article}"),
+            price: article * 1000,
+        },
+        purchased_at: "2026-11-23T12:00:00Z".into(),
+        idempotency_key: None,
+    }
+}
+
+/// Stores `event` in the `ORDERS` stream as an orders instance would (with `msg_id` as
+/// its `Nats-Msg-Id`), returning its stream sequence.
+pub async fn publish_with_id(js: &jetstream::Context, event: &PurchasedEvent, msg_id: &str) -> u64 {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", msg_id);
+    js.publish_with_headers(
+        orders::subject::purchased(&event.username),
+        headers,
+        serde_json::to_vec(event).expect("json").into(),
+    )
+    .await
+    .expect("published")
+    .await
+    .expect("stored")
+    .sequence
+}
+
+/// The lines of a purchases file, parsed; none when it does not exist.
+pub fn read_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect()
+}

@@ -1,0 +1,398 @@
+//! The pages with a cookie jar: a person's whole visit, CSRF, sessions, 404 pages and
+//! the per-address login throttle.
+
+use reqwest::{StatusCode, header};
+use serde_json::json;
+
+use crate::helpers::{SECRET, Shop, browser, csrf_of, json_of, location, text};
+
+#[tokio::test]
+async fn a_person_registers_logs_in_buys_sees_purchases_and_logs_out() {
+    let shop = Shop::start().await;
+    let http = browser();
+
+    let (status, html) = text(http.get(shop.url("/register")).send().await.expect("sent")).await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = csrf_of(&html);
+
+    // A mismatch keeps the typed name.
+    let (status, html) = text(
+        http.post(shop.url("/register"))
+            .form(&[
+                ("username", "Alice"),
+                ("password", "wonderland"),
+                ("confirm", "wonderlanD"),
+                ("csrf", &csrf),
+            ])
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("ne correspondent pas"));
+    assert!(html.contains("value=\"Alice\""));
+    // A broken rule is said in French.
+    let (status, html) = text(
+        http.post(shop.url("/register"))
+            .form(&[
+                ("username", "alice"),
+                ("password", "short"),
+                ("confirm", "short"),
+                ("csrf", &csrf),
+            ])
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("au moins 8 caractères"), "{html}");
+
+    let response = http
+        .post(shop.url("/register"))
+        .form(&[
+            ("username", "Alice"),
+            ("password", "wonderland"),
+            ("confirm", "wonderland"),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/?registered=alice");
+    let (_, html) = text(
+        http.get(shop.url("/?registered=alice"))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert!(html.contains("Compte « alice » créé"));
+
+    // A taken name.
+    let (status, html) = text(
+        http.post(shop.url("/register"))
+            .form(&[
+                ("username", "alice"),
+                ("password", "wonderland"),
+                ("confirm", "wonderland"),
+                ("csrf", &csrf),
+            ])
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(html.contains("déjà pris"));
+
+    // A wrong password shows the form again.
+    let (status, html) = text(
+        http.post(shop.url("/"))
+            .form(&[("username", "alice"), ("password", "nope"), ("csrf", &csrf)])
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(html.contains("mot de passe incorrect"));
+
+    let response = http
+        .post(shop.url("/"))
+        .form(&[
+            ("username", "Alice"),
+            ("password", "wonderland"),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/home");
+    let session = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("shop_session="))
+        .expect("session cookie")
+        .to_owned();
+    assert!(
+        session.contains("HttpOnly")
+            && session.contains("SameSite=Strict")
+            && session.contains("Path=/")
+    );
+    assert!(session.contains("Max-Age=1800"), "{session}");
+
+    let (status, html) = text(http.get(shop.url("/purchases")).send().await.expect("sent")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("rien acheté"));
+
+    let (status, html) = text(http.get(shop.url("/home")).send().await.expect("sent")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Bonjour alice"));
+    assert!(html.contains("10,00\u{a0}€") && html.contains("30,00\u{a0}€"));
+    assert!(html.contains("action=\"/buy/2\""));
+
+    let (status, html) = text(http.get(shop.url("/buy/2")).send().await.expect("sent")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Confirmer l'achat"));
+    assert_eq!(shop.purchase_lines(), 0, "a GET records nothing");
+    let csrf = csrf_of(&html);
+    for article in ["2", "1"] {
+        let (status, html) = text(
+            http.post(shop.url(&format!("/buy/{article}")))
+                .form(&[("csrf", csrf.as_str()), ("key", &format!("form-{article}"))])
+                .send()
+                .await
+                .expect("sent"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.contains(&format!(
+                "Bravo alice, achat enregistré pour Article {article} !"
+            )),
+            "{html}"
+        );
+    }
+    // The same rendered form sent twice is one purchase.
+    http.post(shop.url("/buy/1"))
+        .form(&[("csrf", csrf.as_str()), ("key", "form-1")])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(shop.purchase_lines(), 2);
+
+    let (status, html) = text(http.get(shop.url("/purchases")).send().await.expect("sent")).await;
+    assert_eq!(status, StatusCode::OK);
+    let newest = html.find("Article 1").expect("article 1 listed");
+    let oldest = html.find("Article 2").expect("article 2 listed");
+    assert!(newest < oldest, "newest first");
+    assert!(html.contains("30,00\u{a0}€"), "the total");
+
+    let response = http.get(shop.url("/logout")).send().await.expect("sent");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/");
+    let response = http.get(shop.url("/home")).send().await.expect("sent");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/");
+}
+
+#[tokio::test]
+async fn posts_without_the_csrf_token_are_refused() {
+    let shop = Shop::start().await;
+    let http = browser();
+    let (_, html) = text(http.get(shop.url("/")).send().await.expect("sent")).await;
+    let csrf = csrf_of(&html);
+    let other = "0".repeat(64);
+    for form in [
+        vec![("username", "victor"), ("password", "1234")],
+        vec![
+            ("username", "victor"),
+            ("password", "1234"),
+            ("csrf", other.as_str()),
+        ],
+    ] {
+        let response = http
+            .post(shop.url("/"))
+            .form(&form)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    }
+    let response = http
+        .post(shop.url("/register"))
+        .form(&[
+            ("username", "mallory"),
+            ("password", "password1"),
+            ("confirm", "password1"),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    // Logged in, a buy without the token records nothing.
+    http.post(shop.url("/"))
+        .form(&[
+            ("username", "victor"),
+            ("password", "1234"),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    let response = http
+        .post(shop.url("/buy/1"))
+        .form(&[("key", "x")])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    // Another browser (no CSRF cookie) replaying the token is refused too.
+    let token = shop.token("victor", "1234").await;
+    let response = reqwest::Client::new()
+        .post(shop.url("/buy/1"))
+        .header(header::COOKIE, format!("shop_session={token}"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(shop.purchase_lines(), 0);
+    let response = http
+        .get(shop.url("/users/verify"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn pages_behind_login_redirect_and_an_expired_session_says_so() {
+    let shop = Shop::start().await;
+    let http = browser();
+    for path in ["/home", "/purchases", "/buy/1"] {
+        let response = http.get(shop.url(path)).send().await.expect("sent");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(location(&response), "/");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let expired = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({ "sub": "victor", "iat": now - 7200, "nbf": now - 7200, "exp": now - 3600, "jti": "x", "iss": "shop-auth" }),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("token");
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(shop.url("/home"))
+        .header(header::COOKIE, format!("shop_session={expired}"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/?expired=1");
+    let cleared = response
+        .headers()
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        cleared.starts_with("shop_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    let (_, html) = text(
+        http.get(shop.url("/?expired=1"))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert!(html.contains("session a expiré"));
+}
+
+#[tokio::test]
+async fn an_unknown_article_is_a_404_page() {
+    let shop = Shop::start().await;
+    let http = browser();
+    let (_, html) = text(http.get(shop.url("/")).send().await.expect("sent")).await;
+    let csrf = csrf_of(&html);
+    http.post(shop.url("/"))
+        .form(&[
+            ("username", "victor"),
+            ("password", "1234"),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    for path in ["/buy/99", "/buy/abc"] {
+        let (status, html) = text(http.get(shop.url(path)).send().await.expect("sent")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(html.contains("Page introuvable"));
+    }
+    let (status, _) = text(
+        http.post(shop.url("/buy/99"))
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(shop.purchase_lines(), 0);
+}
+
+#[tokio::test]
+async fn an_address_with_too_many_failed_logins_gets_429_on_the_api_and_the_form() {
+    let shop = Shop::start_with(|c| c.max_failed_logins_per_address = 3).await;
+    let http = browser();
+    // Successes never count: log in fine several times first.
+    for _ in 0..4 {
+        let response = http
+            .post(shop.url("/api/login"))
+            .json(&json!({ "username": "victor", "password": "1234" }))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // Three failures on three accounts (each account stays under its own limit).
+    for name in ["kilian", "baptiste", "nobody"] {
+        let response = http
+            .post(shop.url("/api/login"))
+            .json(&json!({ "username": name, "password": "wrong" }))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let response = http
+        .post(shop.url("/api/login"))
+        .json(&json!({ "username": "victor", "password": "1234" }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!(retry > 0 && retry <= 300);
+    let (_, body) = json_of(response).await;
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("your address"))
+    );
+
+    let (_, html) = text(http.get(shop.url("/")).send().await.expect("sent")).await;
+    let csrf = csrf_of(&html);
+    let response = http
+        .post(shop.url("/"))
+        .form(&[
+            ("username", "victor"),
+            ("password", "1234"),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+    let (_, html) = text(response).await;
+    assert!(html.contains("Trop de tentatives"));
+}

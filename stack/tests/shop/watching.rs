@@ -1,0 +1,138 @@
+//! Watching the system: the status page and the live activity feed.
+
+use std::time::Duration;
+
+use reqwest::{StatusCode, header};
+use serde_json::json;
+
+use crate::helpers::{Shop, json_of, text};
+
+#[tokio::test]
+async fn the_status_lists_every_service_with_its_endpoints() {
+    let shop = Shop::start_with(|c| {
+        c.nats_monitor_url = None;
+    })
+    .await;
+    let http = reqwest::Client::new();
+    // Some traffic, so that counters move.
+    http.post(shop.url("/api/login"))
+        .json(&json!({ "username": "victor", "password": "1234" }))
+        .send()
+        .await
+        .expect("sent");
+    let (status, body) = json_of(
+        http.get(shop.url("/api/status"))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let services = body["services"].as_array().expect("services");
+    let mut names: Vec<&str> = services.iter().filter_map(|s| s["name"].as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["auth", "orders", "users"]);
+    let endpoints = |name: &str| -> Vec<String> {
+        let service = services
+            .iter()
+            .find(|s| s["name"] == name)
+            .expect("service");
+        assert!(service["id"].as_str().is_some_and(|id| !id.is_empty()));
+        assert_eq!(service["version"], env!("CARGO_PKG_VERSION"));
+        let mut subjects: Vec<String> = service["endpoints"]
+            .as_array()
+            .expect("endpoints")
+            .iter()
+            .filter_map(|e| e["subject"].as_str().map(str::to_owned))
+            .collect();
+        subjects.sort_unstable();
+        subjects
+    };
+    assert_eq!(endpoints("auth"), ["auth.login", "auth.verify"]);
+    assert_eq!(
+        endpoints("users"),
+        ["users.create", "users.get", "users.verify"]
+    );
+    assert_eq!(
+        endpoints("orders"),
+        ["orders.articles", "orders.buy", "orders.purchases"]
+    );
+    let auth = services.iter().find(|s| s["name"] == "auth").expect("auth");
+    let login = auth["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .find(|e| e["subject"] == "auth.login")
+        .expect("login");
+    assert!(
+        login["requests"].as_u64().is_some_and(|n| n >= 1),
+        "{login}"
+    );
+    assert!(
+        body["nats"]["error"].is_string(),
+        "no monitoring address in this test"
+    );
+
+    let (status, html) = text(http.get(shop.url("/status")).send().await.expect("sent")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("orders.buy") && html.contains("http-equiv=\"refresh\""));
+}
+
+/// Reads SSE chunks until one contains all of `needles`.
+async fn wait_for_event(response: &mut reqwest::Response, needles: &[&str]) -> String {
+    let mut seen = String::new();
+    let read = async {
+        while let Some(chunk) = response.chunk().await.expect("stream") {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if let Some(event) = seen
+                .split("\n\n")
+                .find(|e| needles.iter().all(|n| e.contains(n)))
+            {
+                return event.to_owned();
+            }
+        }
+        panic!("the stream ended: {seen}");
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .unwrap_or_else(|_| panic!("no event with {needles:?} within 10 s"))
+}
+
+#[tokio::test]
+async fn the_activity_feed_delivers_purchases_made_after_connecting_with_names_masked() {
+    let shop = Shop::start().await;
+    let victor = shop.token("victor", "1234").await;
+    let kilian = shop.token("kilian", "abcd").await;
+    let mut feed = reqwest::Client::new()
+        .get(shop.url("/activity/events"))
+        .header(header::COOKIE, format!("shop_session={victor}"))
+        .send()
+        .await
+        .expect("connected");
+    assert_eq!(feed.status(), StatusCode::OK);
+    assert!(
+        feed.headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("text/event-stream"))
+    );
+
+    let http = reqwest::Client::new();
+    for (token, article) in [(&victor, 2), (&kilian, 3)] {
+        let response = http
+            .post(shop.url("/api/buy"))
+            .bearer_auth(token)
+            .json(&json!({ "article_id": article }))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let own = wait_for_event(&mut feed, &["Article 2"]).await;
+    assert!(own.contains("\"user\":\"victor\""), "{own}");
+    let other = wait_for_event(&mut feed, &["Article 3"]).await;
+    assert!(
+        other.contains("\"user\":\"k•••\"") && !other.contains("kilian"),
+        "{other}"
+    );
+}
