@@ -8,6 +8,8 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use bus_schema::{CallError, ErrorCode, auth};
+use cookie::{Cookie, SameSite};
+use subtle::ConstantTimeEq;
 
 use crate::{state::AppState, views::with_cookies};
 
@@ -22,21 +24,23 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find_map(|(key, value)| (key == name).then_some(value))
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .and_then(|c| c.value_raw())
 }
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Strict, Path=/, and Secure when asked.
 pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -> String {
-    let mut cookie = format!("{name}={value}; HttpOnly; SameSite=Strict; Path=/");
-    if let Some(age) = max_age {
-        cookie.push_str(&format!("; Max-Age={age}"));
+    let mut cookie = Cookie::build((name, value))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .secure(secure);
+    if let Some(age) = max_age.and_then(|age| i64::try_from(age).ok()) {
+        cookie = cookie.max_age(time::Duration::seconds(age));
     }
-    if secure {
-        cookie.push_str("; Secure");
-    }
-    cookie
+    cookie.build().to_string()
 }
 
 /// A `Set-Cookie` value that removes cookie `name`.
@@ -46,9 +50,7 @@ pub fn clear_cookie(name: &str, secure: bool) -> String {
 
 /// 32 random bytes in hex.
 pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("BUG: the OS has no randomness");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    service_kit::random::hex(32)
 }
 
 /// The CSRF token to put in the forms of a page, and the cookie to set when the browser
@@ -78,7 +80,8 @@ impl Csrf {
     /// Whether a form's `csrf` field repeats the browser's CSRF cookie.
     pub fn check(headers: &HeaderMap, submitted: &str) -> bool {
         match cookie(headers, CSRF_COOKIE).filter(|t| is_token(t)) {
-            Some(expected) => constant_time_eq(expected.as_bytes(), submitted.as_bytes()),
+            // Compared in constant time, so that the time taken tells nothing of the token.
+            Some(expected) => expected.as_bytes().ct_eq(submitted.as_bytes()).into(),
             None => false,
         }
     }
@@ -86,10 +89,6 @@ impl Csrf {
 
 fn is_token(value: &str) -> bool {
     value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The person logged in, from the session cookie, checked with `auth.verify`.
@@ -162,10 +161,14 @@ mod tests {
 
     #[test]
     fn session_cookies_are_http_only_strict_and_secure_when_asked() {
-        assert_eq!(
-            set_cookie(SESSION_COOKIE, "t", Some(1800), true),
-            "shop_session=t; HttpOnly; SameSite=Strict; Path=/; Max-Age=1800; Secure"
-        );
+        let cookie = set_cookie(SESSION_COOKIE, "t", Some(1800), true);
+        let parsed = Cookie::parse(cookie.as_str()).expect("a cookie");
+        assert_eq!((parsed.name(), parsed.value()), (SESSION_COOKIE, "t"));
+        assert_eq!(parsed.http_only(), Some(true));
+        assert_eq!(parsed.same_site(), Some(SameSite::Strict));
+        assert_eq!(parsed.path(), Some("/"));
+        assert_eq!(parsed.max_age(), Some(time::Duration::seconds(1800)));
+        assert_eq!(parsed.secure(), Some(true));
         assert!(!set_cookie(SESSION_COOKIE, "t", None, false).contains("Secure"));
     }
 

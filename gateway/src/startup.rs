@@ -6,9 +6,8 @@ use std::time::Duration;
 use async_nats::Client;
 use axum::{
     Json, Router,
-    extract::{Request, State},
+    extract::State,
     http::{HeaderValue, StatusCode, header},
-    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -18,6 +17,7 @@ use service_kit::{
     http::metrics_response,
     runtime::{self, Doors, StartError, Workers},
 };
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{Config, api, pages, state::AppState};
 
@@ -46,27 +46,32 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::router())
         .route("/healthz", get(service_kit::http::healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .layer(middleware::from_fn(security_headers));
+        .route("/metrics", get(metrics_text));
+    let routes = security_headers(routes);
     service_kit::http::harden(routes, state.metrics.clone()).with_state(state)
 }
 
-/// Pages may load nothing but our own stylesheet, run no script, and not be framed.
-async fn security_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    for (name, value) in [
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
+/// Pages may load nothing but our own stylesheet and script (the activity feed's), send
+/// forms only here, and not be framed.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+     base-uri 'none'";
+
+/// The headers every response of the gateway carries.
+fn security_headers<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
+    [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "same-origin"),
         (header::X_FRAME_OPTIONS, "DENY"),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    response
+    ]
+    .into_iter()
+    .fold(routes, |routes, (name, value)| {
+        routes.layer(SetResponseHeaderLayer::overriding(
+            name,
+            HeaderValue::from_static(value),
+        ))
+    })
 }
 
 /// Ready when the bus is connected and every service answers `$SRV.PING`.

@@ -55,6 +55,11 @@ pub struct Endpoint {
     pub average_ms: f64,
 }
 
+// The replies of `$SRV.PING/INFO/STATS`, read leniently on purpose: async-nats's own
+// `service::{PingResponse, Info, Stats}` require fields (`queue_group`, `started`,
+// `description`) that micro services of other clients or older versions may leave out,
+// and one such instance would then vanish from the status page.
+
 #[derive(Deserialize)]
 struct Ping {
     name: String,

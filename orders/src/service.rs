@@ -149,7 +149,7 @@ impl Orders {
             id: id.to_string(),
             username: username.as_str().to_owned(),
             article: (*article).clone(),
-            purchased_at: domain::now_rfc3339(),
+            purchased_at: service_kit::clock::now_rfc3339(),
             idempotency_key: key,
         };
         self.record(&event).await?;

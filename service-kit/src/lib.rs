@@ -8,12 +8,15 @@
 //! - [`http`]: the HTTP doors' conventions: [`http::HttpError`] (the `{"error"}` body),
 //!   the JSON extractor, the Bearer-token [`http::Caller`], request metrics, fallbacks.
 //! - [`metrics`]: request counters and latency histograms in Prometheus text format.
+//! - [`clock`] and [`random`]: the time as the shop writes it, random hex tokens.
 //! - [`request_id`]: making and checking request ids.
 //! - [`secret_file`]: secrets made on first start, kept in private files.
 //! - [`throttle`]: failures counted per key in a sliding window (login throttling).
 
+pub mod clock;
 pub mod http;
 pub mod metrics;
+pub mod random;
 pub mod request_id;
 pub mod runtime;
 pub mod secret_file;

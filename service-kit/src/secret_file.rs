@@ -62,9 +62,7 @@ pub fn load_or_create(
 
 /// `n` random bytes in hex.
 pub fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    getrandom::fill(&mut bytes).expect("BUG: the OS has no randomness");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::random::hex(n)
 }
 
 #[cfg(test)]

@@ -94,7 +94,7 @@ impl Users {
         let Some(nats) = &self.events else { return };
         let event = bus_schema::users::CreatedEvent {
             username: username.to_owned(),
-            created_at: time_now(),
+            created_at: service_kit::clock::now_rfc3339(),
         };
         let payload = serde_json::to_vec(&event).expect("BUG: an event always serialises");
         if let Err(err) = nats
@@ -142,17 +142,4 @@ impl Users {
     pub fn hash_queue_len(&self) -> usize {
         self.hasher.queued()
     }
-}
-
-fn time_now() -> String {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_secs()).ok())
-        .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }

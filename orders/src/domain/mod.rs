@@ -54,13 +54,6 @@ pub fn idempotency_key(key: Option<String>) -> Result<Option<String>, OrdersErro
     Ok(Some(key))
 }
 
-/// Now, as RFC 3339 in UTC.
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("BUG: the current time is always formattable")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
