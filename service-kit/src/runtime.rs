@@ -322,6 +322,23 @@ impl Threads {
     }
 }
 
+/// The whole `main` of a service binary: parses its configuration (flags and
+/// environment), builds it with `build`, and runs both doors until Ctrl-C or SIGTERM.
+pub fn serve<C, B, Fut>(build: B)
+where
+    C: clap::Parser,
+    B: FnOnce(C) -> Fut,
+    Fut: Future<Output = Result<Doors, StartError>>,
+{
+    let config = C::parse();
+    main(async move {
+        build(config)
+            .await?
+            .run_until_stopped(shutdown_signal())
+            .await
+    });
+}
+
 /// Runs a binary: logging from `RUST_LOG`, then `run` until it returns, on the threads
 /// [`Threads::from_env`] says. A start-up failure is printed as one line and the
 /// process exits with status 1.

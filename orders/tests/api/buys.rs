@@ -57,14 +57,7 @@ async fn a_buy_is_on_disk_and_in_the_history_when_it_is_answered_in_order() {
     assert_eq!(lines[0]["article"]["name"], "Article 2");
     assert!(lines[0]["seq"].as_u64().is_some_and(|s| s >= 1));
 
-    let bus = orders::purchases(
-        &app.nats,
-        &PurchasesRequest {
-            username: "Victor".into(),
-        },
-    )
-    .await
-    .expect("bus");
+    let bus = app.history("Victor").await;
     assert_eq!(bus.purchases, ["Article 2", "Article 1", "Article 3"]);
 }
 

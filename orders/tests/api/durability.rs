@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use bus_schema::{
     ErrorCode,
-    orders::{self, PurchasesRequest},
+    orders::{self},
 };
 use reqwest::StatusCode;
 use serde_json::json;
@@ -31,14 +31,7 @@ async fn an_event_published_while_orders_was_down_is_appended_once_at_start() {
             .count(),
         1
     );
-    let history = orders::purchases(
-        &app.nats,
-        &PurchasesRequest {
-            username: "victor".into(),
-        },
-    )
-    .await
-    .expect("history");
+    let history = app.history("victor").await;
     assert_eq!(history.purchases, ["Article 3"]);
 }
 
@@ -95,14 +88,7 @@ async fn a_cut_short_last_line_is_repaired_from_the_stream() {
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[1]["id"], last["id"]);
     assert_eq!(lines[1]["seq"], last["seq"]);
-    let history = orders::purchases(
-        &app.nats,
-        &PurchasesRequest {
-            username: "victor".into(),
-        },
-    )
-    .await
-    .expect("history");
+    let history = app.history("victor").await;
     assert_eq!(history.purchases, ["Article 1", "Article 2"]);
 }
 
@@ -118,23 +104,9 @@ async fn a_purchases_file_of_the_flask_original_is_converted_once_with_a_backup(
         std::fs::read_to_string(&backup).expect("backup kept"),
         original
     );
-    let victor = orders::purchases(
-        &app.nats,
-        &PurchasesRequest {
-            username: "victor".into(),
-        },
-    )
-    .await
-    .expect("history");
+    let victor = app.history("victor").await;
     assert_eq!(victor.purchases, ["Article 3", "Article 1"]);
-    let kilian = orders::purchases(
-        &app.nats,
-        &PurchasesRequest {
-            username: "kilian".into(),
-        },
-    )
-    .await
-    .expect("history");
+    let kilian = app.history("kilian").await;
     assert_eq!(kilian.purchases, ["Article 2"]);
     assert_eq!(app.lines().len(), 3);
 

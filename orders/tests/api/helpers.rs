@@ -75,6 +75,18 @@ impl TestApp {
         testkit::answering(&self.nats, "orders").await;
     }
 
+    /// The history of `username` from the bus door.
+    pub async fn history(&self, username: &str) -> orders::PurchasesReply {
+        orders::purchases(
+            &self.nats,
+            &orders::PurchasesRequest {
+                username: username.into(),
+            },
+        )
+        .await
+        .expect("history")
+    }
+
     /// A token the stub auth accepts for `username`.
     pub fn token(&self, username: &str) -> String {
         StubAuth::token(username)
