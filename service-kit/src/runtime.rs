@@ -196,14 +196,30 @@ impl Doors {
 
 /// A client that has not sent its request headers within this time is cut off.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open HTTP connections a door serves at once; further ones wait in the listen
+/// backlog until one closes, so that a flood of idle connections cannot take every file
+/// descriptor (and with them the NATS connection's reconnects and the journal).
+pub const MAX_CONNECTIONS: usize = 2048;
+
 /// Serves `router` on `listener` until `stop` is cancelled, then lets the requests in
 /// flight finish. HTTP/1.1 with the limits every door needs: headers must arrive within
-/// [`HEADER_READ_TIMEOUT`] (a slow client is cut off), hyper refuses request heads over
-/// its buffer limit (about 400 KB) with 431, and each request knows its client's address
-/// (`ConnectInfo`).
+/// [`HEADER_READ_TIMEOUT`] (a slow client is cut off), at most [`MAX_CONNECTIONS`] are
+/// open, hyper refuses request heads over its buffer limit (about 400 KB) with 431, and
+/// each request knows its client's address (`ConnectInfo`).
+///
+/// Our own loop rather than `axum::serve`, which has neither a header-read timeout nor
+/// a cap on connections.
 async fn serve_http(listener: TcpListener, router: axum::Router, stop: CancellationToken) {
     let connections = TaskTracker::new();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let slot = tokio::select! {
+            slot = std::sync::Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break, // never closed
+            },
+            () = stop.cancelled() => break,
+        };
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -219,6 +235,7 @@ async fn serve_http(listener: TcpListener, router: axum::Router, stop: Cancellat
         let router = router.clone();
         let stop = stop.clone();
         connections.spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(
                 move |mut request: hyper::Request<hyper::body::Incoming>| {
                     request
