@@ -124,9 +124,42 @@ async fn ops_may_look_but_not_create_users() {
     let _ = ops.send_request("users.get", get).await;
     let ping = async_nats::Request::new().timeout(Some(Duration::from_millis(300)));
     let _ = ops.send_request("$SRV.PING", ping).await;
-    let _everything = ops.subscribe(">").await.expect("subscribe");
+    let _events = ops.subscribe("orders.events.>").await.expect("subscribe");
+    let _signups = ops.subscribe("users.events.>").await.expect("subscribe");
+    let _replies = ops.subscribe("_INBOX.ops-1").await.expect("subscribe");
     ops.flush().await.expect("flush");
+    // A round trip, so that a violation of the above would have arrived by now.
+    let ping = async_nats::Request::new().timeout(Some(Duration::from_millis(300)));
+    let _ = ops.send_request("$SRV.PING", ping).await;
     assert!(errors.try_recv().is_err(), "no other violation");
+}
+
+#[tokio::test]
+async fn ops_reads_no_password_nor_token_and_joins_no_queue_group() {
+    let server = server();
+    let (ops, mut errors) = connect(&server, "ops").await;
+    // Request subjects carry passwords and tokens; other inboxes carry tokens.
+    for subject in [
+        ">",
+        "users.verify",
+        "users.create",
+        "auth.login",
+        "auth.verify",
+        "_INBOX_gateway.>",
+        "_INBOX_auth.>",
+        "$SRV.PING",
+    ] {
+        let _sub = ops.subscribe(subject).await.expect("sent");
+        violation(&mut errors, subject).await;
+    }
+    // Nor take requests away from a service by joining its queue group.
+    for subject in ["auth.verify", "orders.buy"] {
+        let _sub = ops
+            .queue_subscribe(subject, "q".to_owned())
+            .await
+            .expect("sent");
+        violation(&mut errors, subject).await;
+    }
 }
 
 #[tokio::test]
