@@ -526,3 +526,31 @@ async fn an_unknown_account_is_throttled_like_a_real_one() {
         "the same words: nothing tells which exists"
     );
 }
+
+#[tokio::test]
+async fn parallel_guesses_cannot_pass_the_limit_together() {
+    let app = TestApp::spawn().await;
+    // 40 guesses at once, the right password among them: only the first 5 attempts are
+    // checked at all, whatever order they finish in.
+    let mut guesses = Vec::new();
+    for n in 0..40 {
+        let password = if n == 39 { "1234" } else { "wrong" };
+        guesses.push(app.login("victor", password));
+    }
+    let answers = futures_util::future::join_all(guesses).await;
+    let checked = answers
+        .iter()
+        .filter(|(status, _)| *status != StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    let statuses: Vec<StatusCode> = answers.iter().map(|a| a.0).collect();
+    assert_eq!(checked, 5, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+        .contains(s)),
+        "{statuses:?}"
+    );
+}

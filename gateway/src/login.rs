@@ -20,7 +20,8 @@ pub async fn login(
     let address = client
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
-    state.login_throttle.check(&address).map_err(|secs| {
+    // Reserved before auth answers, so that parallel failures cannot all pass the limit.
+    let attempt = state.login_throttle.attempt(&address).map_err(|secs| {
         ErrorReply::too_many(
             format!("too many failed logins from your address; try again in {secs} seconds"),
             secs,
@@ -28,10 +29,16 @@ pub async fn login(
         .because(Reason::TooManyFailedLogins)
     })?;
     match auth::login_with(&state.nats, request, &state.calls).await {
-        Ok(reply) => Ok(reply),
+        Ok(reply) => {
+            // A success of this address does not forgive its other failures.
+            attempt.not_counted();
+            Ok(reply)
+        }
         Err(err) => {
             if err.code() == ErrorCode::Unauthorized {
-                state.login_throttle.fail(&address);
+                attempt.failed();
+            } else {
+                attempt.not_counted();
             }
             Err(err.into_reply())
         }

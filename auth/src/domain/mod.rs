@@ -47,23 +47,26 @@ impl Auth {
             };
             return Err(Invalid::new(reason, "username and password are required").into());
         }
-        // Checked before the password, so a blocked account learns nothing new, and
-        // counted by name, so an unknown account is blocked the same way.
-        self.throttle
-            .check(&username)
+        // Reserved before the password is checked, so that parallel guesses cannot all
+        // pass the limit, and a blocked account learns nothing new; counted by name, so
+        // an unknown account is blocked the same way.
+        let attempt = self
+            .throttle
+            .attempt(&username)
             .map_err(AuthError::Throttled)?;
         let check = users::VerifyRequest {
             username: username.clone(),
             password: req.password,
         };
         match users::verify(&self.nats, &check).await {
-            Ok(reply) if reply.valid => self.throttle.clear(&username),
+            Ok(reply) if reply.valid => attempt.succeeded(),
             Ok(_) => {
-                self.throttle.fail(&username);
+                attempt.failed();
                 return Err(AuthError::BadCredentials);
             }
             // A name or password no account can have (users names the rule).
             Err(CallError::Service(err)) if err.code == ErrorCode::BadRequest => {
+                attempt.not_counted();
                 return Err(Invalid {
                     reason: err.reason,
                     limit: err.limit,
@@ -71,7 +74,10 @@ impl Auth {
                 }
                 .into());
             }
-            Err(err) => return Err(err.into()),
+            Err(err) => {
+                attempt.not_counted();
+                return Err(err.into());
+            }
         }
         let access_token = self.tokens.issue(&username)?;
         tracing::info!(username, "logged in");

@@ -396,3 +396,33 @@ async fn an_address_with_too_many_failed_logins_gets_429_on_the_api_and_the_form
     let (_, html) = text(response).await;
     assert!(html.contains("Trop de tentatives"));
 }
+
+#[tokio::test]
+async fn parallel_failures_from_one_address_cannot_pass_its_limit_together() {
+    let shop = Shop::start_with(|c| c.max_failed_logins_per_address = 3).await;
+    let http = browser();
+    // Each on its own account, so that only the address's limit is in play.
+    let attempts = (0..20).map(|n| {
+        http.post(shop.url("/api/login"))
+            .json(&json!({ "username": format!("nobody{n}"), "password": "wrong" }))
+            .send()
+    });
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.expect("sent").status())
+        .collect();
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    assert_eq!(checked, 3, "{statuses:?}");
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        17,
+        "{statuses:?}"
+    );
+}
