@@ -279,13 +279,21 @@ where
 /// client that sends its body slowly is cut off.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// The limits every HTTP door wears: the body limit, the request time limit, and
-/// request metrics.
+/// The limits every HTTP door wears: the body limit, the request time limit, request
+/// metrics, and `Cache-Control: no-store` on every answer that does not say otherwise
+/// (tokens, histories and personal pages must not stay in a cache; the gateway's
+/// stylesheet and script say they may).
 pub fn harden<S>(routes: axum::Router<S>, metrics: Metrics) -> axum::Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
     routes
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            ),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(
             bus_schema::MAX_BODY_BYTES,
         ))

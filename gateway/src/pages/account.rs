@@ -8,7 +8,7 @@ use axum::{
 };
 use bus_schema::{
     auth::LoginRequest,
-    users::{self, CreateRequest},
+    users::{self, CreateRequest, Username},
 };
 use minijinja::context;
 use serde::Deserialize;
@@ -55,7 +55,11 @@ pub async fn login_page(
     if session.is_some() {
         return Redirect::to("/home").into_response();
     }
-    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let mut query = query.map(|Query(q)| q).unwrap_or_default();
+    // Only a name an account can have: a link must not put any other text on our page.
+    query.registered = query
+        .registered
+        .filter(|name| Username::parse(name).is_ok_and(|u| u.as_str() == name));
     let notice = match (&query.registered, &query.expired) {
         (Some(name), _) => Some(format!(
             "Compte « {name} » créé. Vous pouvez vous connecter."
@@ -136,7 +140,23 @@ pub async fn register(
     Ok(Redirect::to(&format!("/?registered={}", reply.username)).into_response())
 }
 
-pub async fn logout(State(state): State<AppState>) -> Response {
+/// Ends the session, as the original's link did, but only when the link is followed
+/// from the shop itself: a browser says where a navigation comes from
+/// (`Sec-Fetch-Site`), and another site must not log people out.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let from_elsewhere = headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes() == b"cross-site");
+    if from_elsewhere {
+        return state.views.page(
+            StatusCode::FORBIDDEN,
+            "error.html",
+            context! {
+                title => "Déconnexion refusée",
+                message => "Ce lien de déconnexion vient d'un autre site. Utilisez le lien « Se déconnecter » de la boutique.",
+            },
+        );
+    }
     let clear = clear_cookie(SESSION_COOKIE, state.secure_cookies);
     with_cookies(Redirect::to("/").into_response(), [clear])
 }

@@ -426,3 +426,106 @@ async fn parallel_failures_from_one_address_cannot_pass_its_limit_together() {
         "{statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn the_registered_notice_shows_only_a_name_an_account_can_have() {
+    let shop = Shop::start().await;
+    let http = browser();
+    let phishing = "victor » a été bloqué. Appelez le 01 23 45 67 89 «";
+    let (status, html) = text(
+        http.get(shop.url("/"))
+            .query(&[("registered", phishing)])
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains("Appelez"), "{html}");
+    assert!(!html.contains("créé"), "{html}");
+    let (_, html) = text(
+        http.get(shop.url("/?registered=alice"))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert!(html.contains("Compte « alice » créé"), "{html}");
+}
+
+#[tokio::test]
+async fn another_site_cannot_log_people_out() {
+    let shop = Shop::start().await;
+    let http = browser();
+    let token = shop.token("victor", "1234").await;
+    let session = format!("shop_session={token}");
+    let response = http
+        .get(shop.url("/logout"))
+        .header(header::COOKIE, &session)
+        .header("Sec-Fetch-Site", "cross-site")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    // From the shop's own link it works as in the original.
+    let response = http
+        .get(shop.url("/logout"))
+        .header(header::COOKIE, &session)
+        .header("Sec-Fetch-Site", "same-origin")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cleared = response
+        .headers()
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        cleared.starts_with("shop_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+}
+
+#[tokio::test]
+async fn tokens_and_personal_pages_are_not_kept_in_caches() {
+    let shop = Shop::start().await;
+    let http = browser();
+    let token = shop.token("victor", "1234").await;
+    let cache_control = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let login = json!({ "username": "victor", "password": "1234" });
+    for response in [
+        http.post(shop.url("/api/login")).json(&login).send(),
+        http.post(shop.auth.url("/auth/login")).json(&login).send(),
+        http.get(shop.url("/api/purchases"))
+            .bearer_auth(&token)
+            .send(),
+        http.get(shop.url("/home"))
+            .header(header::COOKIE, format!("shop_session={token}"))
+            .send(),
+        http.get(shop.url("/purchases"))
+            .header(header::COOKIE, format!("shop_session={token}"))
+            .send(),
+    ] {
+        let response = response.await.expect("sent");
+        assert_eq!(response.status(), StatusCode::OK, "{}", response.url());
+        assert_eq!(cache_control(&response), "no-store", "{}", response.url());
+    }
+    let css = http
+        .get(shop.url("/static/style.css"))
+        .send()
+        .await
+        .expect("sent");
+    assert!(
+        cache_control(&css).starts_with("public"),
+        "the stylesheet may be kept"
+    );
+}
