@@ -11,11 +11,13 @@
 //! - [`clock`] and [`random`]: the time as the shop writes it, random hex tokens.
 //! - [`request_id`]: making and checking request ids.
 //! - [`secret_file`]: secrets made on first start, kept in private files.
+//! - [`private`]: data files 0600 and directories 0700, whoever creates them.
 //! - [`throttle`]: failures counted per key in a sliding window (login throttling).
 
 pub mod clock;
 pub mod http;
 pub mod metrics;
+pub mod private;
 pub mod random;
 pub mod request_id;
 pub mod runtime;

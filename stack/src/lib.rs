@@ -49,8 +49,9 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    tokio::fs::create_dir_all(&config.data_dir)
-        .await
+    // Hashes, purchases, secrets and logs: the owner's alone.
+    service_kit::private::dir(&config.data_dir)
+        .and_then(|()| service_kit::private::dir(&config.data_dir.join("jetstream")))
         .map_err(|err| {
             StartError::Other(format!(
                 "cannot create the data directory {}: {err}",

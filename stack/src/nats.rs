@@ -62,11 +62,14 @@ impl NatsServer {
         let log_file = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(service_kit::private::FILE_MODE)
             .open(&log)
             .await
             .map_err(|err| StartError::Other(format!("cannot open {}: {err}", log.display())))?
             .into_std()
             .await;
+        service_kit::private::file(&log)
+            .map_err(|err| StartError::Other(format!("cannot open {}: {err}", log.display())))?;
         let log_err = log_file
             .try_clone()
             .map_err(|err| StartError::Other(format!("cannot open {}: {err}", log.display())))?;

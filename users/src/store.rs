@@ -44,10 +44,20 @@ impl Store {
     }
 
     fn open_blocking(path: &Path) -> Result<Self, UsersError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|err| {
-                UsersError::Setup(format!("cannot create {}: {err}", dir.display()))
-            })?;
+        // The hashes are readable by their owner alone: the directory 0700, the database
+        // 0600 (made empty here when new, so that SQLite keeps its mode and gives it to
+        // its -wal and -shm files too).
+        let private = |err: std::io::Error| {
+            UsersError::Setup(format!("cannot make {} private: {err}", path.display()))
+        };
+        service_kit::private::parent_dir(path).map_err(private)?;
+        service_kit::private::options(std::fs::OpenOptions::new().create(true).append(true))
+            .open(path)
+            .map_err(private)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            service_kit::private::file(Path::new(&name)).map_err(private)?;
         }
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;

@@ -103,15 +103,12 @@ impl Journal {
     /// `<file>.damaged`; the appender writes their events again from the stream.
     pub fn open(path: &Path, index: &mut Index) -> Result<Opened, String> {
         let fail = |err: io::Error| format!("cannot open {}: {err}", path.display());
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(fail)?;
+        service_kit::private::parent_dir(path).map_err(fail)?;
+        let mut file =
+            service_kit::private::options(OpenOptions::new().read(true).append(true).create(true))
+                .open(path)
+                .map_err(fail)?;
+        service_kit::private::file(path).map_err(fail)?;
         let mut reader = BufReader::with_capacity(1 << 20, &file);
         let mut buf = Vec::with_capacity(512);
         let mut offset: u64 = 0;
@@ -211,9 +208,7 @@ pub fn damaged_path(path: &Path) -> PathBuf {
 /// [`damaged_path`], one per line.
 fn keep_damaged(path: &Path, damaged: &[(u64, u64, usize)]) -> io::Result<()> {
     let mut source = File::open(path)?;
-    let mut kept = OpenOptions::new()
-        .create(true)
-        .append(true)
+    let mut kept = service_kit::private::options(OpenOptions::new().create(true).append(true))
         .open(damaged_path(path))?;
     for &(start, len, _) in damaged {
         let mut bytes = vec![0; usize::try_from(len).map_err(io::Error::other)?];
@@ -232,7 +227,10 @@ fn keep_damaged(path: &Path, damaged: &[(u64, u64, usize)]) -> io::Result<()> {
 fn rewrite_without(path: &Path, damaged: &[(u64, u64, usize)], len: u64) -> io::Result<File> {
     let temporary = sibling(path, ".repairing");
     let mut source = BufReader::new(File::open(path)?);
-    let mut out = io::BufWriter::new(File::create(&temporary)?);
+    let mut out = io::BufWriter::new(
+        service_kit::private::options(OpenOptions::new().write(true).create(true).truncate(true))
+            .open(&temporary)?,
+    );
     let mut at = 0;
     for &(start, skip, _) in damaged {
         io::copy(&mut (&mut source).take(start - at), &mut out)?;

@@ -159,6 +159,12 @@ async fn the_stack_serves_every_service_on_a_given_bus_and_stops_cleanly_on_sigt
 #[tokio::test]
 async fn the_stack_starts_its_own_nats_server_with_permissions_and_everything_works() {
     let data = tempfile::tempdir().expect("temp dir");
+    // As a checkout's data/ would be: readable by all until the stack narrows it.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
     // The project's config with the store moved into the temp dir.
     let conf = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../nats.conf"))
         .expect("nats.conf");
@@ -239,6 +245,25 @@ async fn the_stack_starts_its_own_nats_server_with_permissions_and_everything_wo
         .expect("readyz");
     assert_eq!(ready.status(), 200, "the gateway may ping the services");
     drop(ops);
+    // Hashes, purchases, secrets and logs are the owner's alone, whoever wrote them.
+    let mode = |name: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(data.path().join(name))
+            .unwrap_or_else(|err| panic!("{name}: {err}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(""), 0o700, "the data directory");
+    for file in [
+        "users.db",
+        "users.db-wal",
+        "purchases.json",
+        "nats-server.log",
+        "secrets/nats-passwords.env",
+    ] {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
 
     let status = terminate(&mut child);
     assert!(status.success(), "exit status {status}");
