@@ -34,11 +34,14 @@ impl TestApp {
     async fn spawn_with(tweak: impl FnOnce(&mut ::auth::Config)) -> Self {
         let server = NatsServer::start();
         let dir = tempfile::tempdir().expect("temp dir");
-        let users_config = users::Config::for_tests(server.url(), dir.path().join("users.db"));
-        let users = Running::spawn(users::build(users_config).await.expect("users builds"));
         let secrets = dir.path().join("secrets");
         let mut config = ::auth::Config::for_tests(server.url(), secrets.clone());
         tweak(&mut config);
+        // users counts wrong passwords per account too: the same limit here.
+        let mut users_config = users::Config::for_tests(server.url(), dir.path().join("users.db"));
+        users_config.max_failed_verifies = config.max_failed_logins;
+        users_config.failed_verify_window_secs = config.failed_login_window_secs;
+        let users = Running::spawn(users::build(users_config).await.expect("users builds"));
         let auth = Running::spawn(::auth::build(config).await.expect("auth builds"));
         let nats = async_nats::connect(server.url()).await.expect("connect");
         Self {

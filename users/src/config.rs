@@ -19,6 +19,13 @@ pub struct Config {
     /// Do not create the original's demo accounts in a new database.
     #[arg(long, env = "USERS_NO_DEMO_ACCOUNTS")]
     pub no_demo_accounts: bool,
+    /// Wrong passwords per account within the window before `users.verify` answers 429,
+    /// on both doors (the per-account limit belongs where passwords are checked).
+    #[arg(long, env = "USERS_MAX_FAILED_VERIFIES", default_value_t = 5)]
+    pub max_failed_verifies: usize,
+    /// The window of that count, in seconds.
+    #[arg(long, env = "USERS_FAILED_VERIFY_WINDOW_SECS", default_value_t = 300)]
+    pub failed_verify_window_secs: u64,
     /// How many argon2 hashes may run at once (each holds 19 MiB).
     #[arg(long, env = "USERS_HASH_CONCURRENCY", default_value_t = default_hash_concurrency())]
     pub hash_concurrency: usize,
@@ -32,6 +39,8 @@ impl Config {
             nats: NatsConfig::anonymous(nats_url),
             db_path,
             no_demo_accounts: false,
+            max_failed_verifies: 5,
+            failed_verify_window_secs: 300,
             hash_concurrency: default_hash_concurrency(),
         }
     }

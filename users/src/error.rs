@@ -12,6 +12,9 @@ pub enum UsersError {
     Taken(String),
     #[error("no user named {0}")]
     NotFound(String),
+    /// Too many wrong passwords for the account: the same answer whether it exists.
+    #[error("too many failed logins for this account; try again in {0} seconds")]
+    Throttled(u64),
     #[error("the user database failed")]
     Storage(#[from] rusqlite::Error),
     #[error("password hashing failed: {0}")]
@@ -29,6 +32,7 @@ impl UsersError {
             Self::Invalid(_) => ErrorCode::BadRequest,
             Self::Taken(_) => ErrorCode::Conflict,
             Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Throttled(_) => ErrorCode::TooManyRequests,
             Self::Storage(_) | Self::Hashing(_) | Self::Setup(_) | Self::Worker(_) => {
                 ErrorCode::Internal
             }
@@ -42,6 +46,9 @@ impl From<UsersError> for ErrorReply {
             UsersError::Invalid(invalid) => invalid.into(),
             UsersError::Taken(_) => {
                 ErrorReply::new(err.code(), err.to_string()).because(Reason::UsernameTaken)
+            }
+            UsersError::Throttled(secs) => {
+                ErrorReply::too_many(err.to_string(), secs).because(Reason::TooManyFailedLogins)
             }
             UsersError::NotFound(_) => {
                 ErrorReply::new(err.code(), err.to_string()).because(Reason::UnknownUser)

@@ -25,14 +25,17 @@ pub struct Users {
     hasher: Hasher,
     /// Where sign-ups are announced (`users.events.created.<name>`), if anywhere.
     events: Option<async_nats::Client>,
+    /// Wrong passwords per account.
+    throttle: std::sync::Arc<service_kit::throttle::Throttle>,
 }
 
 impl Users {
-    pub fn new(store: Store, hasher: Hasher) -> Self {
+    pub fn new(store: Store, hasher: Hasher, throttle: service_kit::throttle::Throttle) -> Self {
         Self {
             store,
             hasher,
             events: None,
+            throttle: std::sync::Arc::new(throttle),
         }
     }
 
@@ -113,12 +116,31 @@ impl Users {
     pub async fn verify(&self, req: VerifyRequest) -> Result<VerifyReply, UsersError> {
         let username = username(&req.username)?;
         let password = CandidatePassword::parse(req.password)?;
-        let stored = self.store.find(username.into_string()).await?;
-        let valid = self
-            .hasher
-            .verify(password.into_string(), stored.map(|user| user.hash))
-            .await?;
-        Ok(VerifyReply { valid })
+        // Reserved before the hash is checked, so that parallel guesses cannot all pass.
+        let attempt = self
+            .throttle
+            .attempt(username.as_str())
+            .map_err(UsersError::Throttled)?;
+        let checked = async {
+            let stored = self.store.find(username.as_str().to_owned()).await?;
+            self.hasher
+                .verify(password.into_string(), stored.map(|user| user.hash))
+                .await
+        };
+        match checked.await {
+            Ok(true) => {
+                attempt.succeeded();
+                Ok(VerifyReply { valid: true })
+            }
+            Ok(false) => {
+                attempt.failed();
+                Ok(VerifyReply { valid: false })
+            }
+            Err(err) => {
+                attempt.not_counted();
+                Err(err)
+            }
+        }
     }
 
     /// `users.get`: the public view of an account.

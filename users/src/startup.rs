@@ -24,7 +24,11 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     let hasher = Hasher::new(config.hash_concurrency)
         .await
         .map_err(|err| StartError::Other(err.to_string()))?;
-    let core = Users::new(store, hasher);
+    let throttle = service_kit::throttle::Throttle::new(
+        config.max_failed_verifies,
+        std::time::Duration::from_secs(config.failed_verify_window_secs),
+    );
+    let core = Users::new(store, hasher, throttle);
     if !config.no_demo_accounts {
         core.seed_demo_accounts()
             .await

@@ -666,3 +666,36 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
         tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
     assert!(closed.is_ok(), "the server kept a half-sent request open");
 }
+
+#[tokio::test]
+async fn verify_is_no_password_oracle_on_either_door() {
+    let app = TestApp::spawn().await;
+    for _ in 0..5 {
+        let (status, body) = app.post("/users/verify", creds("victor", "wrong")).await;
+        assert_eq!((status, &body["valid"]), (StatusCode::OK, &json!(false)));
+    }
+    // The sixth guess, even the right password, waits; an account that does not exist
+    // is limited the same way.
+    let (status, body) = app.post("/users/verify", creds("victor", "1234")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["reason"], "too_many_failed_logins");
+    let err = users::verify(
+        &app.nats,
+        &VerifyRequest {
+            username: "victor".into(),
+            password: "1234".into(),
+        },
+    )
+    .await
+    .expect_err("429 on the bus too");
+    assert_eq!(err.code(), ErrorCode::TooManyRequests);
+    for _ in 0..5 {
+        app.post("/users/verify", creds("nobody-here", "wrong"))
+            .await;
+    }
+    let (status, _) = app.post("/users/verify", creds("nobody-here", "x")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Another account is not affected.
+    let (status, body) = app.post("/users/verify", creds("kilian", "abcd")).await;
+    assert_eq!((status, &body["valid"]), (StatusCode::OK, &json!(true)));
+}
