@@ -529,3 +529,36 @@ async fn tokens_and_personal_pages_are_not_kept_in_caches() {
         "the stylesheet may be kept"
     );
 }
+
+#[tokio::test]
+async fn a_form_posted_from_another_origin_is_refused_even_with_the_token() {
+    let shop = Shop::start().await;
+    let http = browser();
+    let (_, html) = text(http.get(shop.url("/")).send().await.expect("sent")).await;
+    let csrf = csrf_of(&html);
+    let form = [
+        ("username", "victor"),
+        ("password", "1234"),
+        ("csrf", csrf.as_str()),
+    ];
+    let host = shop.gateway.addr().to_string();
+    let response = http
+        .post(shop.url("/"))
+        .header(header::ORIGIN, "https://evil.example")
+        .form(&form)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    // From the shop's own page (its origin), the same form logs in.
+    let response = http
+        .post(shop.url("/"))
+        .header(header::ORIGIN, format!("http://{host}"))
+        .form(&form)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/home");
+}
