@@ -24,10 +24,17 @@ fn server() -> NatsServer {
     })
 }
 
-/// A client connected as `user`, and the server's errors it receives.
+/// A client connected as `user` (a service reads its replies on `_INBOX_<user>`, as
+/// the services do; people on `_INBOX`), and the server's errors it receives.
 async fn connect(server: &NatsServer, user: &str) -> (Client, mpsc::UnboundedReceiver<String>) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let inbox = if user == "ops" {
+        "_INBOX".to_owned()
+    } else {
+        format!("_INBOX_{user}")
+    };
     let client = ConnectOptions::with_user_and_password(user.into(), password(user))
+        .custom_inbox_prefix(inbox)
         .event_callback(move |event| {
             let tx = tx.clone();
             async move {
@@ -189,4 +196,43 @@ async fn services_keep_to_their_own_subjects() {
         "orders may not delete streams"
     );
     violation(&mut orders_errors, "$JS.API.STREAM.DELETE.ORDERS").await;
+}
+
+#[tokio::test]
+async fn ops_reads_the_stream_but_cannot_aim_its_deliveries() {
+    let server = server();
+    let (orders, _) = connect(&server, "orders").await;
+    let js = async_nats::jetstream::new(orders.clone());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "ORDERS".into(),
+        subjects: vec!["orders.events.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("orders makes its stream");
+    js.publish("orders.events.purchased.victor", "{}".into())
+        .await
+        .expect("published")
+        .await
+        .expect("stored");
+
+    let (ops, mut errors) = connect(&server, "ops").await;
+    let ops_js = async_nats::jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(1))
+        .build(ops.clone());
+    let stream = ops_js
+        .get_stream("ORDERS")
+        .await
+        .expect("ops reads the stream's info");
+    let first = stream.get_raw_message(1).await.expect("ops reads an event");
+    assert_eq!(first.subject.as_str(), "orders.events.purchased.victor");
+    // A consumer that would deliver the stored events to orders.buy: refused.
+    let aimed = stream
+        .create_consumer(async_nats::jetstream::consumer::push::Config {
+            deliver_subject: "orders.buy".into(),
+            ..Default::default()
+        })
+        .await;
+    assert!(aimed.is_err(), "ops may not create consumers");
+    violation(&mut errors, "$JS.API.CONSUMER.CREATE.ORDERS").await;
 }
