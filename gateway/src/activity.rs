@@ -1,10 +1,14 @@
 //! The live feed: purchases and sign-ups as they cross the bus, sent to the browser as
 //! Server-Sent Events. Other people's names are masked; your own is shown.
 
-use std::convert::Infallible;
+use std::{
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+};
 
 use axum::{
-    extract::State,
+    extract::{ConnectInfo, State},
+    http::Extensions,
     response::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
@@ -71,7 +75,18 @@ pub fn activity(subject: &str, payload: &[u8], viewer: Option<&str>) -> Option<A
 }
 
 /// `GET /activity/events`: the stream, for as long as the browser listens.
-pub async fn events(State(state): State<AppState>, session: Option<Session>) -> Response {
+pub async fn events(
+    State(state): State<AppState>,
+    client: Extensions,
+    session: Option<Session>,
+) -> Response {
+    let address = client
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
+    let slot = match state.feeds.open(address) {
+        Ok(slot) => slot,
+        Err(err) => return service_kit::http::HttpError(err).into_response(),
+    };
     let viewer = session.map(|s| s.username);
     let subscribed = tokio::try_join!(
         state.nats.subscribe(orders::subject::EVENTS),
@@ -94,6 +109,8 @@ pub async fn events(State(state): State<AppState>, session: Option<Session>) -> 
         tracing::warn!(%err, "cannot flush the subscriptions");
     }
     let feed = stream::select(purchases, signups).filter_map(move |message| {
+        // Held as long as the feed is: dropped with it when the browser goes.
+        let _slot = &slot;
         let line = activity(
             message.subject.as_str(),
             &message.payload,

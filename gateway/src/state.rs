@@ -24,6 +24,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// The monitoring address, if the status page should show the server.
     pub nats_monitor_url: Option<String>,
+    /// The live activity feeds open now.
+    pub feeds: Arc<crate::feeds::Feeds>,
 }
 
 impl AppState {
@@ -42,6 +44,7 @@ impl AppState {
             secure_cookies: config.secure_cookies,
             http: reqwest::Client::new(),
             nats_monitor_url: config.nats_monitor_url.clone().filter(|u| !u.is_empty()),
+            feeds: Arc::default(),
             login_throttle: Arc::new(Throttle::new(
                 config.max_failed_logins_per_address,
                 Duration::from_secs(config.failed_login_window_secs),

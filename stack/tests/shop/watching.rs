@@ -136,3 +136,32 @@ async fn the_activity_feed_delivers_purchases_made_after_connecting_with_names_m
         "{other}"
     );
 }
+
+#[tokio::test]
+async fn one_address_keeps_only_a_few_live_feeds_open() {
+    let shop = Shop::start().await;
+    let http = reqwest::Client::new();
+    let mut open = Vec::new();
+    for _ in 0..gateway::feeds::MAX_FEEDS_PER_ADDRESS {
+        let feed = http
+            .get(shop.url("/activity/events"))
+            .send()
+            .await
+            .expect("connected");
+        assert_eq!(feed.status(), StatusCode::OK);
+        open.push(feed);
+    }
+    let (status, body) = json_of(
+        http.get(shop.url("/activity/events"))
+            .send()
+            .await
+            .expect("answered"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["reason"], "too_many_requests");
+    // The pages still answer.
+    let page = http.get(shop.url("/activity")).send().await.expect("sent");
+    assert_eq!(page.status(), StatusCode::OK);
+    drop(open);
+}
