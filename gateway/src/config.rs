@@ -38,6 +38,11 @@ pub struct Config {
         default_value = "http://127.0.0.1:8222"
     )]
     pub nats_monitor_url: Option<String>,
+    /// Where the key that signs CSRF tokens is kept (`csrf.key`, made on first start,
+    /// mode 0600); gateways that share a site share it. Without one (tests), a key per
+    /// process.
+    #[arg(long, env = "GATEWAY_SECRETS_DIR", default_value = "data/secrets")]
+    pub secrets_dir: Option<std::path::PathBuf>,
     /// How long a call to a service may take before the answer is a 503, in ms.
     #[arg(long, env = "GATEWAY_CALL_TIMEOUT_MS", default_value_t = 3000)]
     pub call_timeout_ms: u64,
@@ -53,6 +58,7 @@ impl Config {
             max_failed_logins_per_address: 20,
             failed_login_window_secs: 300,
             nats_monitor_url: None,
+            secrets_dir: None,
             call_timeout_ms: 3000,
         }
     }

@@ -9,6 +9,8 @@ use axum::{
 };
 use bus_schema::{CallError, ErrorCode, auth};
 use cookie::{Cookie, SameSite};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::{state::AppState, views::with_cookies};
@@ -55,6 +57,11 @@ pub fn random_token() -> String {
 
 /// The CSRF token to put in the forms of a page, and the cookie to set when the browser
 /// has none yet.
+///
+/// A token is `<nonce>.<mac>`: 32 random bytes and their HMAC-SHA256 under the
+/// gateway's key, both in hex. The gateway adopts a browser's cookie only when it made
+/// it, so a value planted in the browser by someone else (a sibling site's cookie) is
+/// replaced, and a form must repeat the cookie's value.
 #[derive(Debug, Clone)]
 pub struct Csrf {
     pub token: String,
@@ -62,24 +69,26 @@ pub struct Csrf {
 }
 
 impl Csrf {
-    /// The browser's token, or a new one.
-    pub fn for_page(headers: &HeaderMap, secure: bool) -> Self {
-        match cookie(headers, CSRF_COOKIE).filter(|t| is_token(t)) {
+    /// The browser's token if the gateway made it, or a new one.
+    pub fn for_page(headers: &HeaderMap, secure: bool, key: &[u8; 32]) -> Self {
+        match cookie(headers, CSRF_COOKIE).filter(|t| is_ours(t, key)) {
             Some(token) => Self {
                 token: token.to_owned(),
                 set_cookie: None,
             },
             None => {
-                let token = random_token();
+                let nonce = random_token();
+                let token = format!("{nonce}.{}", mac(&nonce, key));
                 let set_cookie = Some(set_cookie(CSRF_COOKIE, &token, None, secure));
                 Self { token, set_cookie }
             }
         }
     }
 
-    /// Whether a form's `csrf` field repeats the browser's CSRF cookie.
-    pub fn check(headers: &HeaderMap, submitted: &str) -> bool {
-        match cookie(headers, CSRF_COOKIE).filter(|t| is_token(t)) {
+    /// Whether a form's `csrf` field repeats the browser's CSRF cookie, made by the
+    /// gateway.
+    pub fn check(headers: &HeaderMap, submitted: &str, key: &[u8; 32]) -> bool {
+        match cookie(headers, CSRF_COOKIE).filter(|t| is_ours(t, key)) {
             // Compared in constant time, so that the time taken tells nothing of the token.
             Some(expected) => expected.as_bytes().ct_eq(submitted.as_bytes()).into(),
             None => false,
@@ -87,8 +96,51 @@ impl Csrf {
     }
 }
 
-fn is_token(value: &str) -> bool {
-    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+/// The HMAC-SHA256 of `nonce` under `key`, in hex.
+fn mac(nonce: &str, key: &[u8; 32]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("BUG: HMAC takes any key");
+    mac.update(nonce.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `token` is a nonce with the gateway's MAC.
+fn is_ours(token: &str, key: &[u8; 32]) -> bool {
+    let Some((nonce, given)) = token.split_once('.') else {
+        return false;
+    };
+    nonce.len() == 64
+        && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+        && bool::from(mac(nonce, key).as_bytes().ct_eq(given.as_bytes()))
+}
+
+/// The key that signs CSRF tokens: `csrf.key` in `secrets_dir` (made on first start,
+/// 0600), or a new one for this process without a directory.
+pub async fn csrf_key(secrets_dir: Option<&std::path::Path>) -> Result<[u8; 32], String> {
+    let hex = match secrets_dir {
+        Some(dir) => {
+            let path = dir.join("csrf.key");
+            tokio::task::spawn_blocking(move || {
+                service_kit::secret_file::load_or_create(&path, random_token).map(|(key, _)| key)
+            })
+            .await
+            .map_err(|err| err.to_string())??
+        }
+        None => random_token(),
+    };
+    let hex = hex.trim();
+    let bad = || "csrf.key must hold 64 hex digits".to_owned();
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err(bad());
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(key)
 }
 
 /// The person logged in, from the session cookie, checked with `auth.verify`.
@@ -172,17 +224,39 @@ mod tests {
         assert!(!set_cookie(SESSION_COOKIE, "t", None, false).contains("Secure"));
     }
 
-    #[test]
-    fn the_csrf_check_needs_the_cookie_and_the_same_value() {
-        let token = random_token();
+    fn with_cookie(token: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::COOKIE,
             format!("{CSRF_COOKIE}={token}").parse().expect("value"),
         );
-        assert!(Csrf::check(&headers, &token));
-        assert!(!Csrf::check(&headers, &random_token()));
-        assert!(!Csrf::check(&headers, ""));
-        assert!(!Csrf::check(&HeaderMap::new(), &token));
+        headers
+    }
+
+    #[test]
+    fn the_csrf_check_needs_our_cookie_and_the_same_value() {
+        let key = [1; 32];
+        let issued = Csrf::for_page(&HeaderMap::new(), false, &key);
+        assert!(issued.set_cookie.is_some());
+        let headers = with_cookie(&issued.token);
+        assert!(Csrf::check(&headers, &issued.token, &key));
+        assert!(!Csrf::check(&headers, &random_token(), &key));
+        assert!(!Csrf::check(&headers, "", &key));
+        assert!(!Csrf::check(&HeaderMap::new(), &issued.token, &key));
+        // Another key did not make it.
+        assert!(!Csrf::check(&headers, &issued.token, &[2; 32]));
+        // The browser keeps the token it has.
+        assert!(Csrf::for_page(&headers, false, &key).set_cookie.is_none());
+    }
+
+    #[test]
+    fn a_token_the_gateway_did_not_make_is_replaced_and_never_accepted() {
+        let key = [1; 32];
+        let planted = random_token();
+        let headers = with_cookie(&planted);
+        assert!(!Csrf::check(&headers, &planted, &key));
+        let page = Csrf::for_page(&headers, false, &key);
+        assert_ne!(page.token, planted);
+        assert!(page.set_cookie.is_some());
     }
 }

@@ -28,7 +28,10 @@ pub type App = Doors;
 pub async fn build(config: Config) -> Result<App, StartError> {
     let listener = runtime::bind(config.http_addr, "--http-addr / GATEWAY_HTTP_ADDR").await?;
     let nats = runtime::connect(&config.nats, "gateway").await?;
-    let state = AppState::new(&config, nats.clone());
+    let csrf_key = crate::session::csrf_key(config.secrets_dir.as_deref())
+        .await
+        .map_err(StartError::Other)?;
+    let state = AppState::new(&config, nats.clone(), csrf_key);
     Ok(Doors {
         name: "gateway",
         listener,

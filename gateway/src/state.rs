@@ -24,13 +24,17 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// The monitoring address, if the status page should show the server.
     pub nats_monitor_url: Option<String>,
+    /// Signs the CSRF tokens the gateway hands out, so that it adopts no token it did
+    /// not make.
+    pub csrf_key: Arc<[u8; 32]>,
     /// The live activity feeds open now.
     pub feeds: Arc<crate::feeds::Feeds>,
 }
 
 impl AppState {
-    /// The state of a gateway on `nats` configured by `config`.
-    pub fn new(config: &Config, nats: Client) -> Self {
+    /// The state of a gateway on `nats` configured by `config`, signing CSRF tokens with
+    /// `csrf_key`.
+    pub fn new(config: &Config, nats: Client, csrf_key: [u8; 32]) -> Self {
         let metrics = Metrics::new("gateway");
         Self {
             nats,
@@ -45,6 +49,7 @@ impl AppState {
             http: reqwest::Client::new(),
             nats_monitor_url: config.nats_monitor_url.clone().filter(|u| !u.is_empty()),
             feeds: Arc::default(),
+            csrf_key: Arc::new(csrf_key),
             login_throttle: Arc::new(Throttle::new(
                 config.max_failed_logins_per_address,
                 Duration::from_secs(config.failed_login_window_secs),

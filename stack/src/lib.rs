@@ -85,6 +85,7 @@ pub async fn run(
     let orders = orders::build(orders_config).await?;
     let mut gateway_config = gateway::Config::parse_from(["gateway"]);
     gateway_config.nats = passwords.nats_config(&nats_url, "gateway");
+    gateway_config.secrets_dir = Some(config.data_dir.join("secrets"));
     if server.is_some() {
         gateway_config.nats_monitor_url = (config.nats_monitor_port != 0)
             .then(|| format!("http://127.0.0.1:{}", config.nats_monitor_port));

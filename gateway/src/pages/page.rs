@@ -49,7 +49,7 @@ where
             None,
         )
     })?;
-    if !same_origin(headers) || !Csrf::check(headers, form.csrf()) {
+    if !same_origin(headers) || !Csrf::check(headers, form.csrf(), &state.csrf_key) {
         let err = ErrorReply::new(
             ErrorCode::Forbidden,
             "Ce formulaire a expiré ou ne vient pas de ce site. Rechargez la page et réessayez.",
@@ -93,7 +93,7 @@ pub(super) fn form_page(
     template: &str,
     ctx: Value,
 ) -> Response {
-    let csrf = Csrf::for_page(headers, state.secure_cookies);
+    let csrf = Csrf::for_page(headers, state.secure_cookies, &state.csrf_key);
     let ctx = context! { csrf => csrf.token, key => random_token(), ..ctx };
     with_cookies(state.views.page(status, template, ctx), csrf.set_cookie)
 }

@@ -396,9 +396,7 @@ async fn the_forms_refuse_bad_names_with_a_page() {
         .text()
         .await
         .expect("html");
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("csrf") + marker.len();
-    let csrf = html[start..start + 64].to_owned();
+    let csrf = crate::helpers::csrf_of(&html);
     for name in bad_names() {
         for (path, fields) in [
             (

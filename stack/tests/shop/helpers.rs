@@ -113,7 +113,8 @@ pub fn csrf_of(html: &str) -> String {
         .find(marker)
         .unwrap_or_else(|| panic!("no CSRF field in {html}"))
         + marker.len();
-    html[start..start + 64].to_owned()
+    let len = html[start..].find('"').expect("the value ends");
+    html[start..start + len].to_owned()
 }
 
 pub fn location(response: &reqwest::Response) -> &str {

@@ -562,3 +562,39 @@ async fn a_form_posted_from_another_origin_is_refused_even_with_the_token() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/home");
 }
+
+#[tokio::test]
+async fn a_csrf_cookie_the_gateway_did_not_make_is_not_adopted() {
+    let shop = Shop::start().await;
+    let http = browser();
+    // Someone planted a CSRF cookie of their choosing in the browser (a sibling site).
+    let planted = "a".repeat(64);
+    let cookie = format!("shop_csrf={planted}");
+    let response = http
+        .post(shop.url("/"))
+        .header(header::COOKIE, &cookie)
+        .form(&[
+            ("username", "victor"),
+            ("password", "1234"),
+            ("csrf", planted.as_str()),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    // A page replaces it with one the gateway made.
+    let page = http
+        .get(shop.url("/"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("sent");
+    let set = page
+        .headers()
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(set.starts_with("shop_csrf="), "{set}");
+    assert!(!set.contains(&planted), "{set}");
+}

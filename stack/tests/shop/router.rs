@@ -13,7 +13,11 @@ async fn the_router_serves_health_the_stylesheet_and_json_or_html_404s() {
     let shop = Shop::start().await;
     let mut config = gateway::Config::for_tests(shop.server.url());
     config.secure_cookies = true;
-    let app = gateway::startup::router(gateway::state::AppState::new(&config, shop.nats.clone()));
+    let app = gateway::startup::router(gateway::state::AppState::new(
+        &config,
+        shop.nats.clone(),
+        [7; 32],
+    ));
     let call = |path: &'static str| {
         let app = app.clone();
         async move {
