@@ -1,18 +1,24 @@
 //! The HTTP door on :5001: the original's routes plus health, readiness and metrics.
 
+use std::net::SocketAddr;
+
 use axum::{
     Json, Router,
-    extract::State,
-    http::StatusCode,
+    extract::{ConnectInfo, State},
+    http::{Extensions, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use bus_schema::auth::{LoginReply, LoginRequest, VerifyReply, VerifyRequest};
+use bus_schema::{
+    ErrorReply,
+    auth::{LoginReply, LoginRequest, VerifyReply, VerifyRequest},
+};
 use serde_json::json;
 use service_kit::{
     http::HttpError,
     http::{JsonBody, metrics_response, with_common_routes},
     metrics::Metrics,
+    slots::Slots,
 };
 
 use crate::domain::Auth;
@@ -23,7 +29,12 @@ pub struct HttpState {
     pub core: Auth,
     pub nats: async_nats::Client,
     pub metrics: Metrics,
+    /// Logins in flight per client address (the gateway has its own).
+    pub logins: std::sync::Arc<Slots>,
 }
+
+/// Logins from one client address in flight at once on this door; more get 429 at once.
+pub const MAX_LOGINS_IN_FLIGHT_PER_ADDRESS: usize = 4;
 
 pub fn router(state: HttpState) -> Router {
     let metrics = state.metrics.clone();
@@ -37,8 +48,19 @@ pub fn router(state: HttpState) -> Router {
 
 async fn login(
     State(state): State<HttpState>,
+    client: Extensions,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<LoginReply>, HttpError> {
+    let address = client
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
+    // Refused at once rather than queued: the password hashers are shared by everyone.
+    let _in_flight = state.logins.take(&address).map_err(|_| {
+        ErrorReply::too_many(
+            "too many logins in progress from your address; try again",
+            1,
+        )
+    })?;
     Ok(Json(state.core.login(req).await?))
 }
 

@@ -43,6 +43,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         core,
         nats: nats.clone(),
         metrics,
+        logins: service_kit::slots::Slots::new(http::MAX_LOGINS_IN_FLIGHT_PER_ADDRESS, usize::MAX),
     });
     Ok(Doors {
         name: "auth",

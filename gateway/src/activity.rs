@@ -21,6 +21,7 @@ use bus_schema::{
 };
 use futures_util::{StreamExt, stream};
 use serde::Serialize;
+use service_kit::{http::HttpError, slots::Full};
 
 use crate::{
     session::Session,
@@ -74,6 +75,11 @@ pub fn activity(subject: &str, payload: &[u8], viewer: Option<&str>) -> Option<A
     }
 }
 
+/// Live feeds open at once, in all.
+pub const MAX_FEEDS: usize = 256;
+/// Live feeds open at once from one client address (a few browser tabs).
+pub const MAX_FEEDS_PER_ADDRESS: usize = 4;
+
 /// `GET /activity/events`: the stream, for as long as the browser listens.
 pub async fn events(
     State(state): State<AppState>,
@@ -83,9 +89,22 @@ pub async fn events(
     let address = client
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
-    let slot = match state.feeds.open(address) {
+    let slot = match state.feeds.take(&address.to_string()) {
         Ok(slot) => slot,
-        Err(err) => return service_kit::http::HttpError(err).into_response(),
+        Err(Full::Key) => {
+            return HttpError(ErrorReply::too_many(
+                format!("at most {MAX_FEEDS_PER_ADDRESS} activity feeds from one address"),
+                15,
+            ))
+            .into_response();
+        }
+        Err(Full::All) => {
+            return HttpError(ErrorReply::new(
+                ErrorCode::Unavailable,
+                "the activity feed is full; try again later",
+            ))
+            .into_response();
+        }
     };
     let viewer = session.map(|s| s.username);
     let subscribed = tokio::try_join!(
@@ -96,7 +115,7 @@ pub async fn events(
         Ok(subscriptions) => subscriptions,
         Err(err) => {
             tracing::warn!(%err, "cannot subscribe to the events");
-            return service_kit::http::HttpError(ErrorReply::new(
+            return HttpError(ErrorReply::new(
                 ErrorCode::Unavailable,
                 "the activity feed is unavailable",
             ))

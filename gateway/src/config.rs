@@ -31,6 +31,14 @@ pub struct Config {
     /// The window in which they are counted, in seconds.
     #[arg(long, env = "GATEWAY_FAILED_LOGIN_WINDOW_SECS", default_value_t = 300)]
     pub failed_login_window_secs: u64,
+    /// Logins from one client address in flight at once; more get 429 at once, so that
+    /// a flood from one address cannot fill the password hashers for everyone.
+    #[arg(
+        long,
+        env = "GATEWAY_MAX_LOGINS_IN_FLIGHT_PER_ADDRESS",
+        default_value_t = 4
+    )]
+    pub max_logins_in_flight_per_address: usize,
     /// The NATS server's monitoring address, for the status page.
     #[arg(
         long,
@@ -57,6 +65,7 @@ impl Config {
             secure_cookies: false,
             max_failed_logins_per_address: 20,
             failed_login_window_secs: 300,
+            max_logins_in_flight_per_address: 4,
             nats_monitor_url: None,
             secrets_dir: None,
             call_timeout_ms: 3000,

@@ -10,14 +10,12 @@
 //! - [`views`]: the minijinja templates (embedded) and the formatting of prices, dates
 //!   and French messages.
 //! - [`status`]: the services found on the bus and the NATS server's health.
-//! - [`activity`]: the live feed of purchases and sign-ups (Server-Sent Events), capped
-//!   by [`feeds`].
+//! - [`activity`]: the live feed of purchases and sign-ups (Server-Sent Events).
 //! - [`startup`]: [`build`], which joins the bus and binds HTTP.
 
 pub mod activity;
 pub mod api;
 pub mod config;
-pub mod feeds;
 pub mod login;
 pub mod pages;
 pub mod session;

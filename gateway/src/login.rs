@@ -20,6 +20,13 @@ pub async fn login(
     let address = client
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
+    // Refused at once rather than queued: the password hashers are shared by everyone.
+    let _in_flight = state.logins.take(&address).map_err(|_| {
+        ErrorReply::too_many(
+            "too many logins in progress from your address; try again",
+            1,
+        )
+    })?;
     // Reserved before auth answers, so that parallel failures cannot all pass the limit.
     let attempt = state.login_throttle.attempt(&address).map_err(|secs| {
         ErrorReply::too_many(

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use async_nats::Client;
 use axum::extract::FromRef;
 use bus_schema::CallOptions;
-use service_kit::{metrics::Metrics, throttle::Throttle};
+use service_kit::{metrics::Metrics, slots::Slots, throttle::Throttle};
 
 use crate::{Config, views::Views};
 
@@ -27,8 +27,11 @@ pub struct AppState {
     /// Signs the CSRF tokens the gateway hands out, so that it adopts no token it did
     /// not make.
     pub csrf_key: Arc<[u8; 32]>,
-    /// The live activity feeds open now.
-    pub feeds: Arc<crate::feeds::Feeds>,
+    /// The live activity feeds open now, per client address.
+    pub feeds: Arc<Slots>,
+    /// Logins in flight, per client address: a flood from one address waits for none
+    /// but itself.
+    pub logins: Arc<Slots>,
 }
 
 impl AppState {
@@ -48,7 +51,11 @@ impl AppState {
             secure_cookies: config.secure_cookies,
             http: reqwest::Client::new(),
             nats_monitor_url: config.nats_monitor_url.clone().filter(|u| !u.is_empty()),
-            feeds: Arc::default(),
+            feeds: Slots::new(
+                crate::activity::MAX_FEEDS_PER_ADDRESS,
+                crate::activity::MAX_FEEDS,
+            ),
+            logins: Slots::new(config.max_logins_in_flight_per_address, usize::MAX),
             csrf_key: Arc::new(csrf_key),
             login_throttle: Arc::new(Throttle::new(
                 config.max_failed_logins_per_address,

@@ -13,6 +13,7 @@
 //! - [`secret_file`]: secrets made on first start, kept in private files.
 //! - [`private`]: data files 0600 and directories 0700, whoever creates them.
 //! - [`throttle`]: failures counted per key in a sliding window (login throttling).
+//! - [`slots`]: work in flight capped per key and in all (logins, live feeds).
 
 pub mod clock;
 pub mod http;
@@ -23,4 +24,5 @@ pub mod request_id;
 pub mod runtime;
 pub mod secret_file;
 pub mod serve;
+pub mod slots;
 pub mod throttle;

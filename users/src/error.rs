@@ -12,6 +12,9 @@ pub enum UsersError {
     Taken(String),
     #[error("no user named {0}")]
     NotFound(String),
+    /// Too many passwords wait for a hasher: try again in a second.
+    #[error("too many logins at once; try again in a moment")]
+    Busy,
     /// Too many wrong passwords for the account: the same answer whether it exists.
     #[error("too many failed logins for this account; try again in {0} seconds")]
     Throttled(u64),
@@ -33,6 +36,7 @@ impl UsersError {
             Self::Taken(_) => ErrorCode::Conflict,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Throttled(_) => ErrorCode::TooManyRequests,
+            Self::Busy => ErrorCode::Unavailable,
             Self::Storage(_) | Self::Hashing(_) | Self::Setup(_) | Self::Worker(_) => {
                 ErrorCode::Internal
             }
@@ -46,6 +50,11 @@ impl From<UsersError> for ErrorReply {
             UsersError::Invalid(invalid) => invalid.into(),
             UsersError::Taken(_) => {
                 ErrorReply::new(err.code(), err.to_string()).because(Reason::UsernameTaken)
+            }
+            UsersError::Busy => {
+                let mut reply = ErrorReply::new(ErrorCode::Unavailable, err.to_string());
+                reply.retry_after = Some(1);
+                reply
             }
             UsersError::Throttled(secs) => {
                 ErrorReply::too_many(err.to_string(), secs).because(Reason::TooManyFailedLogins)

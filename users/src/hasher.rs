@@ -104,6 +104,10 @@ impl Worker {
     }
 }
 
+/// Hashes waiting for a worker before more are refused (503, `Retry-After: 1`): about
+/// half a second of work on two cores, well within the callers' 3 s.
+pub const MAX_QUEUED: usize = 64;
+
 struct Inner {
     jobs: std::sync::Mutex<Option<std::sync::mpsc::Sender<Job>>>,
     /// Jobs sent and not yet picked up by a worker, for the metrics.
@@ -206,6 +210,10 @@ impl Hasher {
             let sender = jobs
                 .as_ref()
                 .ok_or_else(|| UsersError::Hashing("the hasher was closed".into()))?;
+            // Refused at once what could not be served before the caller gives up.
+            if self.inner.queued.load(Ordering::Relaxed) >= MAX_QUEUED {
+                return Err(UsersError::Busy);
+            }
             self.inner.queued.fetch_add(1, Ordering::Relaxed);
             sender
                 .send(job)

@@ -598,3 +598,53 @@ async fn a_csrf_cookie_the_gateway_did_not_make_is_not_adopted() {
     assert!(set.starts_with("shop_csrf="), "{set}");
     assert!(!set.contains(&planted), "{set}");
 }
+
+#[tokio::test]
+async fn a_login_flood_from_one_address_does_not_keep_another_out() {
+    // Failures do not stop this flood (a high limit): the cap on logins in flight per
+    // address does, and the hashers' bounded queue. Queued, its 400 hashes would hold
+    // the hashers for seconds.
+    let shop = Shop::start_with(|c| c.max_failed_logins_per_address = 100_000).await;
+    let flood = browser();
+    // Another person, from another address (the whole of 127/8 is this machine).
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .expect("client");
+    let attempts = (0..400).map(|n| {
+        flood
+            .post(shop.url("/api/login"))
+            .json(&json!({ "username": format!("made-up-{n}"), "password": "guess" }))
+            .send()
+    });
+    let person = async {
+        // Sent once the flood is under way.
+        tokio::task::yield_now().await;
+        other
+            .post(shop.url("/api/login"))
+            .json(&json!({ "username": "victor", "password": "1234" }))
+            .send()
+            .await
+            .expect("sent")
+    };
+    let (flooded, person) = tokio::join!(futures_util::future::join_all(attempts), person);
+    assert_eq!(person.status(), StatusCode::OK, "the other person gets in");
+    let refused_at_once = flooded
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter(|r| {
+            r.status() == StatusCode::TOO_MANY_REQUESTS
+                && r.headers().get(header::RETRY_AFTER).is_some()
+        })
+        .count();
+    assert!(
+        refused_at_once > 0,
+        "the flood's excess is refused, not queued"
+    );
+    assert!(
+        flooded
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|r| r.status() != StatusCode::OK)),
+        "no made-up account logs in"
+    );
+}
