@@ -18,7 +18,7 @@ use service_kit::{
     http::HttpError,
     http::{JsonBody, metrics_response, with_common_routes},
     metrics::Metrics,
-    slots::Slots,
+    slots::Queues,
 };
 
 use crate::domain::Auth;
@@ -30,11 +30,14 @@ pub struct HttpState {
     pub nats: async_nats::Client,
     pub metrics: Metrics,
     /// Logins in flight per client address (the gateway has its own).
-    pub logins: std::sync::Arc<Slots>,
+    pub logins: std::sync::Arc<Queues>,
 }
 
-/// Logins from one client address in flight at once on this door; more get 429 at once.
+/// Logins from one client address in flight at once on this door; more wait behind them
+/// (up to [`LOGIN_WAIT`], then 429).
 pub const MAX_LOGINS_IN_FLIGHT_PER_ADDRESS: usize = 4;
+/// How long a login waits for a place among its address's logins in flight.
+pub const LOGIN_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub fn router(state: HttpState) -> Router {
     let metrics = state.metrics.clone();
@@ -54,8 +57,8 @@ async fn login(
     let address = client
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
-    // Refused at once rather than queued: the password hashers are shared by everyone.
-    let _in_flight = state.logins.take(&address).map_err(|_| {
+    // Behind this address's own logins only: the password hashers are shared.
+    let _turn = state.logins.turn(&address).await.ok_or_else(|| {
         ErrorReply::too_many(
             "too many logins in progress from your address; try again",
             1,

@@ -43,7 +43,10 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         core,
         nats: nats.clone(),
         metrics,
-        logins: service_kit::slots::Slots::new(http::MAX_LOGINS_IN_FLIGHT_PER_ADDRESS, usize::MAX),
+        logins: service_kit::slots::Queues::new(
+            http::MAX_LOGINS_IN_FLIGHT_PER_ADDRESS,
+            http::LOGIN_WAIT,
+        ),
     });
     Ok(Doors {
         name: "auth",

@@ -31,8 +31,9 @@ pub struct Config {
     /// The window in which they are counted, in seconds.
     #[arg(long, env = "GATEWAY_FAILED_LOGIN_WINDOW_SECS", default_value_t = 300)]
     pub failed_login_window_secs: u64,
-    /// Logins from one client address in flight at once; more get 429 at once, so that
-    /// a flood from one address cannot fill the password hashers for everyone.
+    /// Logins from one client address in flight at once; more wait behind them (up to
+    /// 1 s, then 429), so that a flood from one address cannot fill the password hashers
+    /// for everyone.
     #[arg(
         long,
         env = "GATEWAY_MAX_LOGINS_IN_FLIGHT_PER_ADDRESS",

@@ -20,8 +20,9 @@ pub async fn login(
     let address = client
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
-    // Refused at once rather than queued: the password hashers are shared by everyone.
-    let _in_flight = state.logins.take(&address).map_err(|_| {
+    // Behind this address's own logins only (the hashers are shared by everyone): a
+    // flood from one address waits for itself, and what waits too long gets 429.
+    let _turn = state.logins.turn(&address).await.ok_or_else(|| {
         ErrorReply::too_many(
             "too many logins in progress from your address; try again",
             1,

@@ -5,7 +5,14 @@ use std::{sync::Arc, time::Duration};
 use async_nats::Client;
 use axum::extract::FromRef;
 use bus_schema::CallOptions;
-use service_kit::{metrics::Metrics, slots::Slots, throttle::Throttle};
+use service_kit::{
+    metrics::Metrics,
+    slots::{Queues, Slots},
+    throttle::Throttle,
+};
+
+/// How long a login waits for a place among its address's logins in flight before a 429.
+pub const LOGIN_WAIT: Duration = Duration::from_secs(1);
 
 use crate::{Config, views::Views};
 
@@ -31,7 +38,7 @@ pub struct AppState {
     pub feeds: Arc<Slots>,
     /// Logins in flight, per client address: a flood from one address waits for none
     /// but itself.
-    pub logins: Arc<Slots>,
+    pub logins: Arc<Queues>,
 }
 
 impl AppState {
@@ -55,7 +62,7 @@ impl AppState {
                 crate::activity::MAX_FEEDS_PER_ADDRESS,
                 crate::activity::MAX_FEEDS,
             ),
-            logins: Slots::new(config.max_logins_in_flight_per_address, usize::MAX),
+            logins: Queues::new(config.max_logins_in_flight_per_address, LOGIN_WAIT),
             csrf_key: Arc::new(csrf_key),
             login_throttle: Arc::new(Throttle::new(
                 config.max_failed_logins_per_address,
