@@ -123,10 +123,14 @@ pub async fn events(
         }
     };
     // Once the browser sees the response, the server knows the subscriptions: nothing
-    // published after that is missed.
-    if let Err(err) = state.nats.flush().await {
-        tracing::warn!(%err, "cannot flush the subscriptions");
-    }
+    // published after that is missed. A flush only empties our socket; a request that
+    // nobody answers comes back ("no responders") only after the server has taken
+    // everything this connection sent before it, the subscriptions included.
+    let probe = async_nats::Request::new().timeout(Some(std::time::Duration::from_secs(1)));
+    let _ = state
+        .nats
+        .send_request(bus_schema::discovery::ping(Some("activity-probe")), probe)
+        .await;
     let feed = stream::select(purchases, signups).filter_map(move |message| {
         // Held as long as the feed is: dropped with it when the browser goes.
         let _slot = &slot;

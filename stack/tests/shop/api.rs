@@ -215,7 +215,11 @@ async fn orders_that_lose_every_other_request(
     use futures_util::StreamExt;
     let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
     let mut requests = nats.subscribe("orders.>").await.expect("subscribe");
-    nats.flush().await.expect("flush");
+    // Its own probe coming back proves the server has the subscription.
+    nats.publish("orders.probe", "".into())
+        .await
+        .expect("probe");
+    while requests.next().await.expect("subscribed").subject.as_str() != "orders.probe" {}
     let (nats, counts) = (nats.clone(), std::sync::Arc::clone(&seen));
     tokio::spawn(async move {
         while let Some(request) = requests.next().await {

@@ -43,7 +43,21 @@ async fn a_request_id_given_to_the_gateway_travels_in_every_bus_request_and_come
         .subscribe("*.*")
         .await
         .expect("subscribe to requests");
-    shop.nats.flush().await.expect("flush");
+    // The watcher's own probe coming back proves the server has the subscription (a
+    // flush only empties our socket).
+    shop.nats
+        .publish("probe.ready", "".into())
+        .await
+        .expect("probe");
+    loop {
+        let seen = tokio::time::timeout(Duration::from_secs(5), watcher.next())
+            .await
+            .expect("the probe comes back")
+            .expect("subscribed");
+        if seen.subject.as_str() == "probe.ready" {
+            break;
+        }
+    }
     let http = reqwest::Client::new();
 
     let login = http
