@@ -28,7 +28,8 @@ pub struct AccountForm {
     username: String,
     #[serde(default)]
     password: String,
-    #[serde(default)]
+    /// `confirm_password` in the original's form, still accepted.
+    #[serde(default, alias = "confirm_password")]
     confirm: String,
     #[serde(default)]
     csrf: String,

@@ -32,6 +32,15 @@ pub fn article_id(value: &serde_json::Value) -> Result<u32, OrdersError> {
             )
             .into()),
         },
+        // The original did `int(article_id)`: a string of digits names an article too.
+        serde_json::Value::String(digits)
+            if !digits.is_empty()
+                && digits.len() <= 18
+                && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            let id: i64 = digits.parse().expect("BUG: up to 18 digits fit an i64");
+            u32::try_from(id).map_err(|_| OrdersError::UnknownArticle(id))
+        }
         other => Err(Invalid::new(
             Reason::ArticleIdNotInteger,
             format!("article_id must be an integer, not {other}"),
@@ -62,7 +71,18 @@ mod tests {
     #[test]
     fn article_ids_must_be_integers() {
         assert_eq!(article_id(&json!(2)).ok(), Some(2));
-        for bad in [json!(null), json!("2"), json!(2.5), json!([2]), json!(true)] {
+        // As the original's int(): a string of digits too.
+        assert_eq!(article_id(&json!("2")).ok(), Some(2));
+        for bad in [
+            json!(null),
+            json!("2x"),
+            json!(""),
+            json!("-2"),
+            json!(" 2"),
+            json!(2.5),
+            json!([2]),
+            json!(true),
+        ] {
             assert!(
                 matches!(article_id(&bad), Err(OrdersError::Invalid(_))),
                 "{bad}"

@@ -74,7 +74,7 @@ async fn bad_buys_get_the_statuses_of_the_original() {
         ),
         (
             "victor",
-            json!({ "article_id": "2" }),
+            json!({ "article_id": "2 articles" }),
             StatusCode::BAD_REQUEST,
             "must be an integer",
         ),
@@ -128,7 +128,7 @@ async fn bad_buys_get_the_statuses_of_the_original() {
 
     for (request, code) in [
         (buy_request("victor", json!(null)), ErrorCode::BadRequest),
-        (buy_request("victor", json!("1")), ErrorCode::BadRequest),
+        (buy_request("victor", json!("1x")), ErrorCode::BadRequest),
         (buy_request("victor", json!(42)), ErrorCode::NotFound),
         (buy_request("../x", json!(1)), ErrorCode::BadRequest),
         (buy_request("", json!(1)), ErrorCode::BadRequest),
@@ -251,4 +251,20 @@ async fn the_same_idempotency_key_records_one_purchase_also_after_a_restart() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_ne!(other["id"], first["id"]);
+}
+
+#[tokio::test]
+async fn an_article_id_as_a_string_of_digits_buys_as_in_the_original() {
+    let app = TestApp::spawn().await;
+    let token = app.token("victor");
+    let (status, body) = app
+        .buy("victor", &token, json!({ "article_id": "2" }), None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["article"]["name"], "Article 2");
+    let (status, body) = app
+        .buy("victor", &token, json!({ "article_id": "2x" }), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["reason"], "article_id_not_integer");
 }

@@ -42,7 +42,7 @@ fn bad_names() -> Vec<String> {
 fn bad_article_ids() -> Vec<Value> {
     vec![
         json!(null),
-        json!("1"),
+        json!("1x"),
         json!(""),
         json!(1.5),
         json!(-1),

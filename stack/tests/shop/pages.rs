@@ -648,3 +648,25 @@ async fn a_login_flood_from_one_address_does_not_keep_another_out() {
         "no made-up account logs in"
     );
 }
+
+#[tokio::test]
+async fn the_register_form_of_the_original_still_works() {
+    let shop = Shop::start().await;
+    let http = browser();
+    let (_, html) = text(http.get(shop.url("/register")).send().await.expect("sent")).await;
+    let csrf = csrf_of(&html);
+    // The original's field is `confirm_password`.
+    let response = http
+        .post(shop.url("/register"))
+        .form(&[
+            ("username", "zoe"),
+            ("password", "password1"),
+            ("confirm_password", "password1"),
+            ("csrf", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/?registered=zoe");
+}
