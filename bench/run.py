@@ -242,11 +242,7 @@ def main():
         # keep both hashers busy.
         runs.append(scenario(shop, "POST /api/login", gw("/api/login"), 4, "POST",
                              {"username": "reader", "password": "bench-password"}))
-        storm = subprocess.Popen(
-            ["wrk", "-t", "1", "-c", "64", "-d", f"{DURATION + WARMUP + 2}s", "-s", os.path.join(ROOT, "bench", "wrk.lua"),
-             gw("/api/login")],
-            env=dict(os.environ, BENCH_METHOD="POST", BENCH_BODY=json.dumps({"username": "buyer", "password": "bench-password"}), BENCH_TOKEN=""),
-            stdout=subprocess.DEVNULL)
+        storm = login_flood(gw, DURATION + WARMUP + 2)
         time.sleep(1)
         during = scenario(shop, "GET /api/purchases during a login storm", gw("/api/purchases"), 16, token=reader)
         storm.wait()
@@ -259,14 +255,19 @@ def main():
     report(results)
 
 
-def login_during_flood(shop, gw):
-    """Logins of a person on another address (127.0.0.2) while one address floods
-    /api/login with 64 connections."""
-    flood = subprocess.Popen(
-        ["wrk", "-t", "1", "-c", "64", "-d", f"{DURATION + 2}s", "-s", os.path.join(ROOT, "bench", "wrk.lua"),
+def login_flood(gw, seconds):
+    """64 connections logging in from one address, in the background."""
+    return subprocess.Popen(
+        ["wrk", "-t", "1", "-c", "64", "-d", f"{seconds}s", "-s", os.path.join(ROOT, "bench", "wrk.lua"),
          gw("/api/login")],
         env=dict(os.environ, BENCH_METHOD="POST", BENCH_BODY=json.dumps({"username": "buyer", "password": "bench-password"}), BENCH_TOKEN=""),
         stdout=subprocess.DEVNULL)
+
+
+def login_during_flood(shop, gw):
+    """Logins of a person on another address (127.0.0.2) while one address floods
+    /api/login with 64 connections."""
+    flood = login_flood(gw, DURATION + 2)
     time.sleep(1)
     times, statuses = [], []
     port = shop.ports["gateway"]

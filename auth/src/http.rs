@@ -1,18 +1,13 @@
 //! The HTTP door on :5001: the original's routes plus health, readiness and metrics.
 
-use std::net::SocketAddr;
-
 use axum::{
     Json, Router,
-    extract::{ConnectInfo, State},
+    extract::State,
     http::{Extensions, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use bus_schema::{
-    ErrorReply,
-    auth::{LoginReply, LoginRequest, VerifyReply, VerifyRequest},
-};
+use bus_schema::auth::{LoginReply, LoginRequest, VerifyReply, VerifyRequest};
 use serde_json::json;
 use service_kit::{
     http::HttpError,
@@ -54,16 +49,7 @@ async fn login(
     client: Extensions,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<LoginReply>, HttpError> {
-    let address = client
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
-    // Behind this address's own logins only: the password hashers are shared.
-    let _turn = state.logins.turn(&address).await.ok_or_else(|| {
-        ErrorReply::too_many(
-            "too many logins in progress from your address; try again",
-            1,
-        )
-    })?;
+    let _turn = service_kit::http::login_turn(&state.logins, &client).await?;
     Ok(Json(state.core.login(req).await?))
 }
 

@@ -1,9 +1,7 @@
 //! Logging in through the gateway, on the API and the form alike: `auth.login`, refused
 //! with 429 for a client address that failed too often. Only failures count against it.
 
-use std::net::SocketAddr;
-
-use axum::{extract::ConnectInfo, http::Extensions};
+use axum::http::Extensions;
 use bus_schema::{
     ErrorCode, ErrorReply, Reason,
     auth::{self, LoginReply, LoginRequest},
@@ -17,17 +15,9 @@ pub async fn login(
     client: &Extensions,
     request: &LoginRequest,
 ) -> Result<LoginReply, ErrorReply> {
-    let address = client
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
-    // Behind this address's own logins only (the hashers are shared by everyone): a
-    // flood from one address waits for itself, and what waits too long gets 429.
-    let _turn = state.logins.turn(&address).await.ok_or_else(|| {
-        ErrorReply::too_many(
-            "too many logins in progress from your address; try again",
-            1,
-        )
-    })?;
+    let address = service_kit::http::client_address(client);
+    // A flood from one address waits for itself only.
+    let _turn = service_kit::http::login_turn(&state.logins, client).await?;
     // Reserved before auth answers, so that parallel failures cannot all pass the limit.
     let attempt = state.login_throttle.attempt(&address).map_err(|secs| {
         ErrorReply::too_many(

@@ -301,6 +301,31 @@ where
         .layer(axum::middleware::from_fn_with_state(metrics, track))
 }
 
+/// The client's IP address as the accept loop recorded it (`unknown` without one).
+pub fn client_address(extensions: &axum::http::Extensions) -> String {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string())
+}
+
+/// A login's turn among the logins in flight from its client's address: behind that
+/// address's own only (the password hashers are shared by everyone), 429 when it waited
+/// too long.
+pub async fn login_turn(
+    logins: &std::sync::Arc<crate::slots::Queues>,
+    extensions: &axum::http::Extensions,
+) -> Result<crate::slots::Turn, ErrorReply> {
+    logins
+        .turn(&client_address(extensions))
+        .await
+        .ok_or_else(|| {
+            ErrorReply::too_many(
+                "too many logins in progress from your address; try again",
+                1,
+            )
+        })
+}
+
 /// `GET /healthz`: the process is alive and serving HTTP.
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
