@@ -5,7 +5,7 @@
 use std::{
     fs::{self, OpenOptions},
     io::{ErrorKind, Write},
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    os::unix::fs::OpenOptionsExt,
     path::Path,
 };
 
@@ -29,7 +29,8 @@ pub fn load_or_create(
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
-    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    // Secrets live in a directory of their own, narrowed too (unless shared, as /tmp).
+    let _ = crate::private::data_dir(dir);
 
     let contents = make();
     let name = path
@@ -68,6 +69,8 @@ pub fn random_hex(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn a_secret_is_made_once_private_and_then_read_back() {

@@ -50,7 +50,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     // Hashes, purchases, secrets and logs: the owner's alone.
-    service_kit::private::dir(&config.data_dir)
+    service_kit::private::data_dir(&config.data_dir)
         .and_then(|()| service_kit::private::dir(&config.data_dir.join("jetstream")))
         .map_err(|err| {
             StartError::Other(format!(
