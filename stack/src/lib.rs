@@ -50,14 +50,20 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     // Hashes, purchases, secrets and logs: the owner's alone.
-    service_kit::private::data_dir(&config.data_dir)
-        .and_then(|()| service_kit::private::dir(&config.data_dir.join("jetstream")))
-        .map_err(|err| {
-            StartError::Other(format!(
-                "cannot create the data directory {}: {err}",
-                config.data_dir.display()
-            ))
-        })?;
+    let data_dir = config.data_dir.clone();
+    tokio::task::spawn_blocking(move || {
+        service_kit::private::data_dir(&data_dir)
+            .and_then(|()| service_kit::private::dir(&data_dir.join("jetstream")))
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|made| made)
+    .map_err(|err| {
+        StartError::Other(format!(
+            "cannot create the data directory {}: {err}",
+            config.data_dir.display()
+        ))
+    })?;
     let passwords =
         secrets::NatsPasswords::load_or_create(&config.data_dir.join("secrets")).await?;
     let (server, nats_url) = match &config.nats_url {

@@ -68,8 +68,13 @@ impl NatsServer {
             .map_err(|err| StartError::Other(format!("cannot open {}: {err}", log.display())))?
             .into_std()
             .await;
-        service_kit::private::file(&log)
-            .map_err(|err| StartError::Other(format!("cannot open {}: {err}", log.display())))?;
+        // An older log may be readable by all: narrowed, as every data file.
+        tokio::fs::set_permissions(
+            &log,
+            std::os::unix::fs::PermissionsExt::from_mode(service_kit::private::FILE_MODE),
+        )
+        .await
+        .map_err(|err| StartError::Other(format!("cannot open {}: {err}", log.display())))?;
         let log_err = log_file
             .try_clone()
             .map_err(|err| StartError::Other(format!("cannot open {}: {err}", log.display())))?;
