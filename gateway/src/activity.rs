@@ -25,7 +25,7 @@ use service_kit::{http::HttpError, slots::Full};
 
 use crate::{
     session::Session,
-    state::AppState,
+    state::{AppState, MAX_FEEDS_PER_ADDRESS},
     views::{date, price},
 };
 
@@ -74,11 +74,6 @@ pub fn activity(subject: &str, payload: &[u8], viewer: Option<&str>) -> Option<A
         None
     }
 }
-
-/// Live feeds open at once, in all.
-pub const MAX_FEEDS: usize = 256;
-/// Live feeds open at once from one client address (a few browser tabs).
-pub const MAX_FEEDS_PER_ADDRESS: usize = 4;
 
 /// `GET /activity/events`: the stream, for as long as the browser listens.
 pub async fn events(

@@ -11,6 +11,11 @@ use service_kit::{
     throttle::Throttle,
 };
 
+/// Live activity feeds open at once, in all.
+pub const MAX_FEEDS: usize = 256;
+/// Live activity feeds open at once from one client address (a few browser tabs).
+pub const MAX_FEEDS_PER_ADDRESS: usize = 4;
+
 /// How long a login waits for a place among its address's logins in flight before a 429.
 pub const LOGIN_WAIT: Duration = Duration::from_secs(1);
 
@@ -58,10 +63,7 @@ impl AppState {
             secure_cookies: config.secure_cookies,
             http: reqwest::Client::new(),
             nats_monitor_url: config.nats_monitor_url.clone().filter(|u| !u.is_empty()),
-            feeds: Slots::new(
-                crate::activity::MAX_FEEDS_PER_ADDRESS,
-                crate::activity::MAX_FEEDS,
-            ),
+            feeds: Slots::new(MAX_FEEDS_PER_ADDRESS, MAX_FEEDS),
             logins: Queues::new(config.max_logins_in_flight_per_address, LOGIN_WAIT),
             csrf_key: Arc::new(csrf_key),
             login_throttle: Arc::new(Throttle::new(

@@ -142,7 +142,7 @@ async fn one_address_keeps_only_a_few_live_feeds_open() {
     let shop = Shop::start().await;
     let http = reqwest::Client::new();
     let mut open = Vec::new();
-    for _ in 0..gateway::activity::MAX_FEEDS_PER_ADDRESS {
+    for _ in 0..gateway::state::MAX_FEEDS_PER_ADDRESS {
         let feed = http
             .get(shop.url("/activity/events"))
             .send()
