@@ -1,13 +1,10 @@
 //! The live feed: purchases and sign-ups as they cross the bus, sent to the browser as
 //! Server-Sent Events. Other people's names are masked; your own is shown.
 
-use std::{
-    convert::Infallible,
-    net::{IpAddr, SocketAddr},
-};
+use std::convert::Infallible;
 
 use axum::{
-    extract::{ConnectInfo, State},
+    extract::State,
     http::Extensions,
     response::{
         IntoResponse, Response,
@@ -81,10 +78,10 @@ pub async fn events(
     client: Extensions,
     session: Option<Session>,
 ) -> Response {
-    let address = client
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
-    let slot = match state.feeds.take(&address.to_string()) {
+    let slot = match state
+        .feeds
+        .take(&service_kit::http::client_address(&client))
+    {
         Ok(slot) => slot,
         Err(Full::Key) => {
             return HttpError(ErrorReply::too_many(
