@@ -32,10 +32,14 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     );
     let listener = runtime::bind(config.http_addr, "--http-addr / AUTH_HTTP_ADDR").await?;
     let nats = runtime::connect(&config.nats, "auth").await?;
-    let throttle = Throttle::new(
+    let throttle = std::sync::Arc::new(Throttle::new(
         config.max_failed_logins,
         Duration::from_secs(config.failed_login_window_secs),
-    );
+    ));
+    throttle
+        .share(&nats, bus_schema::auth::subject::LOGIN_THROTTLE.to_owned())
+        .await
+        .map_err(|err| StartError::Other(format!("cannot share the login throttle: {err}")))?;
     let core = Auth::new(nats.clone(), tokens, throttle);
     let metrics = Metrics::new("auth");
     let micro = bus::start(&nats, core.clone(), metrics.clone()).await?;

@@ -11,6 +11,8 @@ pub mod subject {
     pub const LOGIN: &str = "auth.login";
     /// Check a token: [`super::VerifyRequest`] -> [`super::VerifyReply`].
     pub const VERIFY: &str = "auth.verify";
+    /// Where auth instances share their login attempts per account (auth alone).
+    pub const LOGIN_THROTTLE: &str = "auth.throttle.login";
 }
 
 /// A login attempt.

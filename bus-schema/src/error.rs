@@ -161,6 +161,9 @@ reasons! {
     NotOnDiskYet = "not_on_disk_yet",
     /// JetStream did not confirm: the purchase may have been recorded.
     MaybeRecorded = "maybe_recorded",
+    /// This instance could not confirm that its view holds every change the stream
+    /// holds (JetStream unreachable, or the view too far behind): try again.
+    ViewBehind = "view_behind",
 }
 
 impl Reason {

@@ -73,6 +73,8 @@ pub mod subject {
     pub const VERIFY: &str = "users.verify";
     /// Look up an account: [`super::GetRequest`] -> [`super::GetReply`].
     pub const GET: &str = "users.get";
+    /// Where users instances share their password checks per account (users alone).
+    pub const VERIFY_THROTTLE: &str = "users.throttle.verify";
     /// Every event of the service.
     pub const EVENTS: &str = "users.events.>";
     /// Prefix of the sign-up events; the username follows.
@@ -81,6 +83,42 @@ pub mod subject {
     /// The subject of `username`'s sign-up event.
     pub fn created(username: &str) -> String {
         format!("{CREATED_PREFIX}.{username}")
+    }
+
+    /// The accounts in [`super::ACCOUNTS_STREAM`], one subject per account. They carry
+    /// password hashes: only the users service may publish, subscribe or read them.
+    pub const ACCOUNTS: &str = "users.accounts.>";
+    /// Prefix of the account subjects.
+    pub const ACCOUNTS_PREFIX: &str = "users.accounts";
+
+    /// The subject of `username`'s account records.
+    pub fn account(username: &str) -> String {
+        format!("{ACCOUNTS_PREFIX}.{}", super::subject_token(username))
+    }
+}
+
+/// The JetStream stream that holds every account (the truth each users instance's
+/// `users.db` is a view of).
+pub const ACCOUNTS_STREAM: &str = "USERS";
+
+/// A name as one NATS subject token: itself when it is made of `A-Z a-z 0-9 _ -` (every
+/// name today's rules allow), else `~` and the hex of its UTF-8 bytes (names that older
+/// versions and the Flask original let in). The two forms never meet: `~` is not in
+/// the first.
+pub fn subject_token(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if plain {
+        name.to_owned()
+    } else {
+        let mut token = String::with_capacity(1 + 2 * name.len());
+        token.push('~');
+        for byte in name.bytes() {
+            token.push_str(&format!("{byte:02x}"));
+        }
+        token
     }
 }
 
@@ -159,6 +197,26 @@ typed_call!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_name_is_one_subject_token_and_no_two_names_share_one() {
+        assert_eq!(subject::account("victor_1-x"), "users.accounts.victor_1-x");
+        assert_eq!(
+            subject::account("jean pierre"),
+            "users.accounts.~6a65616e20706965727265"
+        );
+        assert_eq!(subject_token("a.b"), "~612e62");
+        assert_eq!(subject_token(""), "~");
+        for name in ["élodie", "a.b", "*", ">", "~", "x y", "", "~61"] {
+            let token = subject_token(name);
+            assert!(token.starts_with('~'), "{name}");
+            assert!(
+                !token.contains(['.', '*', '>', ' ']),
+                "{name} gives the token {token}"
+            );
+        }
+        assert_ne!(subject_token("~61"), subject_token("a"));
+    }
 
     #[test]
     fn a_username_is_trimmed_and_lower_cased() {

@@ -32,6 +32,11 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         .await
         .map_err(StartError::Other)?;
     let state = AppState::new(&config, nats.clone(), csrf_key);
+    state
+        .login_throttle
+        .share(&nats, crate::state::LOGIN_THROTTLE_SUBJECT.to_owned())
+        .await
+        .map_err(|err| StartError::Other(format!("cannot share the login throttle: {err}")))?;
     Ok(Doors {
         name: "gateway",
         listener,

@@ -33,7 +33,8 @@ pub async fn start(
     let c = core.clone();
     micro
         .add(orders::subject::PURCHASES, move |req: PurchasesRequest| {
-            std::future::ready(c.purchases(&req).map_err(ErrorReply::from))
+            let c = c.clone();
+            async move { c.purchases(&req).await.map_err(ErrorReply::from) }
         })
         .await?;
     micro

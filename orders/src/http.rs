@@ -67,7 +67,9 @@ async fn purchases(
     Path(username): Path<String>,
 ) -> Result<Json<PurchasesReply>, HttpError> {
     let username = state.core.authorize(&caller.username, &username)?;
-    Ok(Json(state.core.purchases(&PurchasesRequest { username })?))
+    Ok(Json(
+        state.core.purchases(&PurchasesRequest { username }).await?,
+    ))
 }
 
 async fn buy(

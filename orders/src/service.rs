@@ -33,6 +33,7 @@ use bus_schema::{
     },
     users::Username,
 };
+use service_kit::stream_tail::StreamTail;
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
@@ -51,6 +52,8 @@ use crate::{
 /// a 503: below the callers' timeout (3 s by default), so that the buyer hears what
 /// became of the purchase rather than a bare timeout.
 const BUY_DEADLINE: Duration = Duration::from_millis(2500);
+/// How long a read waits for the file to reach the stream's end before it answers 503.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
 
 /// The orders service's core, shared by both doors and the appender.
 #[derive(Debug, Clone)]
@@ -71,10 +74,13 @@ struct Inner {
     cursor: watch::Sender<u64>,
     /// Lines written since start.
     appended: AtomicU64,
+    /// The stream's end, for reads that must include other instances' purchases.
+    tail: StreamTail,
 }
 
 impl Orders {
     pub fn new(catalog: Catalog, index: Index, js: jetstream::Context) -> Self {
+        let tail = StreamTail::new(js.client(), bus_schema::orders::STREAM);
         Self {
             inner: Arc::new(Inner {
                 catalog,
@@ -83,6 +89,7 @@ impl Orders {
                 js,
                 cursor: watch::Sender::new(0),
                 appended: AtomicU64::new(0),
+                tail,
             }),
         }
     }
@@ -99,9 +106,12 @@ impl Orders {
     }
 
     /// `orders.purchases`: the history of one user, oldest first; empty for a user who
-    /// never bought anything.
-    pub fn purchases(&self, req: &PurchasesRequest) -> Result<PurchasesReply, OrdersError> {
+    /// never bought anything. Includes every purchase the stream held when the request
+    /// arrived, whichever instance recorded it: the file is first brought up to the
+    /// stream's end.
+    pub async fn purchases(&self, req: &PurchasesRequest) -> Result<PurchasesReply, OrdersError> {
         let username = domain::username(&req.username)?;
+        self.caught_up().await?;
         let index = self.index();
         let history = index.history(username.as_str());
         Ok(PurchasesReply {
@@ -109,6 +119,28 @@ impl Orders {
             purchases: history.iter().map(|i| i.article.name.clone()).collect(),
             items: history.iter().map(Item::to_reply).collect(),
         })
+    }
+
+    /// Waits until the file holds every event the stream holds now.
+    async fn caught_up(&self) -> Result<(), OrdersError> {
+        let behind = |why: String| {
+            OrdersError::Unavailable(
+                Reason::ViewBehind,
+                format!("cannot confirm this instance's history is current ({why}); try again"),
+            )
+        };
+        let last = self
+            .inner
+            .tail
+            .last_sequence()
+            .await
+            .map_err(|err| behind(err.to_string()))?;
+        if self.cursor() > last {
+            return Ok(());
+        }
+        tokio::time::timeout(CATCH_UP_WAIT, self.written_up_to(last))
+            .await
+            .map_err(|_| behind(format!("the file is still writing up to event {last}")))
     }
 
     /// The HTTP door's rule: a caller may only act on their own account.

@@ -14,6 +14,7 @@
 //! - [`private`]: data files 0600 and directories 0700, whoever creates them.
 //! - [`throttle`]: failures counted per key in a sliding window (login throttling).
 //! - [`slots`]: work in flight capped per key and in all (logins, live feeds).
+//! - [`stream_tail`]: the end of a stream, so that a view can read its writes.
 
 pub mod clock;
 pub mod http;
@@ -25,4 +26,5 @@ pub mod runtime;
 pub mod secret_file;
 pub mod serve;
 pub mod slots;
+pub mod stream_tail;
 pub mod throttle;

@@ -24,6 +24,9 @@ pub enum UsersError {
     Hashing(String),
     #[error("cannot prepare the database: {0}")]
     Setup(String),
+    /// The accounts stream or the view cannot serve now; the reason says which.
+    #[error("{1}")]
+    Unavailable(Reason, String),
     #[error("a worker thread failed")]
     Worker(#[from] tokio::task::JoinError),
 }
@@ -36,7 +39,7 @@ impl UsersError {
             Self::Taken(_) => ErrorCode::Conflict,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Throttled(_) => ErrorCode::TooManyRequests,
-            Self::Busy => ErrorCode::Unavailable,
+            Self::Busy | Self::Unavailable(..) => ErrorCode::Unavailable,
             Self::Storage(_) | Self::Hashing(_) | Self::Setup(_) | Self::Worker(_) => {
                 ErrorCode::Internal
             }
@@ -58,6 +61,9 @@ impl From<UsersError> for ErrorReply {
             }
             UsersError::Throttled(secs) => {
                 ErrorReply::too_many(err.to_string(), secs).because(Reason::TooManyFailedLogins)
+            }
+            UsersError::Unavailable(reason, message) => {
+                ErrorReply::new(ErrorCode::Unavailable, message).because(reason)
             }
             UsersError::NotFound(_) => {
                 ErrorReply::new(err.code(), err.to_string()).because(Reason::UnknownUser)

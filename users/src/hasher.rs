@@ -70,8 +70,12 @@ impl Worker {
         Ok(format!("$argon2id$v=19${params}${salt}${output}"))
     }
 
-    /// Whether `password` matches the PHC string `stored` (any argon2 parameters).
+    /// Whether `password` matches `stored`: a PHC string (any argon2 parameters), or an
+    /// imported werkzeug hash.
     fn verify(&mut self, password: &str, stored: &str) -> bool {
+        if crate::werkzeug::is_werkzeug(stored) {
+            return crate::werkzeug::verify(password, stored);
+        }
         let Ok(parsed) = PasswordHash::new(stored) else {
             return false;
         };

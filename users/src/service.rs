@@ -1,42 +1,52 @@
 //! The operations of the users service that both doors call.
 //!
-//! [`Users`] validates with [`crate::domain`], hashes with [`crate::hasher`] and stores
-//! with [`crate::store`].
+//! [`Users`] validates with [`crate::domain`], hashes with [`crate::hasher`], writes to
+//! the accounts stream and reads this instance's view of it ([`crate::accounts`]).
 
 use bus_schema::users::{
     CreateReply, CreateRequest, GetReply, GetRequest, VerifyReply, VerifyRequest,
 };
 
 use crate::{
+    accounts::{AccountRecord, Accounts, Stored, publish},
     domain::{CandidatePassword, NewPassword, username},
     error::UsersError,
     hasher::Hasher,
-    store::{Store, StoreOutcome},
+    store::StoredUser,
+    werkzeug,
 };
 
-/// The accounts of the original demo, created with a new database.
+/// The accounts of the original demo, created with a new accounts stream.
 pub const DEMO_ACCOUNTS: [(&str, &str); 3] =
     [("victor", "1234"), ("kilian", "abcd"), ("baptiste", "pass")];
 
 /// The users service's core.
 #[derive(Debug, Clone)]
 pub struct Users {
-    store: Store,
+    accounts: Accounts,
     hasher: Hasher,
     /// Where sign-ups are announced (`users.events.created.<name>`), if anywhere.
     events: Option<async_nats::Client>,
-    /// Wrong passwords per account.
+    /// Wrong passwords per account, shared by every users instance.
     throttle: std::sync::Arc<service_kit::throttle::Throttle>,
 }
 
 impl Users {
-    pub fn new(store: Store, hasher: Hasher, throttle: service_kit::throttle::Throttle) -> Self {
+    pub fn new(
+        accounts: Accounts,
+        hasher: Hasher,
+        throttle: std::sync::Arc<service_kit::throttle::Throttle>,
+    ) -> Self {
         Self {
-            store,
+            accounts,
             hasher,
             events: None,
-            throttle: std::sync::Arc::new(throttle),
+            throttle,
         }
+    }
+
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
     }
 
     /// Announces sign-ups on `nats`.
@@ -45,50 +55,51 @@ impl Users {
         self
     }
 
-    /// Creates the demo accounts if the database is new (no row was ever written).
-    ///
+    /// Creates the demo accounts when the stream holds no account at all (a new shop).
     /// Their passwords are shorter than the rules allow today: they are the original's,
     /// kept so that its users can log in as before.
     pub async fn seed_demo_accounts(&self) -> Result<(), UsersError> {
-        if !self.store.is_new().await? {
+        self.accounts.catch_up().await?;
+        if self.accounts.applied() > 0 {
             return Ok(());
         }
+        let mut created = 0;
         for (name, password) in DEMO_ACCOUNTS {
             let hash = self.hasher.hash(password.to_owned()).await?;
-            self.store.insert(name.to_owned(), hash).await?;
+            let record = AccountRecord::new(name.to_owned(), hash, None);
+            if let Stored::At(seq) = publish(self.accounts.jetstream(), &record, 0).await? {
+                self.accounts.wait_for(seq).await;
+                created += 1;
+            }
         }
-        tracing::info!("created the demo accounts victor, kilian and baptiste");
+        if created > 0 {
+            tracing::info!("created the demo accounts victor, kilian and baptiste");
+        }
         Ok(())
     }
 
-    /// `users.create`: a new account with a hashed password.
+    /// `users.create`: a new account with a hashed password, unique across every
+    /// instance (the stream decides), in this instance's view when answered.
     pub async fn create(&self, req: CreateRequest) -> Result<CreateReply, UsersError> {
         let username = username(&req.username)?;
         let password = NewPassword::parse(req.password)?;
-        // A cheap early answer for a taken name; the UNIQUE constraint stays the judge
-        // when two requests race.
-        if self
-            .store
-            .find(username.as_str().to_owned())
-            .await?
-            .is_some()
-        {
+        // A cheap early answer for a taken name; the stream stays the judge when two
+        // requests race.
+        if self.accounts.find(username.as_str()).await?.is_some() {
             return Err(UsersError::Taken(username.into_string()));
         }
         let hash = self.hasher.hash(password.into_string()).await?;
-        match self
-            .store
-            .insert(username.as_str().to_owned(), hash)
-            .await?
-        {
-            StoreOutcome::Inserted => {
+        let record = AccountRecord::new(username.as_str().to_owned(), hash, None);
+        match publish(self.accounts.jetstream(), &record, 0).await? {
+            Stored::At(seq) => {
+                self.accounts.wait_for(seq).await;
                 tracing::info!(username = username.as_str(), "account created");
                 self.announce(username.as_str()).await;
                 Ok(CreateReply {
                     username: username.into_string(),
                 })
             }
-            StoreOutcome::Duplicate => Err(UsersError::Taken(username.into_string())),
+            Stored::Conflict => Err(UsersError::Taken(username.into_string())),
         }
     }
 
@@ -121,18 +132,24 @@ impl Users {
             .throttle
             .attempt(username.as_str())
             .map_err(UsersError::Throttled)?;
+        let password = password.into_string();
         let checked = async {
-            let stored = self.store.find(username.as_str().to_owned()).await?;
-            self.hasher
-                .verify(password.into_string(), stored.map(|user| user.hash))
-                .await
+            let stored = self.accounts.find(username.as_str()).await?;
+            let hash = stored.as_ref().map(|user| user.hash.clone());
+            let valid = self.hasher.verify(password.clone(), hash).await?;
+            Ok::<_, UsersError>((valid, stored))
         };
         match checked.await {
-            Ok(true) => {
+            Ok((true, stored)) => {
                 attempt.succeeded();
+                if let Some(user) = stored
+                    && werkzeug::is_werkzeug(&user.hash)
+                {
+                    self.rehash(user, password).await;
+                }
                 Ok(VerifyReply { valid: true })
             }
-            Ok(false) => {
+            Ok((false, _)) => {
                 attempt.failed();
                 Ok(VerifyReply { valid: false })
             }
@@ -143,10 +160,31 @@ impl Users {
         }
     }
 
+    /// Replaces an imported werkzeug hash by argon2id after a login proved the password.
+    /// A failure only means the old hash is checked once more next time.
+    async fn rehash(&self, user: StoredUser, password: String) {
+        let upgraded = async {
+            let hash = self.hasher.hash(password).await?;
+            let record = AccountRecord::new(user.username.clone(), hash, Some(user.id));
+            publish(self.accounts.jetstream(), &record, user.seq).await
+        };
+        match upgraded.await {
+            Ok(Stored::At(seq)) => {
+                self.accounts.wait_for(seq).await;
+                tracing::info!(
+                    username = user.username,
+                    "replaced an imported hash by argon2id"
+                );
+            }
+            Ok(Stored::Conflict) => {}
+            Err(err) => tracing::warn!(%err, "could not replace an imported hash"),
+        }
+    }
+
     /// `users.get`: the public view of an account.
     pub async fn get(&self, req: GetRequest) -> Result<GetReply, UsersError> {
         let username = username(&req.username)?;
-        match self.store.find(username.as_str().to_owned()).await? {
+        match self.accounts.find(username.as_str()).await? {
             Some(user) => Ok(GetReply {
                 id: user.id,
                 username: user.username,
@@ -157,7 +195,7 @@ impl Users {
 
     /// Whether the database answers.
     pub async fn storage_ready(&self) -> bool {
-        self.store.ping().await.is_ok()
+        self.accounts.ready().await
     }
 
     /// How many hashes wait for a slot right now.

@@ -315,27 +315,6 @@ async fn demo_accounts_can_be_turned_off() {
 }
 
 #[tokio::test]
-async fn accounts_survive_a_restart_and_deleted_demo_accounts_are_not_recreated() {
-    let mut app = TestApp::spawn().await;
-    app.post("/users", creds("erin", "password1")).await;
-    app.stop().await;
-    let conn = rusqlite::Connection::open(&app.db_path).expect("open the db");
-    let deleted = conn
-        .execute("DELETE FROM users WHERE username = 'victor'", [])
-        .expect("delete");
-    assert_eq!(deleted, 1);
-    drop(conn);
-    let mut config = ::users::Config::for_tests(app.server.url(), app.db_path.clone());
-    config.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let (addr, stop, running) = start(config).await;
-    app.addr = addr;
-    app.stop = Some(stop);
-    app.running = Some(running);
-    assert_eq!(app.get("/users/erin").await.0, StatusCode::OK);
-    assert_eq!(app.get("/users/victor").await.0, StatusCode::NOT_FOUND);
-}
-
-#[tokio::test]
 async fn malformed_wrong_type_and_oversized_bodies_get_a_4xx_with_a_message() {
     let app = TestApp::spawn().await;
     let send = |body: Vec<u8>, content_type: &'static str| {

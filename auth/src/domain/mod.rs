@@ -28,11 +28,11 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(nats: Client, tokens: Tokens, throttle: Throttle) -> Self {
+    pub fn new(nats: Client, tokens: Tokens, throttle: Arc<Throttle>) -> Self {
         Self {
             nats,
             tokens: Arc::new(tokens),
-            throttle: Arc::new(throttle),
+            throttle,
         }
     }
 

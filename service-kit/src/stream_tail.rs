@@ -1,0 +1,100 @@
+//! Reading one's writes across instances: the last sequence a JetStream stream holds,
+//! asked of the server, so that a view that may be behind (an instance's `users.db` or
+//! `purchases.json`) can wait until it has applied everything the stream held when a
+//! request arrived.
+//!
+//! Callers that wait at the same moment share one question: a round trip to the server
+//! serves every request that arrived before it was sent, however many they are (a
+//! "read index", as consensus systems call it). Under load that is one question per
+//! round trip, not one per request.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
+
+/// How long the server may take to answer before the view is declared unsure.
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why the stream's end is not known.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot read the end of the {stream} stream: {reason}")]
+pub struct TailError {
+    pub stream: String,
+    pub reason: String,
+}
+
+/// The end of one stream, asked for by many.
+#[derive(Debug, Clone)]
+pub struct StreamTail {
+    waiting: mpsc::UnboundedSender<oneshot::Sender<Result<u64, TailError>>>,
+}
+
+impl StreamTail {
+    /// Asks `nats` about `stream`; the asking task lives as long as a clone of this.
+    pub fn new(nats: async_nats::Client, stream: &str) -> Self {
+        let (waiting, mut queue) = mpsc::unbounded_channel::<oneshot::Sender<_>>();
+        let stream = stream.to_owned();
+        tokio::spawn(async move {
+            let subject = format!("$JS.API.STREAM.INFO.{stream}");
+            while let Some(first) = queue.recv().await {
+                // Everyone who is waiting now was waiting before the question is sent.
+                let mut batch = vec![first];
+                while let Ok(next) = queue.try_recv() {
+                    batch.push(next);
+                }
+                let answer = ask(&nats, &subject).await.map_err(|reason| TailError {
+                    stream: stream.clone(),
+                    reason,
+                });
+                for caller in batch {
+                    let _ = caller.send(answer.clone());
+                }
+            }
+        });
+        Self { waiting }
+    }
+
+    /// The stream's last sequence as the server holds it after this call began (0 for
+    /// an empty stream).
+    pub async fn last_sequence(&self) -> Result<u64, TailError> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || TailError {
+            stream: String::new(),
+            reason: "the asking task stopped".to_owned(),
+        };
+        self.waiting.send(tx).map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+}
+
+#[derive(Deserialize)]
+struct InfoReply {
+    state: Option<State>,
+    error: Option<ApiError>,
+}
+
+#[derive(Deserialize)]
+struct State {
+    last_seq: u64,
+}
+
+#[derive(Deserialize)]
+struct ApiError {
+    #[serde(default)]
+    description: String,
+}
+
+async fn ask(nats: &async_nats::Client, subject: &str) -> Result<u64, String> {
+    let reply = tokio::time::timeout(ASK_TIMEOUT, nats.request(subject.to_owned(), "".into()))
+        .await
+        .map_err(|_| "JetStream did not answer in time".to_owned())?
+        .map_err(|err| err.to_string())?;
+    let info: InfoReply = serde_json::from_slice(&reply.payload)
+        .map_err(|err| format!("unreadable stream info: {err}"))?;
+    match (info.state, info.error) {
+        (Some(state), None) => Ok(state.last_seq),
+        (_, Some(err)) => Err(err.description),
+        (None, None) => Err("the stream info has no state".to_owned()),
+    }
+}

@@ -1,0 +1,309 @@
+//! Several users instances against one real nats-server, each with its own data
+//! directory (no shared disk): the accounts stream is the truth, each `users.db` a view.
+
+use std::{path::Path, time::Duration};
+
+use bus_schema::users::{self, CreateRequest, VerifyRequest};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use testkit::{NatsServer, Running};
+
+/// One users instance and its own data directory.
+struct Instance {
+    running: Running,
+    dir: TempDir,
+}
+
+impl Instance {
+    async fn start(server: &NatsServer) -> Self {
+        Self::start_in(server, tempfile::tempdir().expect("temp dir")).await
+    }
+
+    async fn start_in(server: &NatsServer, dir: TempDir) -> Self {
+        let config = ::users::Config::for_tests(server.url(), dir.path().join("users.db"));
+        let app = ::users::build(config).await.expect("users builds");
+        Self {
+            running: Running::spawn(app),
+            dir,
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = reqwest::Client::new()
+            .post(self.running.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("sent");
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = reqwest::get(self.running.url(path)).await.expect("sent");
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn verify(&self, name: &str, password: &str) -> Value {
+        let (status, body) = self.post("/users/verify", creds(name, password)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["valid"].clone()
+    }
+}
+
+fn creds(username: &str, password: &str) -> Value {
+    json!({ "username": username, "password": password })
+}
+
+/// The rows of a `users.db` view: (id, username, hash).
+fn rows(path: &Path) -> Vec<(i64, String, String)> {
+    let conn = rusqlite::Connection::open(path).expect("open the view");
+    let mut statement = conn
+        .prepare("SELECT id, username, password FROM users ORDER BY id")
+        .expect("query");
+    statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("read")
+}
+
+#[tokio::test]
+async fn one_name_sent_to_two_instances_at_once_is_created_once() {
+    let server = NatsServer::start();
+    let (a, b) = (
+        Instance::start(&server).await,
+        Instance::start(&server).await,
+    );
+    for round in 0..5 {
+        let name = format!("race{round}");
+        let mut calls = Vec::new();
+        for i in 0..8 {
+            let url = if i % 2 == 0 { &a } else { &b }.running.url("/users");
+            let body = creds(&name, &format!("password-{i}"));
+            calls.push(tokio::spawn(async move {
+                reqwest::Client::new()
+                    .post(url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("sent")
+                    .status()
+            }));
+        }
+        let mut statuses = Vec::new();
+        for call in calls {
+            statuses.push(call.await.expect("task"));
+        }
+        let created = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count();
+        let taken = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CONFLICT)
+            .count();
+        assert_eq!((created, taken), (1, 7), "{name}: {statuses:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_account_made_on_one_instance_is_known_to_the_other_at_once() {
+    let server = NatsServer::start();
+    let (a, b) = (
+        Instance::start(&server).await,
+        Instance::start(&server).await,
+    );
+    for i in 0..20 {
+        let (maker, other) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let name = format!("across{i}");
+        assert_eq!(
+            maker.post("/users", creds(&name, "long enough")).await.0,
+            StatusCode::CREATED
+        );
+        let (status, body) = other.get(&format!("/users/{name}")).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{name} on the other instance: {body}"
+        );
+        assert_eq!(other.verify(&name, "long enough").await, json!(true));
+        assert_eq!(other.verify(&name, "not the one").await, json!(false));
+    }
+    // Over the bus, whichever instance answers.
+    let nats = async_nats::connect(server.url()).await.expect("connects");
+    let made = users::create(
+        &nats,
+        &CreateRequest {
+            username: "busy-bee".into(),
+            password: "long enough".into(),
+        },
+    )
+    .await
+    .expect("created");
+    for _ in 0..10 {
+        let valid = users::verify(
+            &nats,
+            &VerifyRequest {
+                username: made.username.clone(),
+                password: "long enough".into(),
+            },
+        )
+        .await
+        .expect("answered");
+        assert!(valid.valid);
+    }
+}
+
+#[tokio::test]
+async fn an_instance_with_an_empty_data_directory_rebuilds_every_account_with_the_same_ids() {
+    let server = NatsServer::start();
+    let a = Instance::start(&server).await;
+    for i in 0..30 {
+        let name = format!("early{i}");
+        assert_eq!(
+            a.post("/users", creds(&name, "long enough")).await.0,
+            StatusCode::CREATED
+        );
+    }
+    let late = Instance::start(&server).await;
+    let (theirs, ours) = (
+        rows(&a.dir.path().join("users.db")),
+        rows(&late.dir.path().join("users.db")),
+    );
+    assert_eq!(theirs.len(), 33, "30 accounts and the demo ones");
+    assert_eq!(theirs, ours, "the same accounts, ids and hashes");
+    assert_eq!(late.verify("early29", "long enough").await, json!(true));
+    assert_eq!(late.verify("victor", "1234").await, json!(true));
+
+    // A view removed under a stopped instance is rebuilt at its next start.
+    let Instance { mut running, dir } = late;
+    running.stop().await;
+    std::fs::remove_file(dir.path().join("users.db")).expect("remove the view");
+    let again = Instance::start_in(&server, dir).await;
+    assert_eq!(rows(&again.dir.path().join("users.db")), theirs);
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_counted_across_instances() {
+    let server = NatsServer::start();
+    let (a, b) = (
+        Instance::start(&server).await,
+        Instance::start(&server).await,
+    );
+    // Five wrong passwords, alternating between the instances: the limit is five in all.
+    for i in 0..5 {
+        let on = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(on.verify("victor", "wrong").await, json!(false));
+    }
+    // The last announcement is a bus hop away from the other instance; let it land.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for on in [&a, &b] {
+        let (status, body) = on.post("/users/verify", creds("victor", "1234")).await;
+        assert_eq!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "the sixth attempt is refused on each instance, even with the right password: {body}"
+        );
+    }
+}
+
+/// A database as an earlier version left it: the table of the original, no view table.
+fn legacy_db(path: &Path, rows: &[(i64, &str, &str)]) {
+    let conn = rusqlite::Connection::open(path).expect("create");
+    conn.execute_batch(
+        "CREATE TABLE users (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             username TEXT UNIQUE NOT NULL,
+             password TEXT NOT NULL
+         );",
+    )
+    .expect("schema");
+    for (id, name, hash) in rows {
+        conn.execute(
+            "INSERT INTO users (id, username, password) VALUES (?1, ?2, ?3)",
+            rusqlite::params![id, name, hash],
+        )
+        .expect("row");
+    }
+}
+
+#[tokio::test]
+async fn the_previous_versions_database_is_imported_with_its_ids() {
+    let server = NatsServer::start();
+    let hasher = ::users::hasher::Hasher::new(1).await.expect("hasher");
+    let hash = hasher.hash("kept password".into()).await.expect("hash");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("users.db");
+    legacy_db(&db, &[(4, "olivia", &hash), (9, "victor", &hash)]);
+    let a = Instance::start_in(&server, dir).await;
+    assert_eq!(a.verify("olivia", "kept password").await, json!(true));
+    assert_eq!(
+        a.get("/users/olivia").await.1,
+        json!({ "id": 4, "username": "olivia" })
+    );
+    assert_eq!(a.get("/users/victor").await.1["id"], json!(9));
+    assert_eq!(
+        a.verify("victor", "1234").await,
+        json!(false),
+        "no demo account over an import"
+    );
+    assert!(
+        a.dir.path().join("users.db.imported").exists(),
+        "the old file is kept aside"
+    );
+    // Another instance knows the imported accounts, numbered the same.
+    let b = Instance::start(&server).await;
+    assert_eq!(b.get("/users/olivia").await.1["id"], json!(4));
+    let made = b.post("/users", creds("newcomer", "long enough")).await;
+    assert_eq!(made.0, StatusCode::CREATED);
+    assert_eq!(
+        b.get("/users/newcomer").await.1["id"],
+        json!(10),
+        "the next id"
+    );
+    assert_eq!(a.get("/users/newcomer").await.1["id"], json!(10));
+}
+
+#[tokio::test]
+async fn the_flask_originals_people_log_in_with_their_old_passwords_once_hashed_anew() {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    legacy_db(
+        &dir.path().join("users.db"),
+        &[
+            (1, "kilian", ::users::werkzeug::SCRYPT_ABCD),
+            (2, "zoe", ::users::werkzeug::PBKDF2_CREME),
+        ],
+    );
+    let a = Instance::start_in(&server, dir).await;
+    let b = Instance::start(&server).await;
+    assert_eq!(b.verify("kilian", "abce").await, json!(false));
+    assert_eq!(a.verify("kilian", "abcd").await, json!(true));
+    assert_eq!(b.verify("zoe", "crème brûlée").await, json!(true));
+    // The first login replaced the werkzeug hashes with argon2id, in every view (a miss
+    // brings a view up to the stream's end).
+    for instance in [&a, &b] {
+        assert_eq!(
+            instance.get("/users/nobody-here").await.0,
+            StatusCode::NOT_FOUND
+        );
+        let hashes: Vec<_> = rows(&instance.dir.path().join("users.db"))
+            .into_iter()
+            .map(|(_, name, hash)| (name, hash.starts_with("$argon2id$")))
+            .collect();
+        assert_eq!(
+            hashes,
+            vec![("kilian".to_owned(), true), ("zoe".to_owned(), true)]
+        );
+    }
+    assert_eq!(a.verify("kilian", "abcd").await, json!(true));
+    assert_eq!(a.verify("zoe", "crème brûlée").await, json!(true));
+    assert_eq!(a.verify("zoe", "creme brulee").await, json!(false));
+}
