@@ -567,3 +567,58 @@ async fn parallel_guesses_cannot_pass_the_limit_together() {
         "{statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn two_auth_instances_share_the_failed_login_count_and_each_others_tokens() {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    // users' own limit out of the way: this is auth's count.
+    let mut users_config = users::Config::for_tests(server.url(), dir.path().join("users.db"));
+    users_config.max_failed_verifies = 100;
+    let _users = Running::spawn(users::build(users_config).await.expect("users builds"));
+    let auth_on = |n: u32| {
+        let mut config =
+            ::auth::Config::for_tests(server.url(), dir.path().join(format!("secrets-{n}")));
+        config.jwt_secret = Some(::auth::config::Secret::new(SECRET));
+        config.max_failed_logins = 3;
+        async move { Running::spawn(::auth::build(config).await.expect("auth builds")) }
+    };
+    let (a, b) = (auth_on(1).await, auth_on(2).await);
+    let http = reqwest::Client::new();
+    let login = |on: &Running, password: &str| {
+        http.post(on.url("/auth/login"))
+            .json(&json!({ "username": "kilian", "password": password }))
+            .send()
+    };
+    let (status, body) = {
+        let response = login(&a, "abcd").await.expect("sent");
+        (
+            response.status(),
+            response.json::<Value>().await.expect("json"),
+        )
+    };
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().expect("a token").to_owned();
+    let verified = http
+        .post(b.url("/auth/verify"))
+        .json(&json!({ "token": token }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(verified.status(), StatusCode::OK, "b accepts a's token");
+
+    for (i, on) in [&a, &b, &a].into_iter().enumerate() {
+        let status = login(on, "wrong").await.expect("sent").status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "wrong password {i}");
+    }
+    // The last attempt's announcement is a bus hop away from the other instance.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for on in [&a, &b] {
+        let status = login(on, "abcd").await.expect("sent").status();
+        assert_eq!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "three failures in all block the account on every instance"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! The users service through both doors, against a real nats-server and a real SQLite
 //! file in a temp dir.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use async_nats::{HeaderMap, service::NATS_SERVICE_ERROR_CODE};
 use bus_schema::{
@@ -18,7 +18,6 @@ struct TestApp {
     addr: SocketAddr,
     http: reqwest::Client,
     nats: async_nats::Client,
-    db_path: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     running: Option<JoinHandle<()>>,
     // Dropped last: the server and the files outlive the app.
@@ -34,8 +33,7 @@ impl TestApp {
     async fn spawn_with(tweak: impl FnOnce(&mut ::users::Config)) -> Self {
         let server = NatsServer::start();
         let dir = tempfile::tempdir().expect("temp dir");
-        let db_path = dir.path().join("users.db");
-        let mut config = ::users::Config::for_tests(server.url(), db_path.clone());
+        let mut config = ::users::Config::for_tests(server.url(), dir.path().join("users.db"));
         tweak(&mut config);
         let (addr, stop, running) = start(config).await;
         let nats = async_nats::connect(server.url())
@@ -45,7 +43,6 @@ impl TestApp {
             addr,
             http: reqwest::Client::new(),
             nats,
-            db_path,
             stop: Some(stop),
             running: Some(running),
             _dir: dir,

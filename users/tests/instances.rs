@@ -307,3 +307,33 @@ async fn the_flask_originals_people_log_in_with_their_old_passwords_once_hashed_
     assert_eq!(a.verify("zoe", "crème brûlée").await, json!(true));
     assert_eq!(a.verify("zoe", "creme brulee").await, json!(false));
 }
+
+#[tokio::test]
+async fn a_read_finds_every_account_the_stream_held_when_it_arrived() {
+    // Another instance's new account, as its 201 would leave it: stored in the stream,
+    // with no time for this instance's view to follow.
+    let server = NatsServer::start();
+    let a = Instance::start(&server).await;
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.expect("connects"));
+    let hash = ::users::hasher::Hasher::new(1)
+        .await
+        .expect("hasher")
+        .hash("long enough".into())
+        .await
+        .expect("hash");
+    for i in 0..50 {
+        let name = format!("elsewhere{i}");
+        let record = ::users::accounts::AccountRecord::new(name.clone(), hash.clone(), None);
+        let stored = ::users::accounts::publish(&js, &record, 0)
+            .await
+            .expect("stored");
+        assert!(matches!(stored, ::users::accounts::Stored::At(_)));
+        let (status, body) = a.get(&format!("/users/{name}")).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "account {i} is found by the next read: {body}"
+        );
+    }
+    assert_eq!(a.verify("elsewhere49", "long enough").await, json!(true));
+}

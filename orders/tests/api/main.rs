@@ -7,4 +7,5 @@ mod crash;
 mod doors;
 mod durability;
 mod helpers;
+mod instances;
 mod reads;

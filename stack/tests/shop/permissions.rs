@@ -236,3 +236,69 @@ async fn ops_reads_the_stream_but_cannot_aim_its_deliveries() {
     assert!(aimed.is_err(), "ops may not create consumers");
     violation(&mut errors, "$JS.API.CONSUMER.CREATE.ORDERS").await;
 }
+
+#[tokio::test]
+async fn the_accounts_stream_and_the_throttles_belong_to_their_service_alone() {
+    let server = server();
+    let (users, _) = connect(&server, "users").await;
+    let js = async_nats::jetstream::new(users.clone());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "USERS".into(),
+        subjects: vec!["users.accounts.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("users makes its stream");
+    js.publish(
+        "users.accounts.victor",
+        "{\"password_hash\":\"secret\"}".into(),
+    )
+    .await
+    .expect("published")
+    .await
+    .expect("stored");
+
+    // Hashes: ops reads the stream's size, never a record, live or stored.
+    let (ops, mut errors) = connect(&server, "ops").await;
+    let ops_js = async_nats::jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(1))
+        .build(ops.clone());
+    let stream = ops_js
+        .get_stream("USERS")
+        .await
+        .expect("ops reads the stream's info");
+    assert!(
+        stream.get_raw_message(1).await.is_err(),
+        "ops reads no account"
+    );
+    violation(&mut errors, "$JS.API.STREAM.MSG.GET.USERS").await;
+    for subject in [
+        "users.accounts.>",
+        "users.throttle.verify",
+        "auth.throttle.login",
+    ] {
+        let _sub = ops.subscribe(subject).await.expect("sent");
+        violation(&mut errors, subject).await;
+    }
+
+    // Nor may the gateway, or another service, read or forge them.
+    let (gateway, mut gateway_errors) = connect(&server, "gateway").await;
+    let _sub = gateway.subscribe("users.accounts.>").await.expect("sent");
+    violation(&mut gateway_errors, "users.accounts.>").await;
+    gateway
+        .publish("auth.throttle.login", "{}".into())
+        .await
+        .expect("sent");
+    violation(&mut gateway_errors, "auth.throttle.login").await;
+    let (orders, mut orders_errors) = connect(&server, "orders").await;
+    orders
+        .publish("users.accounts.mallory", "{}".into())
+        .await
+        .expect("sent");
+    violation(&mut orders_errors, "users.accounts.mallory").await;
+    let orders_js = async_nats::jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(1))
+        .build(orders.clone());
+    assert!(orders_js.get_stream("USERS").await.is_err());
+    violation(&mut orders_errors, "$JS.API.STREAM.INFO.USERS").await;
+}

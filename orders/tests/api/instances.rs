@@ -1,0 +1,120 @@
+//! Two and three orders instances on one nats-server, each with its own data directory:
+//! `ORDERS` is the truth, each `purchases.json` that instance's view.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use testkit::Running;
+
+use crate::helpers::{TestApp, read, read_lines};
+
+/// Another orders instance on the app's server, in a directory of its own.
+async fn another(app: &TestApp) -> (Running, TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let running = Running::spawn(
+        ::orders::build(::orders::Config::for_tests(app.server.url(), dir.path()))
+            .await
+            .expect("another orders builds"),
+    );
+    (running, dir)
+}
+
+async fn buy_on(app: &TestApp, on: &Running, user: &str, key: Option<&str>) -> (StatusCode, Value) {
+    let mut request = app
+        .http
+        .post(on.url(&format!("/orders/{user}/buy")))
+        .bearer_auth(app.token(user))
+        .json(&json!({ "article_id": 2 }));
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    read(request.send().await.expect("sent")).await
+}
+
+async fn history_on(app: &TestApp, on: &Running, user: &str) -> Vec<String> {
+    let (status, body) = read(
+        app.http
+            .get(on.url(&format!("/orders/{user}/purchases")))
+            .bearer_auth(app.token(user))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["id"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+/// The event ids of a purchases file, in file order.
+fn ids(dir: &std::path::Path) -> Vec<String> {
+    read_lines(&dir.join("purchases.json"))
+        .iter()
+        .map(|line| line["id"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_purchase_answered_by_one_instance_is_in_the_history_of_the_other_at_once() {
+    let app = TestApp::spawn().await;
+    let (other, _dir) = another(&app).await;
+    for i in 0..30 {
+        let (buyer, reader) = if i % 2 == 0 {
+            (&app.orders, &other)
+        } else {
+            (&other, &app.orders)
+        };
+        let (status, body) = buy_on(&app, buyer, "ada", None).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let id = body["id"].as_str().expect("an id").to_owned();
+        assert!(
+            history_on(&app, reader, "ada").await.contains(&id),
+            "purchase {i} is read on the other instance right after its 201"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_read_includes_every_purchase_the_stream_held_when_it_arrived() {
+    // Another instance's purchase, as its 201 would leave it: stored in the stream, with
+    // no time for this instance's file to follow.
+    let app = TestApp::spawn().await;
+    for i in 0..100 {
+        let event = crate::helpers::event("cleo", 1 + i % 3);
+        crate::helpers::publish(&app.js, &event).await;
+        let history = history_on(&app, &app.orders, "cleo").await;
+        assert!(history.contains(&event.id), "event {i} is in the next read");
+    }
+}
+
+#[tokio::test]
+async fn one_key_sent_to_two_instances_at_once_records_one_purchase_and_every_file_agrees() {
+    let app = TestApp::spawn().await;
+    let (other, other_dir) = another(&app).await;
+    for round in 0..10 {
+        let key = format!("both-{round}");
+        let (first, second) = tokio::join!(
+            buy_on(&app, &app.orders, "bob", Some(&key)),
+            buy_on(&app, &other, "bob", Some(&key)),
+        );
+        assert_eq!(first.0, StatusCode::CREATED, "{}", first.1);
+        assert_eq!(second.0, StatusCode::CREATED, "{}", second.1);
+        assert_eq!(first.1["id"], second.1["id"], "one purchase for key {key}");
+    }
+    let history = history_on(&app, &other, "bob").await;
+    assert_eq!(history.len(), 10, "ten keys, ten purchases: {history:?}");
+
+    // A third instance started now, with nothing on disk, writes the same file.
+    let (_late, late_dir) = another(&app).await;
+    app.settled().await;
+    let reference = ids(app.dir.path());
+    assert_eq!(reference.len(), 10);
+    // A read on each brings its file up to the stream's end.
+    for dir in [other_dir.path(), late_dir.path()] {
+        assert_eq!(ids(dir), reference, "{}", dir.display());
+    }
+}
