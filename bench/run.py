@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import http.client as http_client
@@ -79,6 +80,8 @@ class Shop:
         self.nats_port, self.monitor_port = free_port(), free_port()
         self.ports = {s: free_port() for s in SERVICES + ["floor"]}
         self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
+        # Every auth instance signs with one key, given to each (no shared disk).
+        self.env["AUTH_JWT_SECRET"] = secrets.token_hex(32)
 
     def url(self, service, path):
         return f"http://127.0.0.1:{self.ports[service]}{path}"
@@ -97,22 +100,7 @@ class Shop:
         self.procs["nats-server"] = subprocess.Popen(args, env=self.env, stdout=log, stderr=log)
         self.procs["nats-server"].log_path = log.name
         wait_for_port(self.nats_port, proc=self.procs["nats-server"], name="nats-server")
-        service_env = {
-            "users": {"USERS_HTTP_ADDR": f"127.0.0.1:{self.ports['users']}", "USERS_DB": os.path.join(self.dir, "users.db")},
-            "auth": {"AUTH_HTTP_ADDR": f"127.0.0.1:{self.ports['auth']}", "AUTH_SECRETS_DIR": os.path.join(self.dir, "secrets")},
-            "orders": {"ORDERS_HTTP_ADDR": f"127.0.0.1:{self.ports['orders']}",
-                       "ORDERS_PURCHASES_FILE": os.path.join(self.dir, "purchases.json"),
-                       "ORDERS_CATALOG_FILE": os.path.join(self.dir, "catalog.json")},
-            "gateway": {"GATEWAY_HTTP_ADDR": f"127.0.0.1:{self.ports['gateway']}",
-                        "GATEWAY_NATS_MONITOR_URL": f"http://127.0.0.1:{self.monitor_port}",
-                        # The load generator is one address; its failed logins are none.
-                        "GATEWAY_MAX_FAILED_LOGINS_PER_ADDRESS": "1000000"},
-        }
-        for service in ["users", "auth", "orders", "gateway"]:
-            env = dict(self.env, NATS_URL=self.nats_url, NATS_USER=service,
-                       NATS_PASSWORD=self.passwords[service], **service_env[service])
-            self.commands[service] = ([os.path.join(RELEASE, service)], env, None)
-            self.procs[service] = subprocess.Popen([os.path.join(RELEASE, service)], env=env)
+        self.start_services("")
         self.procs["floor"] = subprocess.Popen(
             [os.path.join(RELEASE, "examples", "floor"), f"127.0.0.1:{self.ports['floor']}",
              self.nats_url, "bench", self.passwords["bench"]], env=self.env, stdout=subprocess.DEVNULL)
@@ -130,6 +118,45 @@ class Shop:
             time.sleep(0.2)
         raise SystemExit("the shop did not become ready within 60 s; see " + self.dir)
 
+    def start_services(self, suffix):
+        """One instance of each service; `suffix` names a further instance ("2"), with
+        its own ports and data directory."""
+        data = os.path.join(self.dir, f"instance{suffix}" if suffix else "")
+        os.makedirs(data, exist_ok=True)
+        for service in SERVICES:
+            self.ports.setdefault(service + suffix, free_port())
+        port = lambda service: self.ports[service + suffix]
+        service_env = {
+            "users": {"USERS_HTTP_ADDR": f"127.0.0.1:{port('users')}", "USERS_DB": os.path.join(data, "users.db")},
+            "auth": {"AUTH_HTTP_ADDR": f"127.0.0.1:{port('auth')}", "AUTH_SECRETS_DIR": os.path.join(data, "secrets")},
+            "orders": {"ORDERS_HTTP_ADDR": f"127.0.0.1:{port('orders')}",
+                       "ORDERS_PURCHASES_FILE": os.path.join(data, "purchases.json"),
+                       "ORDERS_CATALOG_FILE": os.path.join(data, "catalog.json")},
+            "gateway": {"GATEWAY_HTTP_ADDR": f"127.0.0.1:{port('gateway')}",
+                        "GATEWAY_NATS_MONITOR_URL": f"http://127.0.0.1:{self.monitor_port}",
+                        # The load generator is one address; its failed logins are none.
+                        "GATEWAY_MAX_FAILED_LOGINS_PER_ADDRESS": "1000000"},
+        }
+        for service in ["users", "auth", "orders", "gateway"]:
+            env = dict(self.env, NATS_URL=self.nats_url, NATS_USER=service,
+                       NATS_PASSWORD=self.passwords[service], **service_env[service])
+            self.commands[service + suffix] = ([os.path.join(RELEASE, service)], env, None)
+            self.procs[service + suffix] = subprocess.Popen([os.path.join(RELEASE, service)], env=env)
+
+    def start_second_instances(self):
+        """A second instance of each service, ready when its gateway is."""
+        self.start_services("2")
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                ready = all(http("GET", self.url(s + "2", "/readyz"), timeout=2)[0] == 200 for s in SERVICES)
+                if ready:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit("the second instances did not become ready within 60 s; see " + self.dir)
+
     def stop(self):
         for name, proc in reversed(list(self.procs.items())):
             proc.send_signal(signal.SIGTERM)
@@ -143,9 +170,9 @@ class Shop:
     def stack_pids(self):
         return {n: p.pid for n, p in self.procs.items() if n != "floor"}
 
-    def purchase_lines(self):
+    def purchase_lines(self, suffix=""):
         try:
-            with open(os.path.join(self.dir, "purchases.json")) as f:
+            with open(os.path.join(self.dir, f"instance{suffix}" if suffix else "", "purchases.json")) as f:
                 return [json.loads(line) for line in f if line.strip()]
         except FileNotFoundError:
             return []
@@ -206,6 +233,60 @@ def scenario(shop, name, url, connections, method="GET", body=None, token=None, 
     }
 
 
+def paired(shop, name, urls, connections, method="GET", body=None, token=None):
+    """`connections` in all, split over `urls` (one wrk each, at once): requests add up,
+    the p50 and p99 are the worse of the two."""
+    each = connections // len(urls)
+    for url in urls:
+        wrk(url, each, WARMUP, method, body, token)
+    pids = shop.stack_pids()
+    before = {n: cpu_ticks(p) for n, p in pids.items()}
+    summaries = [None] * len(urls)
+
+    def run(i, url):
+        summaries[i] = wrk(url, each, DURATION, method, body, token)
+
+    threads = [threading.Thread(target=run, args=(i, u)) for i, u in enumerate(urls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = {n: cpu_ticks(p) for n, p in pids.items()}
+    requests = sum(s["requests"] for s in summaries)
+    seconds = max(s["duration_us"] for s in summaries) / 1e6
+    cpu_ms = sum(after[n] - before[n] for n in pids) * 1000 / TICKS
+    return {
+        "scenario": name,
+        "connections": connections,
+        "requests": requests,
+        "rps": requests / seconds,
+        "p50_ms": max(s["p50_us"] for s in summaries) / 1000,
+        "p99_ms": max(s["p99_us"] for s in summaries) / 1000,
+        "errors": sum(s["status_errors"] + s["socket_errors"] for s in summaries),
+        "cpu_ms_per_request": cpu_ms / requests if requests else None,
+    }
+
+
+def two_instances(shop, runs, reader, buyer):
+    """The same reads and buys with two instances of each service, half the connections
+    on each gateway; then checks that both orders instances wrote the same events."""
+    shop.start_second_instances()
+    gateways = [shop.url("gateway", "/api/purchases"), shop.url("gateway2", "/api/purchases")]
+    runs.append(paired(shop, "GET /api/purchases, 2 instances of each", gateways, 64, token=reader))
+    buys = [shop.url("gateway", "/api/buy"), shop.url("gateway2", "/api/buy")]
+    runs.append(paired(shop, "POST /api/buy, 2 instances of each", buys, 64, "POST", {"article_id": 1}, buyer))
+    # Both files follow one stream: once settled they hold the same events, once each.
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        one, two = shop.purchase_lines(), shop.purchase_lines("2")
+        if [l["id"] for l in one] == [l["id"] for l in two]:
+            break
+        time.sleep(0.5)
+    ids = [l["id"] for l in one]
+    return {"lines": len(one), "same_events_in_both_files": [l["id"] for l in one] == [l["id"] for l in two],
+            "duplicate_lines": len(ids) - len(set(ids))}
+
+
 def main():
     if shutil.which("wrk") is None or shutil.which("nats-server") is None:
         raise SystemExit("wrk and nats-server are needed: run `make deps`")
@@ -250,6 +331,7 @@ def main():
         results["login_during_flood"] = login_during_flood(shop, gw)
         results["argon2_verify_ms"] = argon2_ms(shop, gw)
         results["peak_rss_mb"] = {n: round(peak_rss_mb(p), 1) for n, p in shop.stack_pids().items()}
+        results["two_instances"] = two_instances(shop, runs, reader, buyer)
     finally:
         shop.stop()
     report(results)
@@ -330,6 +412,9 @@ def report(results):
     flood = results["login_during_flood"]
     print(f"a login from another address while one address floods /api/login with 64 connections: "
           f"{flood['ok']}/{flood['of']} answered 200, median {flood['median_ms']:.1f} ms, max {flood['max_ms']:.1f} ms")
+    two = results["two_instances"]
+    print(f"two instances of each: both purchases.json files hold the same {two['lines']} events: "
+          f"{two['same_events_in_both_files']}; duplicated ids: {two['duplicate_lines']}")
     print(f"one login alone: {results['argon2_verify_ms']:.1f} ms median; "
           f"peak RSS (MB): {', '.join(f'{k} {v}' for k, v in results['peak_rss_mb'].items())}")
     out_dir = os.path.join(TARGET, "bench")

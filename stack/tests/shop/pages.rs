@@ -398,6 +398,40 @@ async fn an_address_with_too_many_failed_logins_gets_429_on_the_api_and_the_form
 }
 
 #[tokio::test]
+async fn two_gateways_count_an_addresss_failed_logins_together() {
+    let shop = Shop::start_with(|c| c.max_failed_logins_per_address = 3).await;
+    let mut config = gateway::Config::for_tests(shop.server.url());
+    config.max_failed_logins_per_address = 3;
+    let second = testkit::Running::spawn(gateway::build(config).await.expect("gateway builds"));
+    let http = browser();
+    let login = |url: String, name: &str, password: &str| {
+        http.post(url)
+            .json(&json!({ "username": name, "password": password }))
+            .send()
+    };
+    // One failure per account, alternating gateways: only the address's limit is in play.
+    for (i, name) in ["kilian", "baptiste", "nobody"].into_iter().enumerate() {
+        let url = if i % 2 == 0 {
+            shop.url("/api/login")
+        } else {
+            second.url("/api/login")
+        };
+        let status = login(url, name, "wrong").await.expect("sent").status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // The last failure's announcement is a bus hop away from the other gateway.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for url in [shop.url("/api/login"), second.url("/api/login")] {
+        let status = login(url, "victor", "1234").await.expect("sent").status();
+        assert_eq!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "three failures in all from this address, whichever gateway saw them"
+        );
+    }
+}
+
+#[tokio::test]
 async fn parallel_failures_from_one_address_cannot_pass_its_limit_together() {
     let shop = Shop::start_with(|c| c.max_failed_logins_per_address = 3).await;
     let http = browser();
