@@ -321,19 +321,54 @@ async fn a_read_finds_every_account_the_stream_held_when_it_arrived() {
         .hash("long enough".into())
         .await
         .expect("hash");
-    for i in 0..50 {
-        let name = format!("elsewhere{i}");
-        let record = ::users::accounts::AccountRecord::new(name.clone(), hash.clone(), None);
-        let stored = ::users::accounts::publish(&js, &record, 0)
-            .await
-            .expect("stored");
-        assert!(matches!(stored, ::users::accounts::Stored::At(_)));
-        let (status, body) = a.get(&format!("/users/{name}")).await;
+    // Rounds of 100 records stored at once, then a read of the last one at once.
+    for round in 0..5 {
+        let mut acks = Vec::new();
+        for i in 0..100 {
+            let name = format!("elsewhere{round}-{i}");
+            let record = ::users::accounts::AccountRecord::new(name.clone(), hash.clone(), None);
+            let payload = serde_json::to_vec(&record).expect("json");
+            acks.push(
+                js.publish(bus_schema::users::subject::account(&name), payload.into())
+                    .await
+                    .expect("sent"),
+            );
+        }
+        for ack in acks {
+            ack.await.expect("stored");
+        }
+        let (status, body) = a.get(&format!("/users/elsewhere{round}-99")).await;
         assert_eq!(
             status,
             StatusCode::OK,
-            "account {i} is found by the next read: {body}"
+            "round {round}: found by the next read: {body}"
         );
     }
-    assert_eq!(a.verify("elsewhere49", "long enough").await, json!(true));
+    assert_eq!(a.verify("elsewhere4-99", "long enough").await, json!(true));
+}
+
+#[tokio::test]
+async fn a_view_that_cannot_catch_up_answers_503_never_a_false_404() {
+    let server = NatsServer::start();
+    let a = Instance::start(&server).await;
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.expect("connects"));
+    // Another process holds users.db's write lock: the view cannot apply anything.
+    let lock = rusqlite::Connection::open(a.dir.path().join("users.db")).expect("open");
+    lock.execute_batch("BEGIN IMMEDIATE").expect("write lock");
+    let record = ::users::accounts::AccountRecord::new("held-back".into(), "x".into(), None);
+    let stored = ::users::accounts::publish(&js, &record, 0)
+        .await
+        .expect("stored");
+    assert!(matches!(stored, ::users::accounts::Stored::At(_)));
+    let (status, body) = a.get("/users/held-back").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["reason"], "view_behind");
+    lock.execute_batch("ROLLBACK").expect("unlock");
+    drop(lock);
+    let (status, body) = a.get("/users/held-back").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "found once the view caught up: {body}"
+    );
 }
