@@ -329,7 +329,7 @@ async fn a_read_finds_every_account_the_stream_held_when_it_arrived() {
             let record = ::users::accounts::AccountRecord::new(name.clone(), hash.clone(), None);
             let payload = serde_json::to_vec(&record).expect("json");
             acks.push(
-                js.publish(bus_schema::users::subject::account(&name), payload.into())
+                js.publish(users::subject::account(&name), payload.into())
                     .await
                     .expect("sent"),
             );
