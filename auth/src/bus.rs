@@ -1,9 +1,10 @@
-//! The NATS door: the micro service `auth` with `auth.login` and `auth.verify`.
+//! The NATS door: the micro service `auth` with `auth.login`, `auth.verify` and
+//! `auth.logout`.
 
 use async_nats::Client;
 use bus_schema::{
     ErrorReply,
-    auth::{self, LoginRequest, VerifyRequest},
+    auth::{self, LoginRequest, LogoutRequest, VerifyRequest},
 };
 use service_kit::{metrics::Metrics, runtime::StartError, serve::MicroService};
 
@@ -19,7 +20,7 @@ pub async fn start(
         nats,
         auth::SERVICE,
         env!("CARGO_PKG_VERSION"),
-        "Logins and token verification",
+        "Logins, token verification and logouts",
         metrics,
     )
     .await?;
@@ -30,10 +31,17 @@ pub async fn start(
             async move { core.login(req).await.map_err(ErrorReply::from) }
         })
         .await?;
+    let c = core.clone();
     micro
         .add(auth::subject::VERIFY, move |req: VerifyRequest| {
-            let result = core.verify(&req).map_err(ErrorReply::from);
-            std::future::ready(result)
+            let core = c.clone();
+            async move { core.verify(&req).await.map_err(ErrorReply::from) }
+        })
+        .await?;
+    micro
+        .add(auth::subject::LOGOUT, move |req: LogoutRequest| {
+            let core = core.clone();
+            async move { core.logout(&req).await.map_err(ErrorReply::from) }
         })
         .await?;
     Ok(micro)

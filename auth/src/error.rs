@@ -14,13 +14,13 @@ pub enum AuthError {
     /// Too many failed logins for the account: the same answer whether it exists or not.
     #[error("too many failed logins for this account; try again in {0} seconds")]
     Throttled(u64),
-    #[error("the token has expired; log in again")]
-    Expired,
-    #[error("the token is not valid yet")]
-    NotYetValid,
-    /// Malformed, tampered, signed with another key or algorithm.
-    #[error("the token is invalid")]
-    InvalidToken,
+    /// Missing, expired, not valid yet, revoked, malformed, tampered, signed with another
+    /// key or algorithm; or the keys not loaded yet (503).
+    #[error(transparent)]
+    Token(#[from] service_kit::tokens::TokenError),
+    /// The revocation could not be stored: nothing was revoked.
+    #[error("the logout could not be recorded ({0}); try again")]
+    NotRecorded(String),
     /// A call to another service failed (users down: 503).
     #[error(transparent)]
     Call(#[from] CallError),
@@ -33,9 +33,9 @@ impl AuthError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Invalid(_) => ErrorCode::BadRequest,
-            Self::BadCredentials | Self::Expired | Self::NotYetValid | Self::InvalidToken => {
-                ErrorCode::Unauthorized
-            }
+            Self::BadCredentials => ErrorCode::Unauthorized,
+            Self::Token(err) => err.reply().code,
+            Self::NotRecorded(_) => ErrorCode::Unavailable,
             Self::Throttled(_) => ErrorCode::TooManyRequests,
             Self::Call(err) => err.code(),
             Self::Issue(_) => ErrorCode::Internal,
@@ -57,9 +57,8 @@ impl From<AuthError> for ErrorReply {
             }
             AuthError::Issue(_) => ErrorReply::internal(&err),
             AuthError::BadCredentials => err.reply(Reason::BadCredentials),
-            AuthError::Expired => err.reply(Reason::TokenExpired),
-            AuthError::NotYetValid => err.reply(Reason::TokenNotYetValid),
-            AuthError::InvalidToken => err.reply(Reason::TokenInvalid),
+            AuthError::Token(token) => token.reply(),
+            AuthError::NotRecorded(_) => err.reply(Reason::EventStoreUnavailable),
         }
     }
 }

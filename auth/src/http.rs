@@ -7,7 +7,9 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use bus_schema::auth::{LoginReply, LoginRequest, VerifyReply, VerifyRequest};
+use bus_schema::auth::{
+    KeySet, LoginReply, LoginRequest, LogoutRequest, VerifyReply, VerifyRequest,
+};
 use serde_json::json;
 use service_kit::{
     http::HttpError,
@@ -39,6 +41,8 @@ pub fn router(state: HttpState) -> Router {
     let routes = Router::new()
         .route("/auth/login", post(login))
         .route("/auth/verify", post(verify))
+        .route("/auth/logout", post(logout))
+        .route("/.well-known/jwks.json", get(jwks))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text));
     with_common_routes(routes, metrics).with_state(state)
@@ -57,7 +61,29 @@ async fn verify(
     State(state): State<HttpState>,
     JsonBody(req): JsonBody<VerifyRequest>,
 ) -> Result<Json<VerifyReply>, HttpError> {
-    Ok(Json(state.core.verify(&req)?))
+    Ok(Json(state.core.verify(&req).await?))
+}
+
+/// `POST /auth/logout` with `Authorization: Bearer <token>`: 204, the token revoked.
+async fn logout(
+    State(state): State<HttpState>,
+    headers: axum::http::HeaderMap,
+) -> Result<StatusCode, HttpError> {
+    let token = service_kit::http::bearer_token(&headers)
+        .ok_or(service_kit::tokens::TokenError::Required)
+        .map_err(service_kit::tokens::TokenError::reply)?;
+    state
+        .core
+        .logout(&LogoutRequest {
+            token: token.to_owned(),
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The public keys that may have signed a valid token, as a JWK Set.
+async fn jwks(State(state): State<HttpState>) -> Json<KeySet> {
+    Json(state.core.verifier().key_set())
 }
 
 /// Ready when the bus is connected: logins need it, and auth keeps no other storage.

@@ -1,38 +1,63 @@
-//! Building the auth service: key, bus and HTTP doors.
+//! Building the auth service: the verifier (keys and revocations from the streams), a
+//! first signing key, the bus and HTTP doors.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use service_kit::{
     metrics::Metrics,
     runtime::{self, Doors, StartError, Workers},
     throttle::Throttle,
+    tokens::Verifier,
 };
 
 use crate::{
     Config, bus,
-    domain::{Auth, keys::SigningKey, tokens::Tokens},
+    domain::{Auth, keys::KeyRing, tokens::Tokens},
     http,
 };
 
-/// An auth service that is built (key loaded, bus joined, port bound) and ready to run
-/// with [`Doors::run_until_stopped`].
+/// An auth service that is built (key published, bus joined, port bound) and ready to
+/// run with [`Doors::run_until_stopped`].
 pub type App = Doors;
 
-/// Loads or creates the key, joins NATS, registers the micro service and binds the
-/// HTTP port.
+/// Joins NATS, follows the keys and revocations, makes and publishes a signing key,
+/// registers the micro service and binds the HTTP port.
 pub async fn build(config: Config) -> Result<App, StartError> {
-    let key = SigningKey::load(config.jwt_secret.as_ref(), &config.secrets_dir)
-        .await
-        .map_err(StartError::Other)?;
-    let tokens = Tokens::new(
-        &key,
-        config.token_ttl_secs,
-        config.clock_leeway_secs,
-        &config.issuer,
-    );
     let listener = runtime::bind(config.http_addr, "--http-addr / AUTH_HTTP_ADDR").await?;
     let nats = runtime::connect(&config.nats, "auth").await?;
-    let throttle = std::sync::Arc::new(Throttle::new(
+    let verifier = Verifier::follow(&config.tokens, &nats);
+    let js = async_nats::jetstream::new(nats.clone());
+    let own = verifier.clone();
+    let keys = KeyRing::start(
+        js,
+        Duration::from_secs(config.key_rotation_secs.max(1)),
+        Duration::from_secs(config.token_ttl_secs),
+        Duration::from_secs(config.tokens.leeway_secs),
+        move |jwk| {
+            if let Err(err) = own.add_key(jwk) {
+                tracing::error!(%err, "BUG: our own public key is refused");
+            }
+        },
+    )
+    .await
+    .map_err(|err| {
+        StartError::Other(format!(
+            "{err}; is JetStream enabled on {} (nats.conf has a jetstream block)?",
+            config.nats.url
+        ))
+    })?;
+    // Every key and revocation there is, before the first token is checked.
+    if !verifier.loaded(Duration::from_secs(10)).await {
+        return Err(StartError::Other(
+            "cannot read the keys and revocations streams".to_owned(),
+        ));
+    }
+    let workers = Workers::default();
+    workers
+        .tasks
+        .spawn(Arc::clone(&keys).rotate_every_period(workers.stop.clone()));
+    let tokens = Tokens::new(keys, config.token_ttl_secs, &config.tokens.issuer);
+    let throttle = Arc::new(Throttle::new(
         config.max_failed_logins,
         Duration::from_secs(config.failed_login_window_secs),
     ));
@@ -40,7 +65,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         .share(&nats, bus_schema::auth::subject::LOGIN_THROTTLE.to_owned())
         .await
         .map_err(|err| StartError::Other(format!("cannot share the login throttle: {err}")))?;
-    let core = Auth::new(nats.clone(), tokens, throttle);
+    let core = Auth::new(nats.clone(), tokens, verifier, throttle);
     let metrics = Metrics::new("auth");
     let micro = bus::start(&nats, core.clone(), metrics.clone()).await?;
     let router = http::router(http::HttpState {
@@ -58,6 +83,6 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         router,
         nats,
         micro: Some(micro),
-        workers: Workers::default(),
+        workers,
     })
 }

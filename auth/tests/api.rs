@@ -1,7 +1,9 @@
 //! The auth service through both doors, with the real users service and a real
 //! nats-server.
 
-use std::{os::unix::fs::PermissionsExt, path::PathBuf, time::Duration};
+use std::time::Duration;
+
+use base64::Engine;
 
 use bus_schema::{
     ErrorCode,
@@ -13,29 +15,28 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use testkit::{NatsServer, Running};
 
-const SECRET: &str = "a test key that is long enough for HS256!";
+/// The kind of key the previous version signed with: its tokens must be refused.
+const OLD_HS256_KEY: &str = "a test key that is long enough for HS256!";
 
 struct TestApp {
     auth: Running,
     users: Running,
     http: reqwest::Client,
     nats: async_nats::Client,
-    secrets: PathBuf,
     _dir: TempDir,
     server: NatsServer,
 }
 
 impl TestApp {
-    /// users and auth, auth with the key `SECRET`.
+    /// users and auth.
     async fn spawn() -> Self {
-        Self::spawn_with(|c| c.jwt_secret = Some(::auth::config::Secret::new(SECRET))).await
+        Self::spawn_with(|_| {}).await
     }
 
     async fn spawn_with(tweak: impl FnOnce(&mut ::auth::Config)) -> Self {
         let server = NatsServer::start();
         let dir = tempfile::tempdir().expect("temp dir");
-        let secrets = dir.path().join("secrets");
-        let mut config = ::auth::Config::for_tests(server.url(), secrets.clone());
+        let mut config = ::auth::Config::for_tests(server.url());
         tweak(&mut config);
         // users counts wrong passwords per account too: the same limit here.
         let mut users_config = users::Config::for_tests(server.url(), dir.path().join("users.db"));
@@ -49,7 +50,6 @@ impl TestApp {
             users,
             http: reqwest::Client::new(),
             nats,
-            secrets,
             _dir: dir,
             server,
         }
@@ -236,33 +236,48 @@ async fn a_missing_token_is_a_400() {
 }
 
 #[tokio::test]
-async fn tampered_foreign_unsigned_and_garbage_tokens_are_invalid() {
+async fn tampered_foreign_old_unsigned_and_garbage_tokens_are_invalid() {
     let app = TestApp::spawn().await;
     let token = app.token().await;
     let parts: Vec<&str> = token.split('.').collect();
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[0])
+            .expect("base64"),
+    )
+    .expect("json");
+    assert_eq!(header["alg"], "EdDSA");
+    assert!(
+        header["kid"].as_str().is_some_and(|k| !k.is_empty()),
+        "{header}"
+    );
 
     // The payload of another user under victor's signature.
-    let other = forge(Algorithm::HS256, &json!({ "sub": "kilian" }), SECRET);
+    let other = forge(Algorithm::HS256, &json!({ "sub": "kilian" }), OLD_HS256_KEY);
     let tampered = format!(
         "{}.{}.{}",
         parts[0],
         other.split('.').nth(1).expect("payload"),
         parts[2]
     );
-    let foreign = forge(
-        Algorithm::HS256,
+    // A token of the previous version (HS256), and one claiming a key id of auth's.
+    let old = forge(Algorithm::HS256, &claims(600, 0), OLD_HS256_KEY);
+    let mut with_kid = Header::new(Algorithm::HS256);
+    with_kid.kid = header["kid"].as_str().map(str::to_owned);
+    let old_with_kid = jsonwebtoken::encode(
+        &with_kid,
         &claims(600, 0),
-        "another key that is long enough, really",
-    );
-    let wrong_alg = forge(Algorithm::HS512, &claims(600, 0), SECRET);
+        &EncodingKey::from_secret(OLD_HS256_KEY.as_bytes()),
+    )
+    .expect("encode");
     // {"alg":"none","typ":"JWT"}, the real claims, and no signature.
     let unsigned = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", parts[1]);
     let too_long = "a".repeat(5000);
 
     for (what, bad) in [
         ("tampered", tampered.as_str()),
-        ("foreign key", &foreign),
-        ("HS512", &wrong_alg),
+        ("HS256 of the previous version", &old),
+        ("HS256 naming auth's key id", &old_with_kid),
         ("alg none", &unsigned),
         ("garbage", "not.a.token"),
         ("no dots", "garbage"),
@@ -284,36 +299,54 @@ async fn tampered_foreign_unsigned_and_garbage_tokens_are_invalid() {
 }
 
 #[tokio::test]
-async fn expired_and_not_yet_valid_tokens_say_so() {
+async fn a_key_nobody_published_is_refused_and_a_published_one_accepted() {
     let app = TestApp::spawn().await;
-    let (status, body) = app
-        .verify(&forge(Algorithm::HS256, &claims(-3600, -7200), SECRET))
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(error_of(&body).contains("expired"), "{body}");
-
-    let (status, body) = app
-        .verify(&forge(Algorithm::HS256, &claims(7200, 3600), SECRET))
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(error_of(&body).contains("not valid yet"), "{body}");
-
-    let (status, body) = app
-        .verify(&forge(Algorithm::HS256, &claims(600, 0), SECRET))
-        .await;
+    // An Ed25519 key of its own, published in AUTH_KEYS as auth would.
+    let stub = testkit::StubAuth::start(&app.nats).await;
+    let (status, body) = app.verify(&stub.token("victor")).await;
     assert_eq!(
         status,
         StatusCode::OK,
-        "a well-made token with this key passes: {body}"
+        "a key published on the bus is used: {body}"
     );
+    // A key pair nobody published: same shape, unknown kid.
+    let unknown = jsonwebtoken::encode(
+        &{
+            let mut h = Header::new(Algorithm::EdDSA);
+            h.kid = Some("never-published".into());
+            h
+        },
+        &claims(600, 0),
+        &EncodingKey::from_ed_der(&ed25519_pkcs8([7u8; 32])),
+    )
+    .expect("encode");
+    let (status, body) = app.verify(&unknown).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["reason"], "token_invalid");
+}
+
+#[tokio::test]
+async fn expired_and_not_yet_valid_tokens_say_so() {
+    let app = TestApp::spawn().await;
+    let stub = testkit::StubAuth::start(&app.nats).await;
+    let (status, body) = app.verify(&stub.token_with("victor", -7200, -3600)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(error_of(&body).contains("expired"), "{body}");
+    assert_eq!(body["reason"], "token_expired");
+
+    let (status, body) = app.verify(&stub.token_with("victor", 3600, 7200)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(error_of(&body).contains("not valid yet"), "{body}");
+
+    let (status, body) = app.verify(&stub.token_with("victor", 0, 600)).await;
+    assert_eq!(status, StatusCode::OK, "a well-made token passes: {body}");
 }
 
 #[tokio::test]
 async fn a_token_issued_with_a_short_lifetime_expires() {
     let app = TestApp::spawn_with(|c| {
-        c.jwt_secret = Some(::auth::config::Secret::new(SECRET));
         c.token_ttl_secs = 1;
-        c.clock_leeway_secs = 0;
+        c.tokens.leeway_secs = 0;
     })
     .await;
     let (status, body) = app.login("victor", "1234").await;
@@ -326,30 +359,166 @@ async fn a_token_issued_with_a_short_lifetime_expires() {
     assert!(error_of(&body).contains("expired"), "{body}");
 }
 
-// ---------------------------------------------------------------- the key
+// ---------------------------------------------------------------- the keys
 
 #[tokio::test]
-async fn the_generated_key_is_private_and_tokens_survive_a_restart() {
-    let mut app = TestApp::spawn_with(|_| {}).await;
-    let key = app.secrets.join("jwt.key");
-    let mode = std::fs::metadata(&key)
-        .expect("key file exists")
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600);
-    let dir_mode = std::fs::metadata(&app.secrets)
-        .expect("dir")
-        .permissions()
-        .mode();
-    assert_eq!(dir_mode & 0o077, 0, "the secrets directory is private");
+async fn the_public_keys_are_a_jwk_set_and_tokens_survive_a_restart() {
+    let mut app = TestApp::spawn().await;
     let token = app.token().await;
+    let kid = kid_of(&token);
+    let jwks: Value = reqwest::get(app.auth.url("/.well-known/jwks.json"))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let keys = jwks["keys"].as_array().expect("keys");
+    let key = keys
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .expect("the signing key is published");
+    assert_eq!(
+        (
+            key["kty"].as_str(),
+            key["crv"].as_str(),
+            key["alg"].as_str()
+        ),
+        (Some("OKP"), Some("Ed25519"), Some("EdDSA"))
+    );
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(key["x"].as_str().expect("x"))
+        .expect("base64url");
+    assert_eq!(x.len(), 32);
+    assert!(key.get("d").is_none(), "no private part");
 
+    // A restarted auth signs with a new key and still accepts the old one's tokens.
     app.auth.stop().await;
-    let config = ::auth::Config::for_tests(app.server.url(), app.secrets.clone());
+    let config = ::auth::Config::for_tests(app.server.url());
     app.auth = Running::spawn(::auth::build(config).await.expect("auth rebuilds"));
     assert_eq!(app.verify(&token).await.0, StatusCode::OK);
-    let contents = std::fs::read_to_string(&key).expect("read");
-    assert_eq!(contents.trim().len(), 64, "32 bytes, hex");
+    let again = app.token().await;
+    assert_ne!(kid_of(&again), kid, "each start makes its own pair");
+}
+
+#[tokio::test]
+async fn a_rotated_key_signs_new_tokens_while_the_old_ones_stay_valid() {
+    let app = TestApp::spawn_with(|c| c.key_rotation_secs = 1).await;
+    let first = app.token().await;
+    let mut rotated = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let token = app.token().await;
+        if kid_of(&token) != kid_of(&first) {
+            rotated = Some(token);
+            break;
+        }
+    }
+    let rotated = rotated.expect("a new key signs within 5 s");
+    assert_eq!(
+        app.verify(&first).await.0,
+        StatusCode::OK,
+        "the old key's token"
+    );
+    assert_eq!(
+        app.verify(&rotated).await.0,
+        StatusCode::OK,
+        "the new key's token"
+    );
+}
+
+#[tokio::test]
+async fn short_or_malformed_keys_on_the_bus_are_ignored_without_harm() {
+    let app = TestApp::spawn().await;
+    let js = async_nats::jetstream::new(app.nats.clone());
+    let bad_keys = [
+        json!({ "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": "short", "x": "AAAA", "valid_until": u64::MAX / 2 }),
+        json!({ "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": "empty", "x": "", "valid_until": u64::MAX / 2 }),
+        json!({ "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": "long", "x": "A".repeat(100), "valid_until": u64::MAX / 2 }),
+        json!({ "kty": "RSA", "kid": "rsa", "n": "x", "e": "AQAB" }),
+        json!("not even an object"),
+    ];
+    for (i, key) in bad_keys.iter().enumerate() {
+        js.publish(format!("auth.keys.bad{i}"), key.to_string().into())
+            .await
+            .expect("sent")
+            .await
+            .expect("stored");
+    }
+    // Each bad key named by a token: refused, never a panic; auth keeps working.
+    for kid in ["short", "empty", "long", "rsa"] {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.into());
+        let token = jsonwebtoken::encode(
+            &header,
+            &claims(600, 0),
+            &EncodingKey::from_ed_der(&ed25519_pkcs8([9u8; 32])),
+        )
+        .expect("encode");
+        let (status, body) = app.verify(&token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{kid}: {body}");
+    }
+    let token = app.token().await;
+    assert_eq!(app.verify(&token).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_logout_revokes_that_token_only() {
+    let app = TestApp::spawn().await;
+    let token = app.token().await;
+    let other = app.token().await;
+    let response = app
+        .http
+        .post(app.auth.url("/auth/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, body) = app.verify(&token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["reason"], "token_revoked");
+    assert_eq!(
+        app.verify(&other).await.0,
+        StatusCode::OK,
+        "the person's other token"
+    );
+    // Over the bus too, and a revoked token cannot log out again.
+    let err = auth::logout(
+        &app.nats,
+        &auth::LogoutRequest {
+            token: token.clone(),
+        },
+    )
+    .await
+    .expect_err("revoked already");
+    assert_eq!(err.code(), ErrorCode::Unauthorized);
+    let reply = auth::logout(
+        &app.nats,
+        &auth::LogoutRequest {
+            token: other.clone(),
+        },
+    )
+    .await
+    .expect("revoked");
+    assert!(reply.revoked);
+    assert_eq!(app.verify(&other).await.0, StatusCode::UNAUTHORIZED);
+}
+
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token)
+        .expect("header")
+        .kid
+        .expect("kid")
+}
+
+/// The PKCS#8 document of an Ed25519 private key made from `seed`.
+fn ed25519_pkcs8(seed: [u8; 32]) -> Vec<u8> {
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    der.extend_from_slice(&seed);
+    der
 }
 
 // ---------------------------------------------------------------- bad input, discovery
@@ -413,10 +582,10 @@ async fn malformed_and_oversized_requests_get_a_4xx_on_both_doors() {
 }
 
 #[tokio::test]
-async fn the_micro_service_lists_login_and_verify() {
+async fn the_micro_service_lists_login_verify_and_logout() {
     let app = TestApp::spawn().await;
     let subjects = testkit::micro_endpoints(&app.nats, "auth").await;
-    assert_eq!(subjects, ["auth.login", "auth.verify"]);
+    assert_eq!(subjects, ["auth.login", "auth.logout", "auth.verify"]);
 }
 
 #[tokio::test]
@@ -455,7 +624,6 @@ async fn health_and_readiness_answer() {
 #[tokio::test]
 async fn the_sixth_bad_password_is_a_429_and_the_right_one_waits_for_the_window() {
     let app = TestApp::spawn_with(|c| {
-        c.jwt_secret = Some(::auth::config::Secret::new(SECRET));
         c.failed_login_window_secs = 2;
     })
     .await;
@@ -576,14 +744,12 @@ async fn two_auth_instances_share_the_failed_login_count_and_each_others_tokens(
     let mut users_config = users::Config::for_tests(server.url(), dir.path().join("users.db"));
     users_config.max_failed_verifies = 100;
     let _users = Running::spawn(users::build(users_config).await.expect("users builds"));
-    let auth_on = |n: u32| {
-        let mut config =
-            ::auth::Config::for_tests(server.url(), dir.path().join(format!("secrets-{n}")));
-        config.jwt_secret = Some(::auth::config::Secret::new(SECRET));
+    let auth_on = || {
+        let mut config = ::auth::Config::for_tests(server.url());
         config.max_failed_logins = 3;
         async move { Running::spawn(::auth::build(config).await.expect("auth builds")) }
     };
-    let (a, b) = (auth_on(1).await, auth_on(2).await);
+    let (a, b) = (auth_on().await, auth_on().await);
     let http = reqwest::Client::new();
     let login = |on: &Running, password: &str| {
         http.post(on.url("/auth/login"))

@@ -29,7 +29,7 @@ pub trait CallObserver: Send + Sync + std::fmt::Debug {
 }
 
 /// Options of one call; [`Default`] is right for nearly every caller.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CallOptions {
     /// Upper bound on the whole round trip.
     pub timeout: Duration,
@@ -46,6 +46,9 @@ pub struct CallOptions {
     /// second request reaches another or a restarted instance, or finds none and fails
     /// at once.
     pub resend_after: Option<Duration>,
+    /// The token of the user the request acts for, sent as `Authorization: Bearer
+    /// <token>` ([`crate::auth::AUTHORIZATION_HEADER`]).
+    pub bearer: Option<String>,
 }
 
 impl Default for CallOptions {
@@ -55,11 +58,31 @@ impl Default for CallOptions {
             request_id: None,
             observer: None,
             resend_after: None,
+            bearer: None,
         }
     }
 }
 
+impl std::fmt::Debug for CallOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallOptions")
+            .field("timeout", &self.timeout)
+            .field("request_id", &self.request_id)
+            .field("resend_after", &self.resend_after)
+            .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
 impl CallOptions {
+    /// These options, acting for the user whose token this is.
+    pub fn bearer(&self, token: &str) -> Self {
+        Self {
+            bearer: Some(token.to_owned()),
+            ..self.clone()
+        }
+    }
+
     /// These options for a request that may safely be sent twice: resent after
     /// [`RESEND_AFTER`] without a reply.
     pub fn idempotent(&self) -> Self {
@@ -137,9 +160,17 @@ where
         let mut request = async_nats::Request::new()
             .payload(payload.clone())
             .timeout(None);
-        if let Some(id) = &request_id {
+        if request_id.is_some() || opts.bearer.is_some() {
             let mut headers = HeaderMap::new();
-            headers.insert(REQUEST_ID_HEADER, id.as_str());
+            if let Some(id) = &request_id {
+                headers.insert(REQUEST_ID_HEADER, id.as_str());
+            }
+            if let Some(token) = &opts.bearer {
+                headers.insert(
+                    crate::auth::AUTHORIZATION_HEADER,
+                    format!("Bearer {token}").as_str(),
+                );
+            }
             request = request.headers(headers);
         }
         nats.send_request(subject, request)

@@ -132,6 +132,8 @@ reasons! {
     TokenExpired = "token_expired",
     TokenNotYetValid = "token_not_yet_valid",
     TokenInvalid = "token_invalid",
+    /// The token was revoked (its owner logged out).
+    TokenRevoked = "token_revoked",
     /// A caller acting on another user's account.
     OtherUser = "other_user",
     ArticleIdRequired = "article_id_required",

@@ -18,6 +18,9 @@ pub struct Config {
     /// The bus: URL, user and password.
     #[command(flatten)]
     pub nats: NatsConfig,
+    /// The tokens' issuer and clock leeway (the same as auth's).
+    #[command(flatten)]
+    pub tokens: service_kit::tokens::TokenSettings,
     /// Mark cookies `Secure`: set this when the gateway is served over HTTPS.
     #[arg(long, env = "GATEWAY_SECURE_COOKIES")]
     pub secure_cookies: bool,
@@ -63,6 +66,7 @@ impl Config {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             nats: NatsConfig::anonymous(nats_url),
+            tokens: service_kit::tokens::TokenSettings::default(),
             secure_cookies: false,
             max_failed_logins_per_address: 20,
             failed_login_window_secs: 300,

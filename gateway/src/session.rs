@@ -7,9 +7,9 @@ use axum::{
     http::{HeaderMap, header, request::Parts},
     response::{IntoResponse, Redirect, Response},
 };
-use bus_schema::{CallError, ErrorCode, auth};
 use cookie::{Cookie, SameSite};
 use hmac::{Hmac, Mac};
+use service_kit::tokens::TokenError;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -143,13 +143,24 @@ pub async fn csrf_key(secrets_dir: Option<&std::path::Path>) -> Result<[u8; 32],
     Ok(key)
 }
 
-/// The person logged in, from the session cookie, checked with `auth.verify`.
+/// The person logged in, from the session cookie, checked here with the keys auth
+/// publishes (no bus call).
 ///
 /// Without a valid session a page redirects to the login page (saying so when the
-/// session expired); when auth does not answer, it is a 503 page.
-#[derive(Debug, Clone)]
+/// session expired); while the keys are not loaded yet, it is a 503 page.
+#[derive(Clone)]
 pub struct Session {
     pub username: String,
+    /// The token, for the calls made on the person's behalf (and the logout).
+    pub token: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FromRequestParts<AppState> for Session {
@@ -159,15 +170,16 @@ impl FromRequestParts<AppState> for Session {
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE).filter(|t| !t.is_empty()) else {
             return Err(Redirect::to("/").into_response());
         };
-        let request = auth::VerifyRequest {
-            token: token.to_owned(),
-        };
-        match auth::verify_with(&state.nats, &request, &state.calls).await {
-            Ok(reply) => Ok(Self {
-                username: reply.username,
+        match state.tokens.verify(token).await {
+            Ok(verified) => Ok(Self {
+                username: verified.username,
+                token: token.to_owned(),
             }),
-            Err(CallError::Service(err)) if err.code == ErrorCode::Unauthorized => {
-                let to = if err.reason == bus_schema::Reason::TokenExpired {
+            Err(TokenError::Unavailable) => {
+                Err(state.views.error(&TokenError::Unavailable.reply(), None))
+            }
+            Err(err) => {
+                let to = if err == TokenError::Expired {
                     "/?expired=1"
                 } else {
                     "/"
@@ -175,7 +187,6 @@ impl FromRequestParts<AppState> for Session {
                 let clear = clear_cookie(SESSION_COOKIE, state.secure_cookies);
                 Err(with_cookies(Redirect::to(to).into_response(), [clear]))
             }
-            Err(err) => Err(state.views.error(&err.into_reply(), None)),
         }
     }
 }

@@ -32,6 +32,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         .await
         .map_err(StartError::Other)?;
     let state = AppState::new(&config, nats.clone(), csrf_key);
+    state.tokens.ready_before_serving().await;
     state
         .login_throttle
         .share(&nats, crate::state::LOGIN_THROTTLE_SUBJECT.to_owned())

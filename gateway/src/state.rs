@@ -9,6 +9,7 @@ use service_kit::{
     metrics::Metrics,
     slots::{Queues, Slots},
     throttle::Throttle,
+    tokens::Verifier,
 };
 
 /// Live activity feeds open at once, in all.
@@ -28,6 +29,8 @@ use crate::{Config, views::Views};
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub nats: Client,
+    /// Checks tokens with the keys and revocations auth publishes: no bus call.
+    pub tokens: Verifier,
     pub views: Arc<Views>,
     pub metrics: Metrics,
     /// Options of every bus call (the timeout after which a service is unavailable).
@@ -55,6 +58,7 @@ impl AppState {
     pub fn new(config: &Config, nats: Client, csrf_key: [u8; 32]) -> Self {
         let metrics = Metrics::new("gateway");
         Self {
+            tokens: Verifier::follow(&config.tokens, &nats),
             nats,
             views: Arc::new(Views::new()),
             calls: CallOptions {
@@ -96,6 +100,12 @@ impl AppState {
 impl FromRef<AppState> for Client {
     fn from_ref(state: &AppState) -> Self {
         state.nats.clone()
+    }
+}
+
+impl FromRef<AppState> for Verifier {
+    fn from_ref(state: &AppState) -> Self {
+        state.tokens.clone()
     }
 }
 

@@ -1,11 +1,13 @@
-//! The NATS door: the micro service `orders`. The bus is trusted: the username is a
-//! field of the request (the gateway checked the token).
+//! The NATS door: the micro service `orders`. A request that acts for a user
+//! (`orders.purchases`, `orders.buy`) carries that user's token in its `Authorization:
+//! Bearer` header, checked here: nobody on the bus buys or reads for someone else.
 
 use async_nats::Client;
 use bus_schema::{
     ErrorReply,
     orders::{self, ArticlesRequest, BuyRequest, PurchasesRequest},
 };
+use futures_util::TryFutureExt;
 use service_kit::{metrics::Metrics, runtime::StartError, serve::MicroService};
 
 use crate::service::Orders;
@@ -34,13 +36,23 @@ pub async fn start(
     micro
         .add(orders::subject::PURCHASES, move |req: PurchasesRequest| {
             let c = c.clone();
-            async move { c.purchases(&req).await.map_err(ErrorReply::from) }
+            async move {
+                c.authorize_token(service_kit::serve::bearer().as_deref(), &req.username)
+                    .await?;
+                c.purchases(&req).await
+            }
+            .map_err(ErrorReply::from)
         })
         .await?;
     micro
         .add(orders::subject::BUY, move |req: BuyRequest| {
             let core = core.clone();
-            async move { core.buy(req).await.map_err(ErrorReply::from) }
+            async move {
+                core.authorize_token(service_kit::serve::bearer().as_deref(), &req.username)
+                    .await?;
+                core.buy(req).await
+            }
+            .map_err(ErrorReply::from)
         })
         .await?;
     Ok(micro)

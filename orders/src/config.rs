@@ -20,6 +20,9 @@ pub struct Config {
         default_value = "data/purchases.json"
     )]
     pub purchases_path: PathBuf,
+    /// The tokens' issuer and clock leeway (the same as auth's).
+    #[command(flatten)]
+    pub tokens: service_kit::tokens::TokenSettings,
     /// A catalogue replacing the built-in one, when the file exists.
     #[arg(long, env = "ORDERS_CATALOG_FILE", default_value = "data/catalog.json")]
     pub catalog_path: PathBuf,
@@ -31,6 +34,7 @@ impl Config {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             nats: NatsConfig::anonymous(nats_url),
+            tokens: service_kit::tokens::TokenSettings::default(),
             purchases_path: data_dir.join("purchases.json"),
             catalog_path: data_dir.join("catalog.json"),
         }

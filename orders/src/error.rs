@@ -18,6 +18,9 @@ pub enum OrdersError {
     Unavailable(Reason, String),
     #[error(transparent)]
     Call(#[from] CallError),
+    /// No token, or a bad or revoked one, on a bus request that acts for a user.
+    #[error(transparent)]
+    Token(#[from] service_kit::tokens::TokenError),
 }
 
 impl OrdersError {
@@ -29,6 +32,7 @@ impl OrdersError {
             Self::UnknownArticle(_) => ErrorCode::NotFound,
             Self::Unavailable(..) => ErrorCode::Unavailable,
             Self::Call(err) => err.code(),
+            Self::Token(err) => err.reply().code,
         }
     }
 }
@@ -37,6 +41,7 @@ impl From<OrdersError> for ErrorReply {
     fn from(err: OrdersError) -> Self {
         match err {
             OrdersError::Call(call) => call.into_reply(),
+            OrdersError::Token(token) => token.reply(),
             OrdersError::Invalid(invalid) => invalid.into(),
             OrdersError::Forbidden(_) => {
                 ErrorReply::new(err.code(), err.to_string()).because(Reason::OtherUser)

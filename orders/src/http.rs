@@ -1,5 +1,5 @@
-//! The HTTP door on :5003: the original's routes, each behind a Bearer token that
-//! `auth.verify` accepted, plus health, readiness and metrics.
+//! The HTTP door on :5003: the original's routes, each behind a Bearer token checked
+//! here with the keys auth publishes, plus health, readiness and metrics.
 
 use std::time::Duration;
 
@@ -30,19 +30,9 @@ pub struct HttpState {
     pub metrics: Metrics,
 }
 
-impl FromRef<HttpState> for async_nats::Client {
+impl FromRef<HttpState> for service_kit::tokens::Verifier {
     fn from_ref(state: &HttpState) -> Self {
-        state.nats.clone()
-    }
-}
-
-/// The token checks of this door are counted with its metrics.
-impl FromRef<HttpState> for bus_schema::CallOptions {
-    fn from_ref(state: &HttpState) -> Self {
-        Self {
-            observer: Some(std::sync::Arc::new(state.metrics.clone())),
-            ..Self::default()
-        }
+        state.core.verifier().clone()
     }
 }
 

@@ -33,7 +33,10 @@ use bus_schema::{
     },
     users::Username,
 };
-use service_kit::stream_tail::StreamTail;
+use service_kit::{
+    stream_tail::StreamTail,
+    tokens::{TokenError, Verifier},
+};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
@@ -76,10 +79,12 @@ struct Inner {
     appended: AtomicU64,
     /// The stream's end, for reads that must include other instances' purchases.
     tail: StreamTail,
+    /// Checks the tokens of both doors with the keys auth publishes.
+    verifier: Verifier,
 }
 
 impl Orders {
-    pub fn new(catalog: Catalog, index: Index, js: jetstream::Context) -> Self {
+    pub fn new(catalog: Catalog, index: Index, js: jetstream::Context, verifier: Verifier) -> Self {
         let tail = StreamTail::new(js.client(), bus_schema::orders::STREAM);
         Self {
             inner: Arc::new(Inner {
@@ -90,6 +95,7 @@ impl Orders {
                 cursor: watch::Sender::new(0),
                 appended: AtomicU64::new(0),
                 tail,
+                verifier,
             }),
         }
     }
@@ -141,6 +147,24 @@ impl Orders {
         tokio::time::timeout(CATCH_UP_WAIT, self.written_up_to(last))
             .await
             .map_err(|_| behind(format!("the file is still writing up to event {last}")))
+    }
+
+    pub fn verifier(&self) -> &Verifier {
+        &self.inner.verifier
+    }
+
+    /// The bus door's rule: a request that acts for `username` carries that user's valid
+    /// token (`token`, from its `Authorization` header). A name no account can have is
+    /// a 400 first, as on the HTTP door.
+    pub async fn authorize_token(
+        &self,
+        token: Option<&str>,
+        username: &str,
+    ) -> Result<(), OrdersError> {
+        domain::username(username)?;
+        let token = token.ok_or(TokenError::Required)?;
+        let caller = self.inner.verifier.verify(token).await?;
+        self.authorize(&caller.username, username).map(drop)
     }
 
     /// The HTTP door's rule: a caller may only act on their own account.

@@ -72,7 +72,8 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         ))
     })?;
     stream::retire_legacy_consumer(&stream).await;
-    let core = Orders::new(catalog, index, js.clone());
+    let verifier = service_kit::tokens::Verifier::follow(&config.tokens, &nats);
+    let core = Orders::new(catalog, index, js.clone(), verifier.clone());
     let mut appender = Appender::new(core.clone(), journal, js);
     let last = appender
         .start(&stream, &positions)
@@ -89,6 +90,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
             .map_err(StartError::Other)?;
     }
 
+    verifier.ready_before_serving().await;
     let metrics = Metrics::new("orders");
     let micro = bus::start(&nats, core.clone(), metrics.clone()).await?;
     let router = http::router(http::HttpState {

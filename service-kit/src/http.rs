@@ -146,40 +146,45 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The caller of a request, proven by a Bearer token that `auth.verify` accepted.
+/// The caller of a request, proven by a Bearer token checked here, with the keys auth
+/// publishes ([`crate::tokens::Verifier`]): no bus call.
 ///
-/// Rejects with 401 without a token or with a bad one (auth's message), and with 503
-/// when auth does not answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Rejects with 401 without a token or with a bad or revoked one, and with 503 while
+/// the keys are not loaded yet.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The normalised username from the token.
     pub username: String,
+    /// The token itself, for calls made on the caller's behalf.
+    pub token: String,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S> FromRequestParts<S> for Caller
 where
-    async_nats::Client: FromRef<S>,
-    bus_schema::CallOptions: FromRef<S>,
+    crate::tokens::Verifier: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers).ok_or_else(|| {
-            ErrorReply::new(
-                ErrorCode::Unauthorized,
-                "a token is required: send Authorization: Bearer <token> (POST /auth/login gives one)",
-            )
-            .because(Reason::TokenRequired)
-        })?;
-        let nats = async_nats::Client::from_ref(state);
-        let request = bus_schema::auth::VerifyRequest {
-            token: token.to_owned(),
-        };
-        let opts = bus_schema::CallOptions::from_ref(state);
-        let reply = bus_schema::auth::verify_with(&nats, &request, &opts).await?;
+        let token = bearer_token(&parts.headers)
+            .ok_or(crate::tokens::TokenError::Required)
+            .map_err(crate::tokens::TokenError::reply)?;
+        let verified = crate::tokens::Verifier::from_ref(state)
+            .verify(token)
+            .await
+            .map_err(crate::tokens::TokenError::reply)?;
         Ok(Self {
-            username: reply.username,
+            username: verified.username,
+            token: token.to_owned(),
         })
     }
 }

@@ -15,6 +15,7 @@
 //! - [`throttle`]: failures counted per key in a sliding window (login throttling).
 //! - [`slots`]: work in flight capped per key and in all (logins, live feeds).
 //! - [`stream_tail`]: the end of a stream, so that a view can read its writes.
+//! - [`tokens`]: checking tokens locally with the keys and revocations auth publishes.
 
 pub mod clock;
 pub mod http;
@@ -28,3 +29,4 @@ pub mod serve;
 pub mod slots;
 pub mod stream_tail;
 pub mod throttle;
+pub mod tokens;

@@ -100,6 +100,17 @@ impl MicroService {
     }
 }
 
+tokio::task_local! {
+    /// The token of the bus request being served (its `Authorization: Bearer` header).
+    static BEARER: Option<String>;
+}
+
+/// The token the bus request being served carries in its `Authorization: Bearer <token>`
+/// header ([`bus_schema::auth::AUTHORIZATION_HEADER`]), if any.
+pub fn bearer() -> Option<String> {
+    BEARER.try_with(Clone::clone).ok().flatten()
+}
+
 /// Decodes a bus request body. An empty body counts as `{}`, so that
 /// `nats req orders.articles ''` works.
 pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ErrorReply> {
@@ -149,6 +160,17 @@ async fn endpoint_loop<Req, Rep, F, Fut>(
                 .and_then(|h| h.get(REQUEST_ID_HEADER))
                 .map(|v| v.as_str()),
         );
+        let bearer = request
+            .message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(bus_schema::auth::AUTHORIZATION_HEADER))
+            .and_then(|v| {
+                let (scheme, token) = v.as_str().trim().split_once(' ')?;
+                let token = token.trim();
+                (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
+                    .then(|| token.to_owned())
+            });
         let span = tracing::info_span!("bus", service = %service, op, request_id = %request_id);
         let serve = async move {
             let started = Instant::now();
@@ -192,6 +214,9 @@ async fn endpoint_loop<Req, Rep, F, Fut>(
             }
             metrics.record("nats", op, status, started.elapsed());
         };
-        tasks.spawn(crate::request_id::scope(request_id, serve.instrument(span)));
+        tasks.spawn(BEARER.scope(
+            bearer,
+            crate::request_id::scope(request_id, serve.instrument(span)),
+        ));
     }
 }

@@ -26,11 +26,13 @@ async fn main() {
         .unwrap_or(1_000_000);
     let nats = testkit::NatsServer::start();
     let dir = tempfile::tempdir().expect("temp dir");
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    // A published key, so that orders takes the buyers' tokens.
+    let auth = testkit::StubAuth::start(&client).await;
     let app = ::orders::build(::orders::Config::for_tests(nats.url(), dir.path()))
         .await
         .expect("orders");
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let client = async_nats::connect(nats.url()).await.expect("connect");
     let buy = |user: String| BuyRequest {
         username: user,
         article_id: json!(2),
@@ -40,7 +42,8 @@ async fn main() {
     let mut times = Vec::new();
     for i in 0..520 {
         let started = Instant::now();
-        orders::buy(&client, &buy(format!("solo{}", i % 7)))
+        let user = format!("solo{}", i % 7);
+        orders::buy_with(&client, &buy(user.clone()), &auth.calls_for(&user))
             .await
             .expect("201");
         if i >= 20 {
@@ -61,11 +64,13 @@ async fn main() {
     for c in 0..64 {
         let client = client.clone();
         let done = Arc::clone(&done);
+        let user = format!("buyer{c}");
+        let calls = auth.calls_for(&user);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
                 let started = Instant::now();
-                orders::buy(&client, &buy(format!("buyer{c}")))
+                orders::buy_with(&client, &buy(user.clone()), &calls)
                     .await
                     .expect("201");
                 latencies.push(started.elapsed());

@@ -25,12 +25,9 @@ async fn main() {
     ))
     .await
     .expect("users");
-    let auth_app = ::auth::build(::auth::Config::for_tests(
-        nats.url(),
-        dir.path().join("secrets"),
-    ))
-    .await
-    .expect("auth");
+    let auth_app = ::auth::build(::auth::Config::for_tests(nats.url()))
+        .await
+        .expect("auth");
     tokio::spawn(users_app.run_until_stopped(std::future::pending()));
     tokio::spawn(auth_app.run_until_stopped(std::future::pending()));
     let client = async_nats::connect(nats.url()).await.expect("connect");

@@ -82,7 +82,6 @@ pub async fn run(
     let users = users::build(users_config).await?;
     let mut auth_config = auth::Config::parse_from(["auth"]);
     auth_config.nats = passwords.nats_config(&nats_url, "auth");
-    auth_config.secrets_dir = config.data_dir.join("secrets");
     let auth = auth::build(auth_config).await?;
     let mut orders_config = orders::Config::parse_from(["orders"]);
     orders_config.nats = passwords.nats_config(&nats_url, "orders");

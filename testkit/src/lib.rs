@@ -334,67 +334,95 @@ pub async fn answering(nats: &async_nats::Client, name: &str) {
     panic!("testkit: {name} does not answer {subject} after 10 s");
 }
 
-/// A stand-in for the auth service's `auth.verify`: the token `token-<name>` belongs to
-/// `<name>` (as `auth.verify` answers it: normalised), anything else is refused with
-/// 401 and the reason `token_invalid`, as auth refuses it. Stops when dropped.
-#[derive(Debug)]
+/// A stand-in for the auth service's keys: an Ed25519 pair whose public half is
+/// published in `AUTH_KEYS` (the stream made when missing), so that every verifier on
+/// the server accepts the tokens [`StubAuth::token`] signs, as auth's own.
+#[derive(Debug, Clone)]
 pub struct StubAuth {
-    task: tokio::task::JoinHandle<()>,
+    kid: String,
+    encoding: jsonwebtoken::EncodingKey,
 }
 
 impl StubAuth {
-    /// The token the stub accepts for `username`.
-    pub fn token(username: &str) -> String {
-        format!("token-{username}")
-    }
-
-    /// Answers `auth.verify` on `nats` from now on.
+    /// Publishes a new key on `nats`'s server.
     ///
     /// # Panics
-    /// When it cannot subscribe.
+    /// When the stream cannot be made or the key stored.
     pub async fn start(nats: &async_nats::Client) -> Self {
-        use futures_util::StreamExt;
-        let mut requests = nats
-            .queue_subscribe(bus_schema::auth::subject::VERIFY, "auth".to_owned())
-            .await
-            .expect("testkit: subscribe to auth.verify");
-        nats.flush().await.expect("testkit: flush");
-        let nats = nats.clone();
-        let task = tokio::spawn(async move {
-            while let Some(request) = requests.next().await {
-                let Some(reply) = request.reply else { continue };
-                let token = serde_json::from_slice::<serde_json::Value>(&request.payload)
-                    .ok()
-                    .and_then(|body| body["token"].as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                let user = token
-                    .strip_prefix("token-")
-                    .and_then(|name| bus_schema::users::Username::parse(name).ok());
-                let _ = match user {
-                    Some(user) => {
-                        let body = serde_json::json!({ "username": user.as_str(), "valid": true });
-                        nats.publish(reply, body.to_string().into()).await
-                    }
-                    None => {
-                        let mut headers = async_nats::HeaderMap::new();
-                        headers.insert(async_nats::service::NATS_SERVICE_ERROR_CODE, "401");
-                        headers.insert(
-                            async_nats::service::NATS_SERVICE_ERROR,
-                            "the token is invalid",
-                        );
-                        headers.insert(bus_schema::error::REASON_HEADER, "token_invalid");
-                        nats.publish_with_headers(reply, headers, "".into()).await
-                    }
-                };
-            }
-        });
-        Self { task }
+        use base64::Engine;
+        let js = async_nats::jetstream::new(nats.clone());
+        js.get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: bus_schema::auth::KEYS_STREAM.to_owned(),
+            subjects: vec![bus_schema::auth::subject::KEYS.to_owned()],
+            ..Default::default()
+        })
+        .await
+        .expect("testkit: the keys stream");
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).expect("testkit: randomness");
+        let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+            .verifying_key()
+            .to_bytes();
+        let kid = format!("stub-{}", service_kit::random::hex(4));
+        let jwk = bus_schema::auth::PublicKey::ed25519(
+            kid.clone(),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public),
+            u64::MAX / 2,
+        );
+        js.publish(
+            bus_schema::auth::subject::key(&kid),
+            serde_json::to_vec(&jwk).expect("json").into(),
+        )
+        .await
+        .expect("testkit: publish the key")
+        .await
+        .expect("testkit: the key is stored");
+        let mut der = vec![
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        der.extend_from_slice(&seed);
+        Self {
+            kid,
+            encoding: jsonwebtoken::EncodingKey::from_ed_der(&der),
+        }
     }
-}
 
-impl Drop for StubAuth {
-    fn drop(&mut self) {
-        self.task.abort();
+    /// Options of a bus call acting for `username` (its token in the `Authorization`
+    /// header), as the gateway sends them.
+    pub fn calls_for(&self, username: &str) -> bus_schema::CallOptions {
+        bus_schema::CallOptions::default().bearer(&self.token(username))
+    }
+
+    /// A token for `username`, valid for an hour, as auth would issue it.
+    pub fn token(&self, username: &str) -> String {
+        self.token_with(username, 0, 3600)
+    }
+
+    /// A token for `username` valid from `nbf` to `exp` seconds from now.
+    ///
+    /// # Panics
+    /// When signing fails.
+    pub fn token_with(&self, username: &str, nbf: i64, exp: i64) -> String {
+        // As auth issues them: for the normalised name.
+        let username = bus_schema::users::Username::parse(username).map_or_else(
+            |_| username.to_owned(),
+            bus_schema::users::Username::into_string,
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let claims = serde_json::json!({
+            "sub": username,
+            "iat": now,
+            "nbf": now + nbf,
+            "exp": now + exp,
+            "jti": service_kit::random::hex(16),
+            "iss": "shop-auth",
+        });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.encoding).expect("testkit: sign")
     }
 }
 

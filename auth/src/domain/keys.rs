@@ -1,120 +1,195 @@
-//! The HS256 key: from `AUTH_JWT_SECRET`, or 32 random bytes kept in
-//! `<secrets_dir>/jwt.key` (mode 0600) so that tokens survive a restart.
+//! The signing keys: Ed25519 pairs made by each auth instance, kept in its memory only,
+//! their public halves published in the `AUTH_KEYS` stream before they sign anything.
 //!
-//! Several auth instances must share one key: give them the same `AUTH_JWT_SECRET` or
-//! the same secrets directory.
+//! Each instance has its own pair rather than one shared by all: no private key is ever
+//! written to disk, copied between machines or handed to an operator; a verifier knows
+//! every instance's public key from the stream; a restarted instance makes a new pair
+//! (tokens signed with the old one stay valid, its public key stays published). Pairs
+//! rotate every `rotation`: a public key stays published until the last token it could
+//! have signed has expired.
 
-use std::{fmt, path::Path};
+use std::{
+    sync::{Arc, RwLock},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
-use crate::config::Secret;
+use async_nats::jetstream::{
+    self,
+    stream::{Config, DiscardPolicy, RetentionPolicy, StorageType},
+};
+use base64::Engine;
+use bus_schema::auth::{KEYS_STREAM, PublicKey, REVOKED_STREAM, subject};
+use jsonwebtoken::EncodingKey;
+use tokio_util::sync::CancellationToken;
 
-/// Shortest key accepted: HS256 wants at least 256 bits.
-pub const MIN_KEY_BYTES: usize = 32;
-/// Name of the generated key file inside the secrets directory.
-pub const KEY_FILE: &str = "jwt.key";
+/// PKCS#8 v1 (RFC 8410) prefix of an Ed25519 private key: the 32-byte seed follows.
+const PKCS8_ED25519_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
 
-/// The signing key. Never printed.
-#[derive(Clone)]
-pub struct SigningKey(Vec<u8>);
+/// One signing key: its id and the private half. Never printed.
+pub struct Signer {
+    pub kid: String,
+    pub encoding: EncodingKey,
+}
 
-impl fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SigningKey(..)")
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
-impl SigningKey {
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+/// The key this instance signs with now, replaced every rotation period.
+pub struct KeyRing {
+    current: RwLock<Arc<Signer>>,
+    js: jetstream::Context,
+    /// How long one key signs.
+    rotation: Duration,
+    /// How long a public key stays published after it stopped signing.
+    after: Duration,
+    /// Told of each new public key at once (this instance's own verifier).
+    on_new: Box<dyn Fn(PublicKey) + Send + Sync>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("current", &self.current())
+            .field("rotation", &self.rotation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyRing {
+    /// Makes the streams, then a first pair, published before this returns.
+    pub async fn start(
+        js: jetstream::Context,
+        rotation: Duration,
+        token_ttl: Duration,
+        leeway: Duration,
+        on_new: impl Fn(PublicKey) + Send + Sync + 'static,
+    ) -> Result<Arc<Self>, String> {
+        let after = token_ttl + leeway;
+        ensure_streams(&js, rotation + after, after).await?;
+        let on_new: Box<dyn Fn(PublicKey) + Send + Sync> = Box::new(on_new);
+        let first = make(&js, rotation + after, &on_new).await?;
+        Ok(Arc::new(Self {
+            current: RwLock::new(Arc::new(first)),
+            js,
+            rotation,
+            after,
+            on_new,
+        }))
     }
 
-    /// The key given by environment, or the one in `secrets_dir` (made when missing).
-    /// Runs file I/O on a blocking thread.
-    pub async fn load(given: Option<&Secret>, secrets_dir: &Path) -> Result<Self, String> {
-        if let Some(secret) = given {
-            let bytes = secret.expose().as_bytes();
-            if bytes.len() < MIN_KEY_BYTES {
-                return Err(format!(
-                    "AUTH_JWT_SECRET must be at least {MIN_KEY_BYTES} bytes long"
-                ));
+    /// The key to sign with now.
+    pub fn current(&self) -> Arc<Signer> {
+        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Makes and publishes a new pair, then signs with it.
+    pub async fn rotate(&self) -> Result<(), String> {
+        let next = make(&self.js, self.rotation + self.after, &self.on_new).await?;
+        tracing::info!(kid = next.kid, "rotated the token signing key");
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        Ok(())
+    }
+
+    /// Rotates every period until `stop`; a failed rotation is tried again in a minute,
+    /// signing with the current key meanwhile.
+    pub async fn rotate_every_period(self: Arc<Self>, stop: CancellationToken) {
+        let mut wait = self.rotation;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
             }
-            return Ok(Self(bytes.to_vec()));
+            wait = match self.rotate().await {
+                Ok(()) => self.rotation,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot rotate the signing key; trying again in a minute");
+                    Duration::from_secs(60).min(self.rotation)
+                }
+            };
         }
-        let dir = secrets_dir.to_owned();
-        tokio::task::spawn_blocking(move || load_or_create(&dir))
+    }
+}
+
+/// A new pair whose public half is stored in `AUTH_KEYS` (valid for `lifetime`).
+async fn make(
+    js: &jetstream::Context,
+    lifetime: Duration,
+    on_new: &(dyn Fn(PublicKey) + Send + Sync),
+) -> Result<Signer, String> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|err| format!("no randomness for a key: {err}"))?;
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+        .verifying_key()
+        .to_bytes();
+    let kid = service_kit::random::hex(8);
+    let jwk = PublicKey::ed25519(
+        kid.clone(),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public),
+        now_secs() + lifetime.as_secs(),
+    );
+    let body = serde_json::to_vec(&jwk).expect("BUG: a JWK always serialises");
+    js.publish(subject::key(&kid), body.into())
+        .await
+        .map_err(|err| format!("cannot publish the public key: {err}"))?
+        .await
+        .map_err(|err| format!("the {KEYS_STREAM} stream did not store the public key: {err}"))?;
+    on_new(jwk);
+    let mut der = Vec::with_capacity(48);
+    der.extend_from_slice(&PKCS8_ED25519_PREFIX);
+    der.extend_from_slice(&seed);
+    Ok(Signer {
+        kid,
+        encoding: EncodingKey::from_ed_der(&der),
+    })
+}
+
+/// The keys' and the revocations' streams, each keeping a record as long as it matters.
+async fn ensure_streams(
+    js: &jetstream::Context,
+    keys_for: Duration,
+    revoked_for: Duration,
+) -> Result<(), String> {
+    for (name, subjects, max_age, description) in [
+        (
+            KEYS_STREAM,
+            subject::KEYS,
+            keys_for,
+            "Public keys of the shop's tokens (JWKs)",
+        ),
+        (
+            REVOKED_STREAM,
+            subject::REVOKED,
+            revoked_for,
+            "Revoked token ids, kept while the tokens could be valid",
+        ),
+    ] {
+        let config = Config {
+            name: name.to_owned(),
+            description: Some(description.to_owned()),
+            subjects: vec![subjects.to_owned()],
+            storage: StorageType::File,
+            retention: RetentionPolicy::Limits,
+            discard: DiscardPolicy::Old,
+            // A minute more than needed, so that nothing leaves a moment too early.
+            max_age: max_age + Duration::from_secs(60),
+            ..Config::default()
+        };
+        js.create_or_update_stream(config)
             .await
-            .map_err(|err| format!("key loading failed: {err}"))?
+            .map_err(|err| format!("cannot create or update the {name} stream: {err}"))?;
     }
+    Ok(())
 }
 
-fn load_or_create(dir: &Path) -> Result<SigningKey, String> {
-    let path = dir.join(KEY_FILE);
-    let (text, made) = service_kit::secret_file::load_or_create(&path, || {
-        format!("{}\n", service_kit::secret_file::random_hex(MIN_KEY_BYTES))
-    })?;
-    if made {
-        tracing::info!(path = %path.display(), "created a new token signing key");
-    }
-    parse(&text, &path)
-}
-
-fn parse(text: &str, path: &Path) -> Result<SigningKey, String> {
-    let text = text.trim();
-    let bytes = unhex(text)
-        .filter(|b| b.len() >= MIN_KEY_BYTES)
-        .ok_or_else(|| {
-            format!(
-                "{} is not a key of {MIN_KEY_BYTES} hex-encoded bytes; delete it to make a \
-                 new one (tokens issued so far will stop working)",
-                path.display()
-            )
-        })?;
-    Ok(SigningKey(bytes))
-}
-
-#[cfg(test)]
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_round_trips() {
-        let bytes: Vec<u8> = (0..=255).collect();
-        assert_eq!(unhex(&hex(&bytes)), Some(bytes));
-        assert_eq!(unhex("abc"), None);
-        assert_eq!(unhex("zz"), None);
-    }
-
-    #[tokio::test]
-    async fn a_short_secret_from_the_environment_is_refused() {
-        let dir = tempfile::tempdir().expect("dir");
-        let err = SigningKey::load(Some(&Secret::new("short")), dir.path())
-            .await
-            .expect_err("too short");
-        assert!(err.contains("at least 32 bytes"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn a_corrupt_key_file_stops_start_up_with_a_message() {
-        let dir = tempfile::tempdir().expect("dir");
-        std::fs::write(dir.path().join(KEY_FILE), "not hex").expect("write");
-        let err = SigningKey::load(None, dir.path())
-            .await
-            .expect_err("corrupt");
-        assert!(err.contains("delete it"), "{err}");
-    }
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

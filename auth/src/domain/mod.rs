@@ -5,37 +5,45 @@ pub mod tokens;
 
 use std::sync::Arc;
 
-use service_kit::throttle::Throttle;
+use service_kit::{throttle::Throttle, tokens::Verifier};
 
-use async_nats::Client;
+use async_nats::{Client, jetstream};
 use bus_schema::{
     CallError, ErrorCode, Invalid, Reason,
-    auth::{LoginReply, LoginRequest, VerifyReply, VerifyRequest},
+    auth::{
+        LoginReply, LoginRequest, LogoutReply, LogoutRequest, Revoked, VerifyReply, VerifyRequest,
+        subject,
+    },
     users,
 };
 
 use crate::error::AuthError;
 use tokens::Tokens;
 
-/// The auth service's core: logins need the bus (to ask users), verification needs
-/// nothing but the key.
+/// The auth service's core: logins need the bus (to ask users), verification only the
+/// keys and revocations in memory, a logout the revocations' stream.
 #[derive(Debug, Clone)]
 pub struct Auth {
     nats: Client,
     tokens: Arc<Tokens>,
-    /// Failed logins per account.
+    verifier: Verifier,
+    /// Failed logins per account, shared by every auth instance.
     throttle: Arc<Throttle>,
 }
 
 impl Auth {
-    pub fn new(nats: Client, tokens: Tokens, throttle: Arc<Throttle>) -> Self {
+    pub fn new(nats: Client, tokens: Tokens, verifier: Verifier, throttle: Arc<Throttle>) -> Self {
         Self {
             nats,
             tokens: Arc::new(tokens),
+            verifier,
             throttle,
         }
     }
 
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
     /// `auth.login`: checks the password with `users.verify`, then issues a token.
     pub async fn login(&self, req: LoginRequest) -> Result<LoginReply, AuthError> {
         let username = users::normalize_username(&req.username);
@@ -89,15 +97,38 @@ impl Auth {
         })
     }
 
-    /// `auth.verify`: the identity a token carries, without any I/O.
-    pub fn verify(&self, req: &VerifyRequest) -> Result<VerifyReply, AuthError> {
+    /// `auth.verify`: the identity a valid, unrevoked token carries, from memory.
+    pub async fn verify(&self, req: &VerifyRequest) -> Result<VerifyReply, AuthError> {
         if req.token.trim().is_empty() {
             return Err(Invalid::new(Reason::TokenRequired, "token is required").into());
         }
-        let username = self.tokens.verify(req.token.trim())?;
+        let verified = self.verifier.verify(&req.token).await?;
         Ok(VerifyReply {
-            username,
+            username: verified.username,
             valid: true,
         })
+    }
+
+    /// `auth.logout`: revokes the token everywhere (every verifier refuses it within a
+    /// second, until it would have expired); the person's other tokens keep working.
+    pub async fn logout(&self, req: &LogoutRequest) -> Result<LogoutReply, AuthError> {
+        if req.token.trim().is_empty() {
+            return Err(Invalid::new(Reason::TokenRequired, "token is required").into());
+        }
+        let verified = self.verifier.verify(&req.token).await?;
+        let record = Revoked {
+            jti: verified.jti.clone(),
+            exp: verified.exp,
+        };
+        let body = serde_json::to_vec(&record).expect("BUG: a record always serialises");
+        jetstream::new(self.nats.clone())
+            .publish(subject::revoked(&record.jti), body.into())
+            .await
+            .map_err(|err| AuthError::NotRecorded(err.to_string()))?
+            .await
+            .map_err(|err| AuthError::NotRecorded(err.to_string()))?;
+        self.verifier.revoke(record.jti, record.exp);
+        tracing::info!(username = verified.username, "logged out: token revoked");
+        Ok(LogoutReply { revoked: true })
     }
 }

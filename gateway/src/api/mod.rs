@@ -1,7 +1,8 @@
 //! The JSON API under `/api`, one module per resource: [`account`] (`POST /api/login`),
 //! [`purchases`] (`GET /api/purchases`, `POST /api/buy`) and [`status`]
-//! (`GET /api/status`). The token is checked with `auth.verify` on every request that
-//! needs one; a service's failure keeps its status and reason ([`HttpError`]).
+//! (`GET /api/status`), `POST /api/logout`. The token is checked here, with the keys
+//! auth publishes, on every request that needs one; a service's failure keeps its
+//! status and reason ([`HttpError`]).
 //!
 //! [`HttpError`]: service_kit::http::HttpError
 
@@ -20,6 +21,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login", post(account::login))
+        .route("/logout", post(account::logout))
         .route("/purchases", get(purchases::list))
         .route("/buy", post(purchases::buy))
         .route("/status", get(status::show))

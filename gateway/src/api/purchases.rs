@@ -16,7 +16,8 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Respo
     let request = PurchasesRequest {
         username: caller.username,
     };
-    let body = orders::purchases_bytes(&state.nats, &request, &state.calls.idempotent()).await?;
+    let calls = state.calls.idempotent().bearer(&caller.token);
+    let body = orders::purchases_bytes(&state.nats, &request, &calls).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -32,6 +33,7 @@ pub async fn buy(
         article_id: body.article_id,
         idempotency_key: idempotency_key(&headers)?,
     };
-    let reply = orders::buy_with(&state.nats, &request, &state.buy_calls(&request)).await?;
+    let calls = state.buy_calls(&request).bearer(&caller.token);
+    let reply = orders::buy_with(&state.nats, &request, &calls).await?;
     Ok((StatusCode::CREATED, Json(reply)))
 }

@@ -141,7 +141,7 @@ pub async fn register(
     Ok(Redirect::to(&format!("/?registered={}", reply.username)).into_response())
 }
 
-/// Ends the session, as the original's link did, but only when the link is followed
+/// Ends the session (and revokes its token), as the original's link did, but only when the link is followed
 /// from the shop itself: a browser says where a navigation comes from
 /// (`Sec-Fetch-Site`), and another site must not log people out.
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -157,6 +157,16 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
                 message => "Ce lien de déconnexion vient d'un autre site. Utilisez le lien « Se déconnecter » de la boutique.",
             },
         );
+    }
+    // The token is revoked everywhere, so that a copy of the cookie is worth nothing.
+    if let Some(token) = crate::session::cookie(&headers, SESSION_COOKIE).filter(|t| !t.is_empty())
+    {
+        let request = bus_schema::auth::LogoutRequest {
+            token: token.to_owned(),
+        };
+        if let Err(err) = bus_schema::auth::logout_with(&state.nats, &request, &state.calls).await {
+            tracing::warn!(%err, "the session's token could not be revoked");
+        }
     }
     let clear = clear_cookie(SESSION_COOKIE, state.secure_cookies);
     with_cookies(Redirect::to("/").into_response(), [clear])

@@ -139,7 +139,8 @@ pub async fn buy(
         article_id: article_id.into(),
         idempotency_key: Some(form.key).filter(|k| !k.is_empty()),
     };
-    let reply = orders::buy_with(&state.nats, &request, &state.buy_calls(&request))
+    let calls = state.buy_calls(&request).bearer(&session.token);
+    let reply = orders::buy_with(&state.nats, &request, &calls)
         .await
         .map_err(|err| state.failed(err, Some(&user)))?;
     let article = ArticleView::from(&reply.article);
@@ -158,7 +159,8 @@ pub async fn purchases(
     let request = PurchasesRequest {
         username: user.clone(),
     };
-    let reply = orders::purchases_with(&state.nats, &request, &state.calls.idempotent())
+    let calls = state.calls.idempotent().bearer(&session.token);
+    let reply = orders::purchases_with(&state.nats, &request, &calls)
         .await
         .map_err(|err| state.failed(err, Some(&user)))?;
     let total: u64 = reply.items.iter().map(|i| u64::from(i.article.price)).sum();

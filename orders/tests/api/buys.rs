@@ -2,10 +2,7 @@
 
 use std::collections::HashMap;
 
-use bus_schema::{
-    ErrorCode,
-    orders::{self, PurchasesRequest},
-};
+use bus_schema::ErrorCode;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -133,7 +130,9 @@ async fn bad_buys_get_the_statuses_of_the_original() {
         (buy_request("../x", json!(1)), ErrorCode::BadRequest),
         (buy_request("", json!(1)), ErrorCode::BadRequest),
     ] {
-        let err = orders::buy(&app.nats, &request).await.expect_err("refused");
+        let err = buy_as(&app.nats, &app.auth, &request)
+            .await
+            .expect_err("refused");
         assert_eq!(err.code(), code, "{request:?}");
     }
     assert!(app.lines().is_empty(), "nothing was written");
@@ -144,10 +143,10 @@ async fn two_hundred_concurrent_buys_by_ten_users_are_each_written_once() {
     let app = TestApp::spawn().await;
     let mut calls = Vec::new();
     for i in 0..200u32 {
-        let nats = app.nats.clone();
+        let (nats, auth) = (app.nats.clone(), app.auth.clone());
         calls.push(tokio::spawn(async move {
             let request = buy_request(&format!("user{}", i % 10), json!(i % 3 + 1));
-            orders::buy(&nats, &request).await
+            buy_as(&nats, &auth, &request).await
         }));
     }
     let mut answered = Vec::new();
@@ -172,14 +171,9 @@ async fn two_hundred_concurrent_buys_by_ten_users_are_each_written_once() {
 async fn futures_count(app: &TestApp) -> usize {
     let mut total = 0;
     for u in 0..10 {
-        let reply = orders::purchases(
-            &app.nats,
-            &PurchasesRequest {
-                username: format!("user{u}"),
-            },
-        )
-        .await
-        .expect("history");
+        let reply = purchases_as(&app.nats, &app.auth, &format!("user{u}"))
+            .await
+            .expect("history");
         total += reply.items.len();
     }
     total
@@ -212,11 +206,11 @@ async fn the_same_idempotency_key_records_one_purchase_also_after_a_restart() {
     // Concurrent repeats of a new key: still one purchase.
     let mut calls = Vec::new();
     for _ in 0..8 {
-        let nats = app.nats.clone();
+        let (nats, auth) = (app.nats.clone(), app.auth.clone());
         calls.push(tokio::spawn(async move {
             let mut request = buy_request("victor", json!(1));
             request.idempotency_key = Some("order-43".into());
-            orders::buy(&nats, &request).await.expect("201").id
+            buy_as(&nats, &auth, &request).await.expect("201").id
         }));
     }
     let mut ids = Vec::new();

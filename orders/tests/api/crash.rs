@@ -16,11 +16,13 @@ use std::{
 use async_nats::jetstream;
 use bus_schema::{
     CallOptions,
-    orders::{self, BuyReply, BuyRequest, PurchasedEvent, PurchasesRequest, purchase_id},
+    orders::{self, BuyReply, BuyRequest, PurchasedEvent, purchase_id},
 };
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use testkit::NatsServer;
+use testkit::{NatsServer, StubAuth};
+
+use crate::helpers::{buy_as, purchases_as};
 
 /// The orders binary, started and killed like a crash would.
 struct OrdersProcess {
@@ -109,6 +111,7 @@ impl Drop for OrdersProcess {
 }
 
 struct Setup {
+    auth: StubAuth,
     server: NatsServer,
     dir: TempDir,
     nats: async_nats::Client,
@@ -120,9 +123,11 @@ async fn setup() -> Setup {
     let server = NatsServer::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let nats = async_nats::connect(server.url()).await.expect("connect");
+    let auth = StubAuth::start(&nats).await;
     let mut orders = OrdersProcess::start(&server, dir.path());
     orders.ready(&nats).await;
     Setup {
+        auth,
         js: jetstream::new(nats.clone()),
         nats,
         orders,
@@ -137,18 +142,13 @@ impl Setup {
     }
 
     async fn history(&self, user: &str) -> Vec<String> {
-        orders::purchases(
-            &self.nats,
-            &PurchasesRequest {
-                username: user.into(),
-            },
-        )
-        .await
-        .expect("history")
-        .items
-        .into_iter()
-        .map(|item| item.id)
-        .collect()
+        purchases_as(&self.nats, &self.auth, user)
+            .await
+            .expect("history")
+            .items
+            .into_iter()
+            .map(|item| item.id)
+            .collect()
     }
 }
 
@@ -199,8 +199,9 @@ async fn keys_retried_after_orders_was_killed_mid_flight_are_each_charged_once()
     let stop = Arc::new(AtomicBool::new(false));
     let mut buyers = Vec::new();
     for buyer in 0..16u32 {
-        let (nats, answered, tried, stop) = (
+        let (nats, auth, answered, tried, stop) = (
             app.nats.clone(),
+            app.auth.clone(),
             Arc::clone(&answered),
             Arc::clone(&tried),
             Arc::clone(&stop),
@@ -216,7 +217,7 @@ async fn keys_retried_after_orders_was_killed_mid_flight_are_each_charged_once()
                     .lock()
                     .expect("lock")
                     .push((user.clone(), key.clone(), article));
-                if let Ok(reply) = orders::buy(&nats, &keyed(&user, article, &key)).await {
+                if let Ok(reply) = buy_as(&nats, &auth, &keyed(&user, article, &key)).await {
                     answered.lock().expect("lock").insert(key, reply);
                 }
             }
@@ -250,7 +251,7 @@ async fn keys_retried_after_orders_was_killed_mid_flight_are_each_charged_once()
     app.orders.ready(&app.nats).await;
     tried.extend((0..5).map(|n| ("buyer0".to_owned(), format!("stray-{n}"), 1)));
     for (user, key, article) in &tried {
-        let reply = orders::buy(&app.nats, &keyed(user, *article, key))
+        let reply = buy_as(&app.nats, &app.auth, &keyed(user, *article, key))
             .await
             .unwrap_or_else(|err| panic!("retrying {key}: {err}"));
         assert_eq!(reply.id, purchase_id(user, key).to_string(), "{key}");
@@ -290,9 +291,13 @@ async fn lines_the_file_lost_or_garbled_are_written_again_before_orders_answers(
     let mut app = setup().await;
     let mut replies = Vec::new();
     for n in 0..6u32 {
-        let reply = orders::buy(&app.nats, &keyed("victor", 1 + n % 3, &format!("k{n}")))
-            .await
-            .expect("201");
+        let reply = buy_as(
+            &app.nats,
+            &app.auth,
+            &keyed("victor", 1 + n % 3, &format!("k{n}")),
+        )
+        .await
+        .expect("201");
         replies.push(reply.id);
     }
     app.orders.kill();
@@ -352,9 +357,9 @@ async fn a_key_retried_while_its_first_event_is_not_written_yet_answers_that_pur
     let mut retries = Vec::new();
     for key in ["early", "late"] {
         for _ in 0..4 {
-            let nats = app.nats.clone();
+            let (nats, auth) = (app.nats.clone(), app.auth.clone());
             retries.push(tokio::spawn(async move {
-                let reply = orders::buy(&nats, &keyed("victor", 1, key))
+                let reply = buy_as(&nats, &auth, &keyed("victor", 1, key))
                     .await
                     .expect("201");
                 (key, reply)
@@ -386,6 +391,7 @@ async fn two_instances_charge_a_key_once_and_each_writes_every_purchase() {
         tempfile::tempdir().expect("dir"),
     );
     let nats = async_nats::connect(server.url()).await.expect("connect");
+    let auth = StubAuth::start(&nats).await;
     let mut a = OrdersProcess::start(&server, dir_a.path());
     a.ready(&nats).await;
     let mut b = OrdersProcess::start(&server, dir_b.path());
@@ -395,10 +401,10 @@ async fn two_instances_charge_a_key_once_and_each_writes_every_purchase() {
     let mut calls = Vec::new();
     for n in 0..20u32 {
         for _ in 0..8 {
-            let nats = nats.clone();
+            let (nats, auth) = (nats.clone(), auth.clone());
             calls.push(tokio::spawn(async move {
                 let key = format!("k{n}");
-                let reply = orders::buy(&nats, &keyed("victor", 1 + n % 3, &key))
+                let reply = buy_as(&nats, &auth, &keyed("victor", 1 + n % 3, &key))
                     .await
                     .expect("201");
                 (key, reply)
@@ -434,15 +440,19 @@ async fn two_instances_charge_a_key_once_and_each_writes_every_purchase() {
 async fn after_nats_server_restarts_orders_reads_on_from_its_cursor() {
     let mut app = setup().await;
     for n in 0..3u32 {
-        orders::buy(&app.nats, &keyed("victor", 1, &format!("before-{n}")))
-            .await
-            .expect("201");
+        buy_as(
+            &app.nats,
+            &app.auth,
+            &keyed("victor", 1, &format!("before-{n}")),
+        )
+        .await
+        .expect("201");
     }
     app.server.restart();
     // The service reconnects and makes a new consumer; buys go on.
     let mut after = None;
     for _ in 0..100 {
-        if let Ok(reply) = orders::buy(&app.nats, &keyed("victor", 2, "after")).await {
+        if let Ok(reply) = buy_as(&app.nats, &app.auth, &keyed("victor", 2, "after")).await {
             after = Some(reply);
             break;
         }

@@ -62,7 +62,7 @@ async fn the_micro_service_lists_its_endpoints_and_health_answers() {
     );
     assert_eq!(app.get("/healthz", None).await.0, StatusCode::OK);
     assert_eq!(app.get("/readyz", None).await.0, StatusCode::OK);
-    orders::buy(&app.nats, &buy_request("victor", json!(1)))
+    buy_as(&app.nats, &app.auth, &buy_request("victor", json!(1)))
         .await
         .expect("201");
     let (_, metrics) = app.get("/metrics", None).await;

@@ -72,7 +72,7 @@ async fn an_event_whose_ack_was_lost_is_not_written_twice() {
 async fn a_cut_short_last_line_is_repaired_from_the_stream() {
     let mut app = TestApp::spawn().await;
     for article in [1, 2] {
-        orders::buy(&app.nats, &buy_request("victor", json!(article)))
+        buy_as(&app.nats, &app.auth, &buy_request("victor", json!(article)))
             .await
             .expect("201");
     }
@@ -121,7 +121,7 @@ async fn a_purchases_file_of_the_flask_original_is_converted_once_with_a_backup(
 #[tokio::test]
 async fn without_jetstream_a_buy_is_a_503_and_nothing_is_written() {
     let mut app = TestApp::spawn().await;
-    orders::buy(&app.nats, &buy_request("victor", json!(1)))
+    buy_as(&app.nats, &app.auth, &buy_request("victor", json!(1)))
         .await
         .expect("201");
     let token = app.token("victor");
@@ -129,7 +129,7 @@ async fn without_jetstream_a_buy_is_a_503_and_nothing_is_written() {
     app.server.restart_without_jetstream();
     app.reconnected(&token).await;
 
-    let err = orders::buy(&app.nats, &buy_request("victor", json!(2)))
+    let err = buy_as(&app.nats, &app.auth, &buy_request("victor", json!(2)))
         .await
         .expect_err("503");
     assert_eq!(err.code(), ErrorCode::Unavailable);
@@ -186,7 +186,7 @@ async fn a_deleted_stream_is_created_again_by_the_next_buy() {
 #[tokio::test]
 async fn a_deleted_appender_consumer_is_replaced_and_buys_go_on() {
     let app = TestApp::spawn().await;
-    orders::buy(&app.nats, &buy_request("victor", json!(1)))
+    buy_as(&app.nats, &app.auth, &buy_request("victor", json!(1)))
         .await
         .expect("201");
     let stream = app.js.get_stream(orders::STREAM).await.expect("stream");
@@ -214,7 +214,7 @@ async fn a_deleted_appender_consumer_is_replaced_and_buys_go_on() {
     }
     assert_eq!(after.len(), 1, "{after:?}");
     assert_ne!(after, before, "a new consumer replaced the deleted one");
-    let reply = orders::buy(&app.nats, &buy_request("victor", json!(2)))
+    let reply = buy_as(&app.nats, &app.auth, &buy_request("victor", json!(2)))
         .await
         .expect("201 with the new consumer");
     app.settled().await;

@@ -16,7 +16,7 @@ use testkit::{NatsServer, Running, StubAuth};
 
 pub struct TestApp {
     pub orders: Running,
-    _auth: StubAuth,
+    pub auth: StubAuth,
     pub http: reqwest::Client,
     pub nats: async_nats::Client,
     pub js: jetstream::Context,
@@ -44,7 +44,7 @@ impl TestApp {
         testkit::answering(&nats, "orders").await;
         Self {
             orders,
-            _auth: auth,
+            auth,
             http: reqwest::Client::new(),
             js: jetstream::new(nats.clone()),
             nats,
@@ -77,19 +77,14 @@ impl TestApp {
 
     /// The history of `username` from the bus door.
     pub async fn history(&self, username: &str) -> orders::PurchasesReply {
-        orders::purchases(
-            &self.nats,
-            &orders::PurchasesRequest {
-                username: username.into(),
-            },
-        )
-        .await
-        .expect("history")
+        purchases_as(&self.nats, &self.auth, username)
+            .await
+            .expect("history")
     }
 
     /// A token the stub auth accepts for `username`.
     pub fn token(&self, username: &str) -> String {
-        StubAuth::token(username)
+        self.auth.token(username)
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
@@ -123,19 +118,23 @@ impl TestApp {
         self.orders.stop().await;
     }
 
-    /// Waits until orders, auth and this test's client are connected to the server again.
+    /// Waits until orders and this test's client are connected to the server again and
+    /// orders takes `token` on its HTTP door.
     pub async fn reconnected(&self, token: &str) {
-        let verify = bus_schema::auth::VerifyRequest {
-            token: token.into(),
-        };
         for _ in 0..200 {
             let (_, body) = self.get("/readyz", None).await;
-            if body["nats"] == true && bus_schema::auth::verify(&self.nats, &verify).await.is_ok() {
+            let (articles, _) = self.get("/orders/articles", Some(token)).await;
+            if body["nats"] == true
+                && articles == StatusCode::OK
+                && orders::articles(&self.nats, &orders::ArticlesRequest::default())
+                    .await
+                    .is_ok()
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("orders, auth or the test's client did not reconnect within 10 s");
+        panic!("orders or the test's client did not reconnect within 10 s");
     }
 
     /// Waits until every purchase event the stream holds has its line in the file.
@@ -241,4 +240,25 @@ pub fn read_lines(path: &Path) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line is JSON"))
         .collect()
+}
+
+/// `orders.buy` over the bus, acting for the request's user with their token.
+pub async fn buy_as(
+    nats: &async_nats::Client,
+    auth: &StubAuth,
+    request: &BuyRequest,
+) -> Result<orders::BuyReply, bus_schema::CallError> {
+    orders::buy_with(nats, request, &auth.calls_for(&request.username)).await
+}
+
+/// `orders.purchases` over the bus, acting for `username` with their token.
+pub async fn purchases_as(
+    nats: &async_nats::Client,
+    auth: &StubAuth,
+    username: &str,
+) -> Result<orders::PurchasesReply, bus_schema::CallError> {
+    let request = orders::PurchasesRequest {
+        username: username.into(),
+    };
+    orders::purchases_with(nats, &request, &auth.calls_for(username)).await
 }

@@ -138,12 +138,15 @@ impl Sweep {
         );
     }
 
-    /// Sends `payload` on the bus and checks the error headers.
+    /// Sends `payload` on the bus, with victor's token as the gateway sends it, and
+    /// checks the error headers.
     async fn bus(&self, expected: StatusCode, subject: &'static str, payload: Vec<u8>) {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Authorization", format!("Bearer {}", self.token).as_str());
         let reply = self
             .shop
             .nats
-            .request(subject, payload.into())
+            .request_with_headers(subject, headers, payload.into())
             .await
             .expect("answered");
         let headers = reply

@@ -10,9 +10,6 @@ use serde_json::Value;
 use tempfile::TempDir;
 use testkit::{NatsServer, Running};
 
-/// The key auth signs with in tests.
-pub const SECRET: &str = "a test key that is long enough for HS256!";
-
 pub struct Shop {
     pub gateway: Running,
     pub orders: Running,
@@ -41,9 +38,11 @@ impl Shop {
             .await
             .expect("users builds"),
         );
-        let mut auth_config = auth::Config::for_tests(server.url(), data.join("secrets"));
-        auth_config.jwt_secret = Some(auth::config::Secret::new(SECRET));
-        let auth = Running::spawn(auth::build(auth_config).await.expect("auth builds"));
+        let auth = Running::spawn(
+            auth::build(auth::Config::for_tests(server.url()))
+                .await
+                .expect("auth builds"),
+        );
         let orders = Running::spawn(
             orders::build(orders::Config::for_tests(server.url(), data))
                 .await

@@ -133,7 +133,17 @@ async fn the_stack_serves_every_service_on_a_given_bus_and_stops_cleanly_on_sigt
         .expect("auth answers PING");
     let ping: Value = serde_json::from_slice(&ping.payload).expect("json");
     assert_eq!(ping["name"], "auth");
-    assert!(data.path().join("secrets/jwt.key").is_file());
+    // No private signing key on disk: auth keeps its pair in memory.
+    let secrets: Vec<String> = std::fs::read_dir(data.path().join("secrets"))
+        .expect("secrets dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    assert!(
+        !secrets
+            .iter()
+            .any(|f| f.contains("jwt") || f.contains("sign")),
+        "{secrets:?}"
+    );
 
     let token: Value = login.json().await.expect("json");
     let token = token["access_token"].as_str().expect("token");

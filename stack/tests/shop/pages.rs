@@ -4,7 +4,7 @@
 use reqwest::{StatusCode, header};
 use serde_json::json;
 
-use crate::helpers::{SECRET, Shop, browser, csrf_of, json_of, location, text};
+use crate::helpers::{Shop, browser, csrf_of, json_of, location, text};
 
 #[tokio::test]
 async fn a_person_registers_logs_in_buys_sees_purchases_and_logs_out() {
@@ -262,16 +262,10 @@ async fn pages_behind_login_redirect_and_an_expired_session_says_so() {
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
         assert_eq!(location(&response), "/");
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    let expired = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({ "sub": "victor", "iat": now - 7200, "nbf": now - 7200, "exp": now - 3600, "jti": "x", "iss": "shop-auth" }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .expect("token");
+    // Signed with a published key, expired an hour ago.
+    let expired = testkit::StubAuth::start(&shop.nats)
+        .await
+        .token_with("victor", -7200, -3600);
     let response = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

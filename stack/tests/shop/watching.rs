@@ -48,7 +48,10 @@ async fn the_status_lists_every_service_with_its_endpoints() {
         subjects.sort_unstable();
         subjects
     };
-    assert_eq!(endpoints("auth"), ["auth.login", "auth.verify"]);
+    assert_eq!(
+        endpoints("auth"),
+        ["auth.login", "auth.logout", "auth.verify"]
+    );
     assert_eq!(
         endpoints("users"),
         ["users.create", "users.get", "users.verify"]
