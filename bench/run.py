@@ -80,8 +80,6 @@ class Shop:
         self.nats_port, self.monitor_port = free_port(), free_port()
         self.ports = {s: free_port() for s in SERVICES + ["floor"]}
         self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
-        # Every auth instance signs with one key, given to each (no shared disk).
-        self.env["AUTH_JWT_SECRET"] = secrets.token_hex(32)
 
     def url(self, service, path):
         return f"http://127.0.0.1:{self.ports[service]}{path}"
@@ -304,8 +302,10 @@ def main():
         runs = results["scenarios"]
         for c in (1, 16, 64):
             runs.append(scenario(shop, "GET /api/purchases", gw("/api/purchases"), c, token=reader))
-            runs.append(scenario(shop, "bus floor", shop.url("floor", "/floor"), c,
-                                 pids={"floor": shop.procs["floor"].pid, "nats-server": shop.procs["nats-server"].pid}))
+            floor_pids = {"floor": shop.procs["floor"].pid, "nats-server": shop.procs["nats-server"].pid}
+            runs.append(scenario(shop, "bare HTTP floor", shop.url("floor", "/bare"), c,
+                                 pids={"floor": shop.procs["floor"].pid}))
+            runs.append(scenario(shop, "one-hop bus floor", shop.url("floor", "/one-hop"), c, pids=floor_pids))
         counted = {}
         buy = scenario(shop, "POST /api/buy", gw("/api/buy"), 64, "POST", {"article_id": 1}, buyer,
                        on_start=lambda: counted.update(before=len(shop.purchase_lines())))
@@ -396,14 +396,17 @@ def machine():
 
 def report(results):
     runs = results["scenarios"]
-    floor = {r["connections"]: r["rps"] for r in runs if r["scenario"] == "bus floor"}
+    bare = {r["connections"]: r["rps"] for r in runs if r["scenario"] == "bare HTTP floor"}
+    hop = {r["connections"]: r["rps"] for r in runs if r["scenario"] == "one-hop bus floor"}
     print(f"\nmachine: {results['machine']['cores']} cores, {results['machine']['cpu']}, {results['machine']['nats_server']}")
-    print(f"{'scenario':44} {'conns':>5} {'req/s':>9} {'vs floor':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'cpu ms/req':>10}")
+    print(f"{'scenario':44} {'conns':>5} {'req/s':>9} {'vs bare':>8} {'vs 1hop':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'cpu ms/req':>10}")
+    pct = lambda x: ("%.0f%%" % (x * 100)) if x else "-"
     for r in runs:
-        ratio = r["rps"] / floor[r["connections"]] if r["scenario"] == "GET /api/purchases" and r["connections"] in floor else None
-        r["ratio_to_floor"] = ratio
+        reads = r["scenario"] == "GET /api/purchases"
+        r["ratio_to_bare"] = r["rps"] / bare[r["connections"]] if reads and r["connections"] in bare else None
+        r["ratio_to_one_hop"] = r["rps"] / hop[r["connections"]] if reads and r["connections"] in hop else None
         cpu = f"{r['cpu_ms_per_request']:.3f}" if r["cpu_ms_per_request"] is not None else "-"
-        print(f"{r['scenario']:44} {r['connections']:>5} {r['rps']:>9.0f} {('%.0f%%' % (ratio * 100)) if ratio else '-':>8} "
+        print(f"{r['scenario']:44} {r['connections']:>5} {r['rps']:>9.0f} {pct(r['ratio_to_bare']):>8} {pct(r['ratio_to_one_hop']):>8} "
               f"{r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['errors']:>6} {cpu:>10}")
     buy = next(r for r in runs if r["scenario"] == "POST /api/buy")
     print(f"\nbuys: {buy['answered_201_measured']} answered 201 in the measured run, {buy['lines_written']} lines written "

@@ -1,6 +1,8 @@
-//! The bus floor for `make bench`: the least a gateway request can cost. An axum
-//! handler makes the same two NATS round trips as `GET /api/purchases` (a token check,
-//! then the history) to trivial responders that answer fixed bodies, on the same bus.
+//! The floors for `make bench`: the least a gateway request can cost, on the same
+//! machine and bus. `/bare`: an axum handler answering a fixed body (the HTTP ceiling);
+//! `/one-hop`: one NATS round trip to a trivial responder (what `GET /api/purchases`
+//! needs now that tokens are checked in the gateway); `/floor`: two round trips (a token
+//! check, then the history), as the gateway made before.
 //!
 //! `cargo run --release -p stack --example floor -- <http addr> <nats url> <user> <password>`
 
@@ -25,15 +27,7 @@ async fn main() {
         .await
         .expect("connect");
     // Replies about as large as the real ones: a verify reply and a 20-item history.
-    let history = serde_json::json!({
-        "user": "reader",
-        "purchases": vec!["Article 2"; 20],
-        "items": (0..20).map(|i| serde_json::json!({
-            "id": format!("01a20b0d-e64e-7585-8efb-16149557b8{i:02}"),
-            "article": {"id": 2, "name": "Article 2", "price": 2000},
-            "purchased_at": "2026-11-24T00:56:30.030683115Z",
-        })).collect::<Vec<_>>(),
-    });
+    let history = history_body();
     for (subject, body) in [
         (
             VERIFY,
@@ -56,7 +50,12 @@ async fn main() {
         });
     }
     nats.flush().await.expect("flush");
-    let app = Router::new().route("/floor", get(floor)).with_state(nats);
+    let bare: bytes::Bytes = serde_json::to_vec(&history_body()).expect("json").into();
+    let app = Router::new()
+        .route("/floor", get(floor))
+        .route("/one-hop", get(one_hop))
+        .route("/bare", get(move || std::future::ready(bare.clone())))
+        .with_state(nats);
     let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
     println!("floor listening on {addr}");
     axum::serve(listener, app).await.expect("serve");
@@ -70,6 +69,32 @@ async fn floor(State(nats): State<async_nats::Client>) -> impl IntoResponse {
             bytes::Bytes::new(),
         );
     }
+    match nats
+        .request(PURCHASES, r#"{"username":"reader"}"#.into())
+        .await
+    {
+        Ok(reply) => (axum::http::StatusCode::OK, reply.payload),
+        Err(_) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            bytes::Bytes::new(),
+        ),
+    }
+}
+
+/// A 20-item history, about as large as the real one.
+fn history_body() -> serde_json::Value {
+    serde_json::json!({
+        "user": "reader",
+        "purchases": vec!["Article 2"; 20],
+        "items": (0..20).map(|i| serde_json::json!({
+            "id": format!("01a20b0d-e64e-7585-8efb-16149557b8{i:02}"),
+            "article": {"id": 2, "name": "Article 2", "price": 2000},
+            "purchased_at": "2026-11-24T00:56:30.030683115Z",
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn one_hop(State(nats): State<async_nats::Client>) -> impl IntoResponse {
     match nats
         .request(PURCHASES, r#"{"username":"reader"}"#.into())
         .await

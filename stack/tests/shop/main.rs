@@ -12,4 +12,5 @@ mod pages;
 mod permissions;
 mod request_ids;
 mod router;
+mod tokens;
 mod watching;

@@ -302,3 +302,24 @@ async fn the_accounts_stream_and_the_throttles_belong_to_their_service_alone() {
     assert!(orders_js.get_stream("USERS").await.is_err());
     violation(&mut orders_errors, "$JS.API.STREAM.INFO.USERS").await;
 }
+
+#[tokio::test]
+async fn only_auth_publishes_keys_and_revocations() {
+    let server = server();
+    // A forged key would let its maker sign any token; a forged revocation would log
+    // people out.
+    for user in ["gateway", "users", "orders", "ops"] {
+        let (client, mut errors) = connect(&server, user).await;
+        for subject in ["auth.keys.forged", "auth.revoked.someone"] {
+            client.publish(subject, "{}".into()).await.expect("sent");
+            client.flush().await.expect("flush");
+            violation(&mut errors, subject).await;
+        }
+    }
+    // The verifiers read them (and ops the public keys), nothing more.
+    let (gateway, mut errors) = connect(&server, "gateway").await;
+    let _keys = gateway.subscribe("auth.keys.>").await.expect("sent");
+    let _revoked = gateway.subscribe("auth.revoked.>").await.expect("sent");
+    let _login = gateway.subscribe("auth.login").await.expect("sent");
+    violation(&mut errors, "auth.login").await;
+}
