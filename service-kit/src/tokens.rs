@@ -158,10 +158,12 @@ struct Inner {
     cache: Mutex<HashMap<String, Verified>>,
     validation: Validation,
     leeway: u64,
-    /// Completed passes over each stream: (keys, revoked).
-    passes: watch::Sender<(u64, u64)>,
-    /// Asks the keys' follower for a pass now.
-    read_keys_now: Notify,
+    /// Per stream (0: keys, 1: revocations): the number of completed passes, and the
+    /// last request for a pass that a completed pass began after.
+    passes: watch::Sender<[(u64, u64); 2]>,
+    /// Per stream: requests for a pass now, counted.
+    requested: [std::sync::atomic::AtomicU64; 2],
+    wake: [Notify; 2],
     last_refresh: Mutex<Option<Instant>>,
 }
 
@@ -180,8 +182,9 @@ impl Verifier {
                 cache: Mutex::default(),
                 validation,
                 leeway: settings.leeway_secs,
-                passes: watch::Sender::new((0, 0)),
-                read_keys_now: Notify::new(),
+                passes: watch::Sender::new([(0, 0); 2]),
+                requested: Default::default(),
+                wake: [Notify::new(), Notify::new()],
                 last_refresh: Mutex::new(None),
             }),
         }
@@ -190,28 +193,18 @@ impl Verifier {
     /// A verifier that follows auth's streams on `nats` from now on.
     pub fn follow(settings: &TokenSettings, nats: &async_nats::Client) -> Self {
         let verifier = Self::new(settings);
-        let keys = verifier.clone();
+        // The tasks hold the verifier weakly: they end once it is dropped.
         tokio::spawn(follow(
             nats.clone(),
-            KEYS_STREAM,
-            subject::KEYS,
+            (KEYS_STREAM, subject::KEYS, KEYS),
             Arc::downgrade(&verifier.inner),
-            move |payload| keys.add_key_json(payload),
-            |inner| &inner.read_keys_now,
-            |passes| passes.0 += 1,
+            |verifier: &Self, payload: &[u8]| verifier.add_key_json(payload),
         ));
-        let revoked = verifier.clone();
         tokio::spawn(follow(
             nats.clone(),
-            REVOKED_STREAM,
-            subject::REVOKED,
+            (REVOKED_STREAM, subject::REVOKED, REVOCATIONS),
             Arc::downgrade(&verifier.inner),
-            move |payload| revoked.revoke_json(payload),
-            |_| {
-                static NEVER: std::sync::LazyLock<Notify> = std::sync::LazyLock::new(Notify::new);
-                &NEVER
-            },
-            |passes| passes.1 += 1,
+            |verifier: &Self, payload: &[u8]| verifier.revoke_json(payload),
         ));
         verifier
     }
@@ -229,9 +222,12 @@ impl Verifier {
     /// Waits (at most `wait`) until both streams were read once; whether they were.
     pub async fn loaded(&self, wait: Duration) -> bool {
         let mut passes = self.inner.passes.subscribe();
-        tokio::time::timeout(wait, passes.wait_for(|(k, r)| *k > 0 && *r > 0))
-            .await
-            .is_ok_and(|done| done.is_ok())
+        tokio::time::timeout(
+            wait,
+            passes.wait_for(|p| p[KEYS].0 > 0 && p[REVOCATIONS].0 > 0),
+        )
+        .await
+        .is_ok_and(|done| done.is_ok())
     }
 
     fn add_key_json(&self, payload: &[u8]) {
@@ -424,10 +420,12 @@ impl Verifier {
             }
             *last = Some(Instant::now());
         }
+        // A pass that begins after this request reads every key stored before it.
+        let ticket =
+            self.inner.requested[KEYS].fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let mut passes = self.inner.passes.subscribe();
-        let before = passes.borrow_and_update().0;
-        self.inner.read_keys_now.notify_one();
-        let _ = tokio::time::timeout(REFRESH_WAIT, passes.wait_for(|(k, _)| *k > before + 1)).await;
+        self.inner.wake[KEYS].notify_one();
+        let _ = tokio::time::timeout(REFRESH_WAIT, passes.wait_for(|p| p[KEYS].1 >= ticket)).await;
     }
 }
 
@@ -457,18 +455,24 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The followed streams, as indexes of [`Inner`]'s arrays.
+const KEYS: usize = 0;
+const REVOCATIONS: usize = 1;
+
 /// Keeps one of auth's streams in memory: applies every message of `subject` as it is
 /// published, and every message the stream holds beyond the last pass, once a second or
-/// when `wake` is notified. Ends when the verifier is dropped.
+/// when woken. Ends when the verifier is dropped.
 async fn follow(
     nats: async_nats::Client,
-    stream: &'static str,
-    subject: &'static str,
+    (stream, subject, index): (&'static str, &'static str, usize),
     verifier: std::sync::Weak<Inner>,
-    apply: impl Fn(&[u8]) + Send + 'static,
-    wake: impl Fn(&Inner) -> &Notify + Send + 'static,
-    count: impl Fn(&mut (u64, u64)) + Send + 'static,
+    apply_to: impl Fn(&Verifier, &[u8]) + Send + 'static,
 ) {
+    let apply = |payload: &[u8]| {
+        if let Some(inner) = verifier.upgrade() {
+            apply_to(&Verifier { inner }, payload);
+        }
+    };
     let js = async_nats::jetstream::new(nats.clone());
     let mut live = loop {
         match nats.subscribe(subject).await {
@@ -481,12 +485,20 @@ async fn follow(
     };
     let mut read_up_to = 0u64;
     loop {
+        let Some(inner) = verifier.upgrade() else {
+            return;
+        };
+        let serving = inner.requested[index].load(std::sync::atomic::Ordering::SeqCst);
+        drop(inner);
         match pass(&js, stream, &mut read_up_to, &apply).await {
             Ok(()) => {
                 let Some(inner) = verifier.upgrade() else {
                     return;
                 };
-                inner.passes.send_modify(&count);
+                inner.passes.send_modify(|passes| {
+                    passes[index].0 += 1;
+                    passes[index].1 = passes[index].1.max(serving);
+                });
             }
             Err(err) => tracing::debug!(%err, stream, "cannot read the stream now"),
         }
@@ -501,7 +513,7 @@ async fn follow(
                     Some(message) => apply(&message.payload),
                     None => return,
                 },
-                () = wake(&inner).notified() => break,
+                () = inner.wake[index].notified() => break,
                 () = &mut next => break,
             }
         }
@@ -552,4 +564,44 @@ async fn pass(
     }
     *read_up_to = (*read_up_to).max(state.last_sequence);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwk(x: &str) -> PublicKey {
+        PublicKey::ed25519("k1".to_owned(), x.to_owned(), u64::MAX / 2)
+    }
+
+    #[test]
+    fn only_ed25519_keys_of_32_bytes_are_taken() {
+        let verifier = Verifier::new(&TokenSettings::default());
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let good = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32])
+            .verifying_key()
+            .to_bytes();
+        assert!(verifier.add_key(jwk(&b64(&good))).is_ok());
+        for bad in [
+            b64(&good[..31]),
+            b64(&[good.as_slice(), &[0]].concat()),
+            String::new(),
+            "!!".into(),
+        ] {
+            assert!(verifier.add_key(jwk(&bad)).is_err(), "{bad}");
+        }
+        let mut rsa = jwk(&b64(&good));
+        rsa.kty = "RSA".into();
+        assert!(verifier.add_key(rsa).is_err());
+        assert_eq!(verifier.key_set().keys.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn without_keys_read_yet_a_token_is_a_503_not_a_401() {
+        let verifier = Verifier::new(&TokenSettings::default());
+        let token = "eyJhbGciOiJFZERTQSIsImtpZCI6Im5vcGUifQ.e30.AAAA";
+        assert_eq!(verifier.verify(token).await, Err(TokenError::Unavailable));
+        assert_eq!(verifier.verify("  ").await, Err(TokenError::Required));
+        assert_eq!(verifier.verify("garbage").await, Err(TokenError::Invalid));
+    }
 }
