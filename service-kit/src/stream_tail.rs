@@ -5,8 +5,9 @@
 //!
 //! Callers that wait at the same moment share one question: a round trip to the server
 //! serves every request that arrived before it was sent, however many they are (a
-//! "read index", as consensus systems call it). Under load that is one question per
-//! round trip, not one per request.
+//! "read index", as consensus systems call it). Up to [`IN_FLIGHT`] questions are out at
+//! once, so a caller rarely waits for a question sent before it arrived to come back
+//! before its own is sent; beyond that, callers gather behind them.
 
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// How long the server may take to answer before the view is declared unsure.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Questions out at once.
+const IN_FLIGHT: usize = 2;
 
 /// Why the stream's end is not known.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -36,20 +39,29 @@ impl StreamTail {
         let (waiting, mut queue) = mpsc::unbounded_channel::<oneshot::Sender<_>>();
         let stream = stream.to_owned();
         tokio::spawn(async move {
-            let subject = format!("$JS.API.STREAM.INFO.{stream}");
+            let subject: std::sync::Arc<str> = format!("$JS.API.STREAM.INFO.{stream}").into();
+            let stream: std::sync::Arc<str> = stream.into();
+            let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
             while let Some(first) = queue.recv().await {
+                let Ok(slot) = std::sync::Arc::clone(&slots).acquire_owned().await else {
+                    return;
+                };
                 // Everyone who is waiting now was waiting before the question is sent.
                 let mut batch = vec![first];
                 while let Ok(next) = queue.try_recv() {
                     batch.push(next);
                 }
-                let answer = ask(&nats, &subject).await.map_err(|reason| TailError {
-                    stream: stream.clone(),
-                    reason,
+                let (nats, subject, stream) = (nats.clone(), subject.clone(), stream.clone());
+                tokio::spawn(async move {
+                    let answer = ask(&nats, &subject).await.map_err(|reason| TailError {
+                        stream: stream.to_string(),
+                        reason,
+                    });
+                    drop(slot);
+                    for caller in batch {
+                        let _ = caller.send(answer.clone());
+                    }
                 });
-                for caller in batch {
-                    let _ = caller.send(answer.clone());
-                }
             }
         });
         Self { waiting }
