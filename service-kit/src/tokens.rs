@@ -527,7 +527,7 @@ async fn pass(
     read_up_to: &mut u64,
     apply: &impl Fn(&[u8]),
 ) -> Result<(), String> {
-    let mut handle = match js.get_stream(stream).await {
+    let handle = match js.get_stream(stream).await {
         Ok(handle) => handle,
         // No auth instance ever made it: nothing to read, and that is a complete pass.
         Err(err)
@@ -541,12 +541,8 @@ async fn pass(
         }
         Err(err) => return Err(err.to_string()),
     };
-    let state = handle
-        .info()
-        .await
-        .map_err(|err| err.to_string())?
-        .state
-        .clone();
+    // `get_stream` asked the server for the stream's info just now.
+    let state = handle.cached_info().state.clone();
     if state.last_sequence < *read_up_to {
         *read_up_to = 0; // the stream was made again
     }
