@@ -8,6 +8,7 @@
 //! - [`http`]: the HTTP doors' conventions: [`http::HttpError`] (the `{"error"}` body),
 //!   the JSON extractor, the Bearer-token [`http::Caller`], request metrics, fallbacks.
 //! - [`metrics`]: request counters and latency histograms in Prometheus text format.
+//! - [`feed`]: reading a JetStream consumer in batches, and pausing before a retry.
 //! - [`clock`] and [`random`]: the time as the shop writes it, random hex tokens.
 //! - [`request_id`]: making and checking request ids.
 //! - [`secret_file`]: secrets made on first start, kept in private files.
@@ -18,6 +19,7 @@
 //! - [`tokens`]: checking tokens locally with the keys and revocations auth publishes.
 
 pub mod clock;
+pub mod feed;
 pub mod http;
 pub mod metrics;
 pub mod private;

@@ -27,9 +27,11 @@ use bus_schema::{
     Reason,
     users::{ACCOUNTS_STREAM, subject},
 };
-use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
-use service_kit::stream_tail::StreamTail;
+use service_kit::{
+    feed::{Next, next_batch},
+    stream_tail::StreamTail,
+};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -230,25 +232,15 @@ impl Accounts {
                 }
             };
             loop {
-                let first = tokio::select! {
-                    () = stop.cancelled() => return,
-                    next = messages.next() => next,
-                };
-                let first = match first {
-                    Some(Ok(message)) => message,
-                    Some(Err(err)) => {
+                let batch = match next_batch(&mut messages, &stop, MAX_BATCH).await {
+                    Next::Batch(batch) => batch,
+                    Next::Failed(err) => {
                         tracing::warn!(%err, "the accounts feed failed; following again from the view");
                         break;
                     }
-                    None => break,
+                    Next::Ended => break,
+                    Next::Stopped => return,
                 };
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match messages.next().now_or_never() {
-                        Some(Some(Ok(message))) => batch.push(message),
-                        _ => break,
-                    }
-                }
                 if let Err(err) = self.apply(&batch).await {
                     tracing::error!(%err, "cannot write users.db; following again from the view");
                     break;
@@ -358,8 +350,5 @@ impl Accounts {
 }
 
 async fn pause(stop: &CancellationToken) {
-    tokio::select! {
-        () = stop.cancelled() => {},
-        () = tokio::time::sleep(RETRY_AFTER) => {},
-    }
+    service_kit::feed::pause(stop, RETRY_AFTER).await;
 }

@@ -22,7 +22,7 @@ use async_nats::jetstream::{
     stream::{RawMessageErrorKind, Stream},
 };
 use bus_schema::{orders::PurchasedEvent, users::Username};
-use futures_util::{FutureExt, StreamExt};
+use service_kit::feed::{Next, next_batch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -156,26 +156,15 @@ impl Appender {
             };
             let mut delivered = 0;
             loop {
-                let next = tokio::select! {
-                    () = stop.cancelled() => break,
-                    next = messages.next() => next,
-                };
-                let first = match next {
-                    Some(Ok(message)) => message,
-                    Some(Err(err)) => {
+                let batch = match next_batch(&mut messages, &stop, MAX_BATCH).await {
+                    Next::Batch(batch) => batch,
+                    Next::Failed(err) => {
                         tracing::warn!(%err, "the purchase event feed failed; reading on from the cursor");
                         pause(&stop).await;
                         break;
                     }
-                    None => break,
+                    Next::Ended | Next::Stopped => break,
                 };
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match messages.next().now_or_never() {
-                        Some(Some(Ok(message))) => batch.push(message),
-                        _ => break,
-                    }
-                }
                 match self.append(&batch, &mut delivered).await {
                     Ok(true) => {}
                     Ok(false) => break,
@@ -341,8 +330,5 @@ fn rand_u32() -> u32 {
 }
 
 async fn pause(stop: &CancellationToken) {
-    tokio::select! {
-        () = stop.cancelled() => {},
-        () = tokio::time::sleep(RETRY_AFTER) => {},
-    }
+    service_kit::feed::pause(stop, RETRY_AFTER).await;
 }
