@@ -97,6 +97,10 @@ pub mod subject {
     }
 }
 
+/// The JetStream stream that keeps the latest sign-up events (public, no hash), so that
+/// the activity page can show the recent ones when it opens.
+pub const EVENTS_STREAM: &str = "USER_EVENTS";
+
 /// The JetStream stream that holds every account (the truth each users instance's
 /// `users.db` is a view of).
 pub const ACCOUNTS_STREAM: &str = "USERS";

@@ -1,4 +1,5 @@
-//! The live feed: purchases and sign-ups as they cross the bus, sent to the browser as
+//! The live feed: the latest purchases and sign-ups the streams keep (`ORDERS`,
+//! `USER_EVENTS`), then the new ones as they cross the bus, sent to the browser as
 //! Server-Sent Events. Other people's names are masked; your own is shown.
 
 use std::convert::Infallible;
@@ -72,6 +73,45 @@ pub fn activity(subject: &str, payload: &[u8], viewer: Option<&str>) -> Option<A
     }
 }
 
+/// Events shown when the feed opens.
+pub const BACKLOG: usize = 20;
+
+/// The latest [`BACKLOG`] events the streams keep, oldest first, each as (its time, its
+/// subject, its body). A stream that cannot be read adds nothing: the live feed follows.
+async fn backlog(nats: &async_nats::Client) -> Vec<(String, String, bytes::Bytes)> {
+    let js = async_nats::jetstream::new(nats.clone());
+    let mut events = Vec::new();
+    for name in [orders::STREAM, users::EVENTS_STREAM] {
+        let Ok(stream) = js.get_stream(name).await else {
+            continue;
+        };
+        let state = &stream.cached_info().state;
+        let from = state
+            .last_sequence
+            .saturating_sub(BACKLOG as u64 - 1)
+            .max(state.first_sequence)
+            .max(1);
+        for seq in from..=state.last_sequence {
+            let Ok(message) = stream.get_raw_message(seq).await else {
+                continue;
+            };
+            let at = serde_json::from_slice::<serde_json::Value>(&message.payload)
+                .ok()
+                .and_then(|v| {
+                    v.get("purchased_at")
+                        .or_else(|| v.get("created_at"))
+                        .and_then(|at| at.as_str().map(str::to_owned))
+                })
+                .unwrap_or_default();
+            events.push((at, message.subject.to_string(), message.payload));
+        }
+    }
+    // RFC 3339 times in UTC sort as text.
+    events.sort_by(|a, b| a.0.cmp(&b.0));
+    let skip = events.len().saturating_sub(BACKLOG);
+    events.split_off(skip)
+}
+
 /// `GET /activity/events`: the stream, for as long as the browser listens.
 pub async fn events(
     State(state): State<AppState>,
@@ -123,22 +163,37 @@ pub async fn events(
         .nats
         .send_request(bus_schema::discovery::ping(Some("activity-probe")), probe)
         .await;
-    let feed = stream::select(purchases, signups).filter_map(move |message| {
-        // Held as long as the feed is: dropped with it when the browser goes.
-        let _slot = &slot;
-        let line = activity(
-            message.subject.as_str(),
-            &message.payload,
-            viewer.as_deref(),
-        );
-        std::future::ready(line.and_then(|line| {
-            Event::default()
-                .event("activity")
-                .json_data(&line)
-                .ok()
-                .map(Ok::<_, Infallible>)
-        }))
+    // Subscribed first, read the streams second: an event published in between is in
+    // both, and shown once.
+    let recent = backlog(&state.nats).await;
+    let mut shown: std::collections::HashSet<(String, bytes::Bytes)> = recent
+        .iter()
+        .map(|(_, subject, payload)| (subject.clone(), payload.clone()))
+        .collect();
+    let live = stream::select(purchases, signups).filter_map(move |message| {
+        let seen = !shown.is_empty()
+            && shown.remove(&(message.subject.to_string(), message.payload.clone()));
+        std::future::ready((!seen).then_some((message.subject.to_string(), message.payload)))
     });
+    let past = stream::iter(
+        recent
+            .into_iter()
+            .map(|(_, subject, payload)| (subject, payload)),
+    );
+    let feed = past
+        .chain(live)
+        .filter_map(move |(subject, payload): (String, bytes::Bytes)| {
+            // Held as long as the feed is: dropped with it when the browser goes.
+            let _slot = &slot;
+            let line = activity(&subject, &payload, viewer.as_deref());
+            std::future::ready(line.and_then(|line| {
+                Event::default()
+                    .event("activity")
+                    .json_data(&line)
+                    .ok()
+                    .map(Ok::<_, Infallible>)
+            }))
+        });
     Sse::new(feed)
         .keep_alive(KeepAlive::default())
         .into_response()

@@ -110,6 +110,25 @@ pub async fn ensure(js: &jetstream::Context) -> Result<Stream, String> {
         .map_err(|err| format!("cannot open the {ACCOUNTS_STREAM} stream: {err}"))
 }
 
+/// Creates or updates the stream of the latest sign-up events (the public ones); the
+/// sign-ups published on `users.events.>` are kept there.
+pub async fn ensure_events(js: &jetstream::Context) -> Result<(), String> {
+    let name = bus_schema::users::EVENTS_STREAM;
+    js.create_or_update_stream(Config {
+        name: name.to_owned(),
+        description: Some("The latest sign-ups of the shop (public events)".to_owned()),
+        subjects: vec![subject::EVENTS.to_owned()],
+        storage: StorageType::File,
+        retention: RetentionPolicy::Limits,
+        discard: DiscardPolicy::Old,
+        max_messages: 1000,
+        ..Config::default()
+    })
+    .await
+    .map(drop)
+    .map_err(|err| format!("cannot create or update the {name} stream: {err}"))
+}
+
 /// Publishes `record` if the account's subject is at `expected` (0: no account yet).
 pub async fn publish(
     js: &jetstream::Context,

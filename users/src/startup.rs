@@ -41,6 +41,9 @@ pub async fn build(config: Config) -> Result<App, StartError> {
             config.nats.url
         ))
     })?;
+    accounts::ensure_events(&js)
+        .await
+        .map_err(StartError::Other)?;
     let legacy = store::read_legacy(&config.db_path)
         .await
         .map_err(|err| failed("cannot read the user database", &err))?;

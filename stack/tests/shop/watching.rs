@@ -141,6 +141,63 @@ async fn the_activity_feed_delivers_purchases_made_after_connecting_with_names_m
 }
 
 #[tokio::test]
+async fn the_activity_feed_opens_with_the_latest_purchases_and_sign_ups() {
+    let shop = Shop::start().await;
+    let victor = shop.token("victor", "1234").await;
+    let http = reqwest::Client::new();
+    // Before anyone watches: 25 purchases (only the last 20 events are shown) and a sign-up.
+    for n in 0..25 {
+        let response = http
+            .post(shop.url("/api/buy"))
+            .bearer_auth(&victor)
+            .json(&json!({ "article_id": 1 + n % 3 }))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let signup = http
+        .post(shop.users.url("/users"))
+        .json(&json!({ "username": "zelda", "password": "long enough" }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(signup.status(), StatusCode::CREATED);
+
+    let mut feed = http
+        .get(shop.url("/activity/events"))
+        .send()
+        .await
+        .expect("connected");
+    assert_eq!(feed.status(), StatusCode::OK);
+    let mut text = String::new();
+    while text.matches("event: activity").count() < 20 {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), feed.chunk())
+            .await
+            .expect("the recent events come at once")
+            .expect("read")
+            .expect("open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("data:")).collect();
+    assert_eq!(lines.len(), 20, "the latest 20: {text}");
+    assert!(
+        lines.iter().filter(|l| l.contains("purchase")).count() == 19,
+        "{text}"
+    );
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.contains("signup") && l.contains("z•••")),
+        "the sign-up, the latest, comes last and masked: {text}"
+    );
+    assert!(
+        !text.contains("victor") && !text.contains("zelda"),
+        "names masked: {text}"
+    );
+}
+
+#[tokio::test]
 async fn one_address_keeps_only_a_few_live_feeds_open() {
     let shop = Shop::start().await;
     let http = reqwest::Client::new();
