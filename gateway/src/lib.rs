@@ -10,12 +10,15 @@
 //! - [`views`]: the minijinja templates (embedded) and the formatting of prices, dates
 //!   and French messages.
 //! - [`status`]: the services found on the bus and the NATS server's health.
+//! - [`history`]: each service's requests per second and average time over the last
+//!   minutes, drawn as small SVG graphs.
 //! - [`activity`]: the live feed of purchases and sign-ups (Server-Sent Events).
 //! - [`startup`]: [`build`], which joins the bus and binds HTTP.
 
 pub mod activity;
 pub mod api;
 pub mod config;
+pub mod history;
 pub mod login;
 pub mod pages;
 pub mod session;

@@ -38,13 +38,20 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         .share(&nats, crate::state::LOGIN_THROTTLE_SUBJECT.to_owned())
         .await
         .map_err(|err| StartError::Other(format!("cannot share the login throttle: {err}")))?;
+    let workers = Workers::default();
+    workers.tasks.spawn(
+        state
+            .history
+            .clone()
+            .record(nats.clone(), workers.stop.clone()),
+    );
     Ok(Doors {
         name: "gateway",
         listener,
         router: router(state),
         nats,
         micro: None,
-        workers: Workers::default(),
+        workers,
     })
 }
 

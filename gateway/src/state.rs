@@ -40,6 +40,8 @@ pub struct AppState {
     pub login_throttle: Arc<Throttle>,
     /// For the NATS server's monitoring port.
     pub http: reqwest::Client,
+    /// The last minutes of each service, for the status page's graphs.
+    pub history: crate::history::History,
     /// The monitoring address, if the status page should show the server.
     pub nats_monitor_url: Option<String>,
     /// Signs the CSRF tokens the gateway hands out, so that it adopts no token it did
@@ -69,6 +71,7 @@ impl AppState {
             metrics,
             secure_cookies: config.secure_cookies,
             http: reqwest::Client::new(),
+            history: crate::history::History::default(),
             nats_monitor_url: config.nats_monitor_url.clone().filter(|u| !u.is_empty()),
             feeds: Slots::new(MAX_FEEDS_PER_ADDRESS, MAX_FEEDS),
             logins: Queues::new(config.max_logins_in_flight_per_address, LOGIN_WAIT),
@@ -93,7 +96,13 @@ impl AppState {
 
     /// The services on the bus and the server's health.
     pub async fn status(&self) -> crate::status::Status {
-        crate::status::collect(&self.nats, &self.http, self.nats_monitor_url.as_deref()).await
+        crate::status::collect(
+            &self.nats,
+            &self.http,
+            self.nats_monitor_url.as_deref(),
+            &self.history,
+        )
+        .await
     }
 }
 

@@ -19,6 +19,8 @@ pub struct Status {
     pub nats: NatsHealth,
     /// Every instance found, by service name then id.
     pub services: Vec<Instance>,
+    /// Each service's requests per second and average time over the last minutes.
+    pub history: Vec<crate::history::Graphs>,
 }
 
 /// The NATS server, from its monitoring port.
@@ -53,6 +55,9 @@ pub struct Endpoint {
     pub errors: u64,
     /// Average time to answer, in milliseconds.
     pub average_ms: f64,
+    /// Total time spent answering, in nanoseconds.
+    #[serde(skip)]
+    pub processing_ns: u128,
 }
 
 // The replies of `$SRV.PING/INFO/STATS`, read leniently on purpose: async-nats's own
@@ -95,18 +100,28 @@ struct StatsEndpoint {
     /// Nanoseconds.
     #[serde(default)]
     average_processing_time: u64,
+    /// Nanoseconds, in all.
+    #[serde(default)]
+    processing_time: u128,
 }
 
 /// Gathers the status; never fails, missing parts are left empty.
-pub async fn collect(nats: &Client, http: &reqwest::Client, monitor: Option<&str>) -> Status {
+pub async fn collect(
+    nats: &Client,
+    http: &reqwest::Client,
+    monitor: Option<&str>,
+    history: &crate::history::History,
+) -> Status {
     let (services, nats_health) = tokio::join!(instances(nats), server_health(http, monitor));
     Status {
         nats: nats_health,
         services,
+        history: history.graphs(),
     }
 }
 
-async fn instances(nats: &Client) -> Vec<Instance> {
+/// Every instance that answers a PING, with its endpoints and counters.
+pub async fn instances(nats: &Client) -> Vec<Instance> {
     let inbox = nats.new_inbox();
     let Ok(mut replies) = nats.subscribe(inbox.clone()).await else {
         return Vec::new();
@@ -154,6 +169,7 @@ async fn describe(nats: &Client, ping: Ping) -> Instance {
                 requests: counters.map_or(0, |s| s.num_requests),
                 errors: counters.map_or(0, |s| s.num_errors),
                 average_ms: counters.map_or(0.0, |s| s.average_processing_time as f64 / 1e6),
+                processing_ns: counters.map_or(0, |s| s.processing_time),
                 name: e.name,
                 subject: e.subject,
             }

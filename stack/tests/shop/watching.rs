@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use reqwest::{StatusCode, header};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{Shop, json_of, text};
 
@@ -195,6 +195,60 @@ async fn the_activity_feed_opens_with_the_latest_purchases_and_sign_ups() {
         !text.contains("victor") && !text.contains("zelda"),
         "names masked: {text}"
     );
+}
+
+#[tokio::test]
+async fn the_status_page_draws_each_services_last_minutes() {
+    let shop = Shop::start().await;
+    let http = reqwest::Client::new();
+    let token = shop.token("victor", "1234").await;
+    // Traffic until two samples (5 s apart) have seen it.
+    let mut drawn = None;
+    for _ in 0..60 {
+        for _ in 0..5 {
+            let response = http
+                .get(shop.url("/api/purchases"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        let status: Value = http
+            .get(shop.url("/api/status"))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        let orders = status["history"]
+            .as_array()
+            .and_then(|h| h.iter().find(|g| g["service"] == "orders").cloned());
+        if let Some(orders) = orders.filter(|g| g["requests_per_second"].as_f64() > Some(0.0)) {
+            drawn = Some(orders);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let orders = drawn.expect("the orders graph shows requests within 15 s");
+    assert!(
+        orders["average_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+        "{orders}"
+    );
+    let page = http
+        .get(shop.url("/status"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("<svg class=\"graph\"") && page.contains("<polyline"),
+        "{page}"
+    );
+    assert!(page.contains("Les dernières minutes"));
 }
 
 #[tokio::test]
