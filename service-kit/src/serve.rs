@@ -1,36 +1,144 @@
-//! Serving a micro service: decode each request, call the domain, encode the result.
+//! Serving a micro service: decode each request, call the domain, encode the result;
+//! and answer the discovery of the NATS micro services API (ADR-32: `$SRV.PING`,
+//! `$SRV.INFO`, `$SRV.STATS`) so that the `nats` CLI and the official clients of other
+//! languages (nats.go, nats.py) see every instance, its endpoints and its counters.
 //!
 //! Every service's NATS door is a [`MicroService`] with one [`MicroService::add`] per
 //! subject, so decoding rules, error headers, request ids and metrics are the same
-//! everywhere.
+//! everywhere. The protocol is written here rather than taken from async-nats's
+//! `service` module, whose `$SRV.STATS` reply has no `metadata`, no endpoint `data` and
+//! a start time in nanoseconds: nats.py cannot read it.
 
-use std::{future::Future, time::Instant};
-
-use async_nats::{
-    Client,
-    service::{self, ServiceExt, error::Error as MicroError},
+use std::{
+    future::Future,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
+
+use async_nats::{Client, HeaderMap, Subscriber};
 use futures_util::StreamExt;
 use serde::{Serialize, de::DeserializeOwned};
-use tokio_util::task::TaskTracker;
+use serde_json::json;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use bus_schema::{ErrorReply, MAX_BODY_BYTES, REQUEST_ID_HEADER};
 
 use crate::{metrics::Metrics, runtime::StartError};
 
+/// The queue group every endpoint answers in, so that instances share the requests.
+pub const QUEUE_GROUP: &str = "q";
+/// The headers of an error reply, as the micro services API names them.
+pub const ERROR_HEADER: &str = "Nats-Service-Error";
+pub const ERROR_CODE_HEADER: &str = "Nats-Service-Error-Code";
+
 /// A registered micro service whose endpoints run in tasks of one tracker, so that
 /// shutdown can wait for the requests in flight.
 #[derive(Debug)]
 pub struct MicroService {
-    name: &'static str,
-    service: service::Service,
+    identity: Arc<Identity>,
+    nats: Client,
     metrics: Metrics,
     tasks: TaskTracker,
+    /// Stops the endpoints' and the discovery's subscriptions.
+    stop: CancellationToken,
+}
+
+/// Who this instance is, and its endpoints with their counters.
+#[derive(Debug)]
+struct Identity {
+    name: &'static str,
+    id: String,
+    version: String,
+    description: String,
+    /// RFC 3339 in UTC with microseconds, as every client parses it.
+    started: String,
+    endpoints: Mutex<Vec<Arc<Endpoint>>>,
+}
+
+#[derive(Debug)]
+struct Endpoint {
+    name: String,
+    subject: String,
+    counters: Mutex<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    requests: u64,
+    errors: u64,
+    last_error: String,
+    processing: Duration,
+}
+
+impl Identity {
+    fn ping(&self) -> serde_json::Value {
+        json!({
+            "type": "io.nats.micro.v1.ping_response",
+            "name": self.name, "id": self.id, "version": self.version, "metadata": {},
+        })
+    }
+
+    fn info(&self) -> serde_json::Value {
+        let endpoints: Vec<_> = self
+            .endpoints()
+            .iter()
+            .map(|e| json!({
+                "name": e.name, "subject": e.subject, "queue_group": QUEUE_GROUP, "metadata": {},
+            }))
+            .collect();
+        json!({
+            "type": "io.nats.micro.v1.info_response",
+            "name": self.name, "id": self.id, "version": self.version,
+            "description": self.description, "metadata": {}, "endpoints": endpoints,
+        })
+    }
+
+    fn stats(&self) -> serde_json::Value {
+        let endpoints: Vec<_> = self
+            .endpoints()
+            .iter()
+            .map(|e| {
+                let c = e.counters.lock().unwrap_or_else(|p| p.into_inner());
+                let total = u64::try_from(c.processing.as_nanos()).unwrap_or(u64::MAX);
+                let average = total.checked_div(c.requests).unwrap_or(0);
+                json!({
+                    "name": e.name, "subject": e.subject, "queue_group": QUEUE_GROUP,
+                    "num_requests": c.requests, "num_errors": c.errors,
+                    "last_error": c.last_error, "processing_time": total,
+                    "average_processing_time": average, "data": null,
+                })
+            })
+            .collect();
+        json!({
+            "type": "io.nats.micro.v1.stats_response",
+            "name": self.name, "id": self.id, "version": self.version,
+            "started": self.started, "metadata": {}, "endpoints": endpoints,
+        })
+    }
+
+    fn endpoints(&self) -> Vec<Arc<Endpoint>> {
+        self.endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// A new instance id: 22 characters of `0-9 A-Z a-z`, as nats.go's NUIDs look.
+fn instance_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut bytes = [0u8; 22];
+    getrandom::fill(&mut bytes).expect("BUG: the OS has no randomness");
+    bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
 }
 
 impl MicroService {
-    /// Registers `name` (with the crate `version`) on the bus.
+    /// Registers `name` (with the crate `version`) on the bus: from now on it answers
+    /// `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS` (for all, for `name`, for its id).
     pub async fn start(
         nats: &Client,
         name: &'static str,
@@ -38,21 +146,47 @@ impl MicroService {
         description: &str,
         metrics: Metrics,
     ) -> Result<Self, StartError> {
-        let service = nats
-            .service_builder()
-            .description(description)
-            .start(name, version)
-            .await
-            .map_err(|err| StartError::Service {
-                service: name,
-                reason: err.to_string(),
-            })?;
-        Ok(Self {
+        let failed = |err: &dyn std::fmt::Display| StartError::Service {
+            service: name,
+            reason: err.to_string(),
+        };
+        let started = time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+            ))
+            .map_err(|err| failed(&err))?;
+        let identity = Arc::new(Identity {
             name,
-            service,
+            id: instance_id(),
+            version: version.to_owned(),
+            description: description.to_owned(),
+            started,
+            endpoints: Mutex::default(),
+        });
+        let service = Self {
+            identity,
+            nats: nats.clone(),
             metrics,
             tasks: TaskTracker::new(),
-        })
+            stop: CancellationToken::new(),
+        };
+        for verb in ["PING", "INFO", "STATS"] {
+            for subject in [
+                format!("$SRV.{verb}"),
+                format!("$SRV.{verb}.{name}"),
+                format!("$SRV.{verb}.{name}.{}", service.identity.id),
+            ] {
+                let requests = nats.subscribe(subject).await.map_err(|err| failed(&err))?;
+                service.tasks.spawn(discovery_loop(
+                    requests,
+                    verb,
+                    Arc::clone(&service.identity),
+                    nats.clone(),
+                    service.stop.clone(),
+                ));
+            }
+        }
+        Ok(service)
     }
 
     /// Answers `subject` with `handler`; the endpoint is named after the subject's last
@@ -69,22 +203,35 @@ impl MicroService {
         Fut: Future<Output = Result<Rep, ErrorReply>> + Send + 'static,
     {
         let op = subject.rsplit('.').next().unwrap_or(subject);
-        let endpoint = self
-            .service
-            .endpoint_builder()
-            .name(op)
-            .add(subject)
+        let requests = self
+            .nats
+            .queue_subscribe(subject, QUEUE_GROUP.to_owned())
             .await
             .map_err(|err| StartError::Service {
-                service: self.name,
+                service: self.identity.name,
                 reason: format!("endpoint {subject}: {err}"),
             })?;
+        let endpoint = Arc::new(Endpoint {
+            name: op.to_owned(),
+            subject: subject.to_owned(),
+            counters: Mutex::default(),
+        });
+        self.identity
+            .endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::clone(&endpoint));
         self.tasks.spawn(endpoint_loop(
-            endpoint,
-            self.name,
-            op,
-            self.metrics.clone(),
-            self.tasks.clone(),
+            requests,
+            Served {
+                service: self.identity.name,
+                op,
+                endpoint,
+                nats: self.nats.clone(),
+                metrics: self.metrics.clone(),
+                tasks: self.tasks.clone(),
+                stop: self.stop.clone(),
+            },
             handler,
         ));
         Ok(())
@@ -92,12 +239,49 @@ impl MicroService {
 
     /// Stops taking requests and waits for those in flight to be answered.
     pub async fn stop(self) {
-        if let Err(err) = self.service.stop().await {
-            tracing::warn!(%err, "stopping the {} micro service", self.name);
-        }
+        self.stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;
     }
+}
+
+/// Answers one discovery verb until `stop`.
+async fn discovery_loop(
+    mut requests: Subscriber,
+    verb: &'static str,
+    identity: Arc<Identity>,
+    nats: Client,
+    stop: CancellationToken,
+) {
+    loop {
+        let request = tokio::select! {
+            () = stop.cancelled() => break,
+            request = requests.next() => request,
+        };
+        let Some(request) = request else { break };
+        let Some(reply) = request.reply else { continue };
+        let body = match verb {
+            "PING" => identity.ping(),
+            "INFO" => identity.info(),
+            _ => identity.stats(),
+        };
+        let body = serde_json::to_vec(&body).expect("BUG: discovery replies always serialise");
+        if let Err(err) = nats.publish(reply, body.into()).await {
+            tracing::debug!(%err, verb, "could not answer a discovery request");
+        }
+    }
+    let _ = requests.unsubscribe().await;
+}
+
+/// What an endpoint's loop needs besides its handler.
+struct Served {
+    service: &'static str,
+    op: &'static str,
+    endpoint: Arc<Endpoint>,
+    nats: Client,
+    metrics: Metrics,
+    tasks: TaskTracker,
+    stop: CancellationToken,
 }
 
 tokio::task_local! {
@@ -134,89 +318,112 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ErrorReply> {
     })
 }
 
-/// Answers every request of `endpoint` with `handler`, each in its own task tracked by
-/// `tasks`, until the service is stopped.
-async fn endpoint_loop<Req, Rep, F, Fut>(
-    mut endpoint: service::endpoint::Endpoint,
-    service: &'static str,
-    op: &'static str,
-    metrics: Metrics,
-    tasks: TaskTracker,
-    handler: F,
-) where
+/// Answers every request of one endpoint with `handler`, each in its own task tracked
+/// by `served.tasks`, until the service is stopped.
+async fn endpoint_loop<Req, Rep, F, Fut>(mut requests: Subscriber, served: Served, handler: F)
+where
     Req: DeserializeOwned + Send + 'static,
     Rep: Serialize + Send + 'static,
     F: Fn(Req) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Rep, ErrorReply>> + Send + 'static,
 {
-    while let Some(request) = endpoint.next().await {
+    let Served {
+        service,
+        op,
+        endpoint,
+        nats,
+        metrics,
+        tasks,
+        stop,
+    } = served;
+    loop {
+        let request = tokio::select! {
+            () = stop.cancelled() => break,
+            request = requests.next() => request,
+        };
+        let Some(request) = request else { break };
+        let Some(reply_to) = request.reply.clone() else {
+            continue; // a publish, not a request: nobody to answer
+        };
         let handler = handler.clone();
-        let metrics = metrics.clone();
-        let request_id = crate::request_id::from_header(
+        let (metrics, nats, endpoint) = (metrics.clone(), nats.clone(), Arc::clone(&endpoint));
+        let header = |name: &str| {
             request
-                .message
                 .headers
                 .as_ref()
-                .and_then(|h| h.get(REQUEST_ID_HEADER))
-                .map(|v| v.as_str()),
-        );
-        let bearer = request
-            .message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(bus_schema::auth::AUTHORIZATION_HEADER))
-            .and_then(|v| {
-                let (scheme, token) = v.as_str().trim().split_once(' ')?;
-                let token = token.trim();
-                (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
-                    .then(|| token.to_owned())
-            });
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_owned())
+        };
+        let request_id = crate::request_id::from_header(header(REQUEST_ID_HEADER).as_deref());
+        let bearer = header(bus_schema::auth::AUTHORIZATION_HEADER).and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            let token = token.trim();
+            (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+        });
         let span = tracing::info_span!("bus", service = %service, op, request_id = %request_id);
         let serve = async move {
             let started = Instant::now();
-            let result = match decode::<Req>(&request.message.payload) {
+            let result = match decode::<Req>(&request.payload) {
                 Ok(req) => handler(req).await,
                 Err(err) => Err(err),
             };
             let reply = result.and_then(|rep| {
                 serde_json::to_vec(&rep)
-                    .map(Into::into)
+                    .map(bytes::Bytes::from)
                     .map_err(|err| ErrorReply::internal(&err))
             });
             let status = match &reply {
                 Ok(_) => 200,
                 Err(err) => err.code.as_u16(),
             };
-            tracing::debug!(
-                status,
-                elapsed_us = started.elapsed().as_micros(),
-                "answered"
-            );
-            let mut headers = async_nats::HeaderMap::new();
-            let reply = reply.map_err(|err| {
-                headers.insert(bus_schema::error::REASON_HEADER, err.reason.as_str());
-                if let Some(limit) = err.limit {
-                    headers.insert(bus_schema::error::LIMIT_HEADER, limit.to_string().as_str());
+            let elapsed = started.elapsed();
+            tracing::debug!(status, elapsed_us = elapsed.as_micros(), "answered");
+            let sent = match reply {
+                Ok(body) => nats.publish(reply_to, body).await,
+                Err(err) => {
+                    {
+                        let mut counters =
+                            endpoint.counters.lock().unwrap_or_else(|p| p.into_inner());
+                        counters.errors += 1;
+                        counters.last_error = format!("{}:{}", err.code.as_u16(), err.message);
+                    }
+                    nats.publish_with_headers(reply_to, error_headers(&err), bytes::Bytes::new())
+                        .await
                 }
-                if let Some(secs) = err.retry_after {
-                    headers.insert(
-                        bus_schema::error::RETRY_AFTER_HEADER,
-                        secs.to_string().as_str(),
-                    );
-                }
-                MicroError {
-                    status: err.message,
-                    code: usize::from(err.code.as_u16()),
-                }
-            });
-            if let Err(err) = request.respond_with_headers(reply, headers).await {
+            };
+            if let Err(err) = sent {
                 tracing::warn!(%err, "could not send the reply");
             }
-            metrics.record("nats", op, status, started.elapsed());
+            {
+                let mut counters = endpoint.counters.lock().unwrap_or_else(|p| p.into_inner());
+                counters.requests += 1;
+                counters.processing += elapsed;
+            }
+            metrics.record("nats", op, status, elapsed);
         };
         tasks.spawn(BEARER.scope(
             bearer,
             crate::request_id::scope(request_id, serve.instrument(span)),
         ));
     }
+    let _ = requests.unsubscribe().await;
+}
+
+/// The headers of an error reply: the micro services API's two, and the shop's reason,
+/// limit and retry delay.
+fn error_headers(err: &ErrorReply) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(ERROR_HEADER, err.message.as_str());
+    headers.insert(ERROR_CODE_HEADER, err.code.as_u16().to_string().as_str());
+    headers.insert(bus_schema::error::REASON_HEADER, err.reason.as_str());
+    if let Some(limit) = err.limit {
+        headers.insert(bus_schema::error::LIMIT_HEADER, limit.to_string().as_str());
+    }
+    if let Some(secs) = err.retry_after {
+        headers.insert(
+            bus_schema::error::RETRY_AFTER_HEADER,
+            secs.to_string().as_str(),
+        );
+    }
+    headers
 }

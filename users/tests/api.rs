@@ -530,6 +530,79 @@ async fn the_micro_service_lists_its_three_endpoints() {
     assert_eq!(ping["version"], env!("CARGO_PKG_VERSION"));
 }
 
+/// Every field ADR-32 lists, as nats.py's parsers require them (`metadata` everywhere,
+/// each endpoint's `data` and `last_error`, `started` with at most microseconds).
+#[tokio::test]
+async fn the_discovery_replies_carry_every_field_other_clients_read() {
+    let app = TestApp::spawn().await;
+    app.get("/users/victor").await;
+    let _ = users::get(
+        &app.nats,
+        &GetRequest {
+            username: "victor".into(),
+        },
+    )
+    .await;
+    let _ = users::get(
+        &app.nats,
+        &GetRequest {
+            username: "nobody".into(),
+        },
+    )
+    .await;
+    let ask = |verb: &'static str| {
+        let nats = app.nats.clone();
+        async move {
+            let reply = nats
+                .request(format!("$SRV.{verb}.users"), "".into())
+                .await
+                .expect("answered");
+            serde_json::from_slice::<Value>(&reply.payload).expect("json")
+        }
+    };
+    let (ping, info, stats) = (ask("PING").await, ask("INFO").await, ask("STATS").await);
+    for (reply, kind) in [(&ping, "ping"), (&info, "info"), (&stats, "stats")] {
+        assert_eq!(reply["type"], format!("io.nats.micro.v1.{kind}_response"));
+        for field in ["name", "id", "version"] {
+            assert!(reply[field].is_string(), "{kind} {field}: {reply}");
+        }
+        assert!(reply["metadata"].is_object(), "{kind} metadata: {reply}");
+        assert_eq!(reply["id"], ping["id"], "one instance");
+    }
+    for endpoint in info["endpoints"].as_array().expect("endpoints") {
+        assert_eq!(endpoint["queue_group"], "q");
+        assert!(endpoint["metadata"].is_object(), "{endpoint}");
+    }
+    let started = stats["started"].as_str().expect("started");
+    let fraction = started.rsplit('.').next().expect("fraction");
+    assert_eq!(
+        fraction.len(),
+        "123456Z".len(),
+        "microseconds and Z: {started}"
+    );
+    let get = stats["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .find(|e| e["subject"] == "users.get")
+        .expect("users.get");
+    for field in ["name", "subject", "queue_group", "last_error", "data"] {
+        assert!(get.get(field).is_some(), "{field}: {get}");
+    }
+    assert_eq!(get["num_requests"], 2, "{get}");
+    assert_eq!(get["num_errors"], 1, "{get}");
+    assert!(
+        get["last_error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("404")),
+        "{get}"
+    );
+    assert!(
+        get["processing_time"].as_u64().is_some_and(|t| t > 0),
+        "{get}"
+    );
+}
+
 #[tokio::test]
 async fn concurrent_creations_of_one_name_yield_exactly_one_success() {
     let app = TestApp::spawn().await;
