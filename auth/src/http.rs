@@ -5,7 +5,6 @@ use axum::{
     extract::State,
     http::{Extensions, StatusCode},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use bus_schema::auth::{
     KeySet, LoginReply, LoginRequest, LogoutRequest, VerifyReply, VerifyRequest,
@@ -15,8 +14,10 @@ use service_kit::{
     http::HttpError,
     http::{JsonBody, metrics_response, with_common_routes},
     metrics::Metrics,
+    openapi::ErrorBody,
     slots::Queues,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::domain::Auth;
 
@@ -38,16 +39,36 @@ pub const LOGIN_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub fn router(state: HttpState) -> Router {
     let metrics = state.metrics.clone();
-    let routes = Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/verify", post(verify))
-        .route("/auth/logout", post(logout))
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text));
+    let (routes, _) = openapi();
     with_common_routes(routes, metrics).with_state(state)
 }
 
+/// The routes and the OpenAPI document made from them.
+pub fn openapi() -> (Router<HttpState>, utoipa::openapi::OpenApi) {
+    let routes = OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(verify))
+        .routes(routes!(logout))
+        .routes(routes!(jwks))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics_text));
+    service_kit::openapi::finish(
+        routes,
+        "auth",
+        "Logins, EdDSA tokens, their public keys (JWK Set) and logouts.",
+    )
+}
+
+/// A token for a username and password.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, body = LoginReply),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "Wrong password or unknown user (one answer)", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, description = "Too many failed logins, or logins in flight", body = ErrorBody),
+        (status = 503, description = "users is down", body = ErrorBody),
+    ))]
 async fn login(
     State(state): State<HttpState>,
     client: Extensions,
@@ -57,6 +78,14 @@ async fn login(
     Ok(Json(state.core.login(req).await?))
 }
 
+/// The identity a valid, unrevoked token carries.
+#[utoipa::path(post, path = "/auth/verify", tag = "auth", request_body = VerifyRequest,
+    responses(
+        (status = 200, body = VerifyReply),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "Expired, not valid yet, revoked or invalid", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
 async fn verify(
     State(state): State<HttpState>,
     JsonBody(req): JsonBody<VerifyRequest>,
@@ -65,6 +94,12 @@ async fn verify(
 }
 
 /// `POST /auth/logout` with `Authorization: Bearer <token>`: 204, the token revoked.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Revoked on every verifier"),
+        (status = 401, body = ErrorBody),
+        (status = 503, description = "The revocation could not be stored", body = ErrorBody),
+    ))]
 async fn logout(
     State(state): State<HttpState>,
     headers: axum::http::HeaderMap,
@@ -82,11 +117,17 @@ async fn logout(
 }
 
 /// The public keys that may have signed a valid token, as a JWK Set.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
+    responses((status = 200, body = KeySet)))]
 async fn jwks(State(state): State<HttpState>) -> Json<KeySet> {
     Json(state.core.verifier().key_set())
 }
 
 /// Ready when the bus is connected: logins need it, and auth keeps no other storage.
+/// Ready when the bus is connected.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "`{ready, nats}`", body = serde_json::Value),
+              (status = 503, description = "Not ready", body = serde_json::Value)))]
 async fn readyz(State(state): State<HttpState>) -> Response {
     let nats = service_kit::runtime::is_connected(&state.nats);
     let status = if nats {
@@ -97,6 +138,9 @@ async fn readyz(State(state): State<HttpState>) -> Response {
     (status, Json(json!({ "ready": nats, "nats": nats }))).into_response()
 }
 
+/// Prometheus text.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics_text(State(state): State<HttpState>) -> Response {
     metrics_response(state.metrics.render())
 }

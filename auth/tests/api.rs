@@ -788,3 +788,30 @@ async fn two_auth_instances_share_the_failed_login_count_and_each_others_tokens(
         );
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_and_each_answers() {
+    let app = TestApp::spawn().await;
+    let doc: Value = reqwest::get(app.auth.url("/openapi.json"))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let token = app.token().await;
+    testkit::check_openapi(
+        &doc,
+        &app.auth.url(""),
+        Some(&token),
+        &[
+            "/auth/login",
+            "/auth/verify",
+            "/auth/logout",
+            "/.well-known/jwks.json",
+            "/readyz",
+            "/metrics",
+            "/healthz",
+        ],
+    )
+    .await;
+}

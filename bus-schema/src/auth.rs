@@ -47,7 +47,7 @@ pub const AUTHORIZATION_HEADER: &str = "Authorization";
 
 /// One public key, as a JWK (RFC 8037: `OKP`, `Ed25519`) with its id and the time after
 /// which no valid token can carry it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PublicKey {
     /// `OKP`
     pub kty: String,
@@ -81,33 +81,33 @@ impl PublicKey {
 }
 
 /// The public keys as a JWK Set, at `GET /.well-known/jwks.json` on auth's port.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeySet {
     pub keys: Vec<PublicKey>,
 }
 
 /// A revoked token: its `jti`, refused until its `exp` (Unix seconds).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Revoked {
     pub jti: String,
     pub exp: u64,
 }
 
 /// A token to revoke.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogoutRequest {
     #[serde(default)]
     pub token: String,
 }
 
 /// The token is revoked on every verifier within a second.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogoutReply {
     pub revoked: bool,
 }
 
 /// A login attempt.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
     #[serde(default)]
     pub username: String,
@@ -116,7 +116,7 @@ pub struct LoginRequest {
 }
 
 /// A token for the account that logged in.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LoginReply {
     /// The JWT to send as `Authorization: Bearer <token>`.
     pub access_token: String,
@@ -129,14 +129,14 @@ pub struct LoginReply {
 }
 
 /// A token to check.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerifyRequest {
     #[serde(default)]
     pub token: String,
 }
 
 /// The identity a valid token carries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerifyReply {
     pub username: String,
     /// Always `true`: an invalid token is a 401 error, not a reply.

@@ -47,7 +47,7 @@ pub fn purchase_id(username: &str, key: &str) -> uuid::Uuid {
 }
 
 /// An article of the catalogue.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Article {
     pub id: u32,
     pub name: String,
@@ -56,24 +56,24 @@ pub struct Article {
 }
 
 /// Asks for the catalogue.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArticlesRequest {}
 
 /// The catalogue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArticlesReply {
     pub articles: Vec<Article>,
 }
 
 /// Asks for one user's history.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PurchasesRequest {
     #[serde(default)]
     pub username: String,
 }
 
 /// One recorded purchase.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PurchaseItem {
     /// The event id: UUIDv7, or [`purchase_id`] for a buy with an idempotency key.
     pub id: String,
@@ -83,7 +83,7 @@ pub struct PurchaseItem {
 }
 
 /// One user's history, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PurchasesReply {
     pub user: String,
     /// Article names, as the original answered.
@@ -92,7 +92,7 @@ pub struct PurchasesReply {
 }
 
 /// A purchase to record for `username` (the bus is trusted with the identity).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BuyRequest {
     #[serde(default)]
     pub username: String,
@@ -106,7 +106,7 @@ pub struct BuyRequest {
 
 /// The HTTP body of a buy (`POST /orders/<user>/buy`, `POST /api/buy`): the article,
 /// kept as JSON so that a wrong type gets a clear 400 from the service.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BuyBody {
     #[serde(default)]
     pub article_id: serde_json::Value,
@@ -116,7 +116,7 @@ pub struct BuyBody {
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
 /// The recorded purchase.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BuyReply {
     /// "Purchase successful", as the original said.
     pub message: String,
@@ -129,7 +129,7 @@ pub struct BuyReply {
 }
 
 /// The event of one purchase, on `orders.events.purchased.<username>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PurchasedEvent {
     /// UUIDv7, or [`purchase_id`] of the username and key for a buy with an idempotency
     /// key; also the `Nats-Msg-Id` of the publish.

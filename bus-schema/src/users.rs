@@ -127,7 +127,7 @@ pub fn subject_token(name: &str) -> String {
 }
 
 /// A new account, published (core NATS, not stored) on `users.events.created.<name>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedEvent {
     pub username: String,
     /// RFC 3339, UTC.
@@ -136,7 +136,7 @@ pub struct CreatedEvent {
 
 /// A new account. Missing fields decode as empty and are refused by the service with a
 /// message that names the field.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreateRequest {
     /// Trimmed and lower-cased by the service; 1 to 32 of `a-z 0-9 _ -`.
     #[serde(default)]
@@ -147,14 +147,14 @@ pub struct CreateRequest {
 }
 
 /// The account that was created.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreateReply {
     /// The normalised username.
     pub username: String,
 }
 
 /// A password to check.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerifyRequest {
     #[serde(default)]
     pub username: String,
@@ -163,20 +163,20 @@ pub struct VerifyRequest {
 }
 
 /// Whether the password is right. An unknown user is simply `false`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerifyReply {
     pub valid: bool,
 }
 
 /// An account to look up.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GetRequest {
     #[serde(default)]
     pub username: String,
 }
 
 /// A public view of an account: never the hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GetReply {
     /// The row id in `users.db`.
     pub id: i64,

@@ -19,7 +19,7 @@ pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 pub const POINTS: usize = 60;
 
 /// One interval of one service.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Point {
     /// When the sample was taken.
     #[serde(skip)]
@@ -51,7 +51,7 @@ struct Inner {
 }
 
 /// A service's graphs, ready for the page.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Graphs {
     pub service: String,
     pub requests_per_second: f64,

@@ -9,7 +9,6 @@ use axum::{
     extract::State,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::get,
 };
 use bus_schema::auth;
 use serde_json::json;
@@ -57,14 +56,26 @@ pub async fn build(config: Config) -> Result<App, StartError> {
 
 /// Every route of the gateway.
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .nest("/api", api::router())
+    let (documented, _) = openapi();
+    let routes = documented
         .merge(pages::router())
-        .route("/healthz", get(service_kit::http::healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text));
+        .method_not_allowed_fallback(service_kit::http::method_not_allowed);
     let routes = security_headers(routes);
     service_kit::http::harden(routes, state.metrics.clone()).with_state(state)
+}
+
+/// The JSON API and the health routes, with the OpenAPI document made from them (the
+/// HTML pages are not in it).
+pub fn openapi() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let routes = utoipa_axum::router::OpenApiRouter::new()
+        .nest("/api", api::router())
+        .routes(utoipa_axum::routes!(readyz))
+        .routes(utoipa_axum::routes!(metrics_text));
+    service_kit::openapi::finish(
+        routes,
+        "gateway",
+        "The shop's JSON API: log in and out, buy, the history, the state of the system.",
+    )
 }
 
 /// Pages may load nothing but our own stylesheet and script (the activity feed's), send
@@ -91,6 +102,9 @@ fn security_headers<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Rout
 }
 
 /// Ready when the bus is connected and every service answers `$SRV.PING`.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "`{ready, nats, services}`", body = serde_json::Value),
+              (status = 503, description = "Not ready", body = serde_json::Value)))]
 async fn readyz(State(state): State<AppState>) -> Response {
     let nats = runtime::is_connected(&state.nats);
     let mut services = serde_json::Map::new();
@@ -120,6 +134,9 @@ async fn ping(nats: &Client, service: &str) -> bool {
         .is_ok()
 }
 
+/// Prometheus text.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics_text(State(state): State<AppState>) -> Response {
     metrics_response(state.metrics.render())
 }

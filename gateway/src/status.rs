@@ -14,7 +14,7 @@ const GATHER: Duration = Duration::from_millis(300);
 const ASK: Duration = Duration::from_secs(1);
 
 /// The state of the shop.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Status {
     pub nats: NatsHealth,
     /// Every instance found, by service name then id.
@@ -24,7 +24,7 @@ pub struct Status {
 }
 
 /// The NATS server, from its monitoring port.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct NatsHealth {
     /// `/healthz` said ok.
     pub healthy: bool,
@@ -38,7 +38,7 @@ pub struct NatsHealth {
 }
 
 /// One running instance of a service.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Instance {
     pub name: String,
     pub version: String,
@@ -47,7 +47,7 @@ pub struct Instance {
 }
 
 /// One endpoint of an instance and its counters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Endpoint {
     pub name: String,
     pub subject: String,

@@ -8,7 +8,6 @@ use axum::{
     extract::{FromRef, Path, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use bus_schema::orders::{
     ArticlesReply, BuyBody, BuyReply, BuyRequest, PurchasesReply, PurchasesRequest, STREAM,
@@ -19,6 +18,9 @@ use service_kit::{
     http::{Caller, JsonBody, metrics_response, with_common_routes},
     metrics::Metrics,
 };
+
+use service_kit::openapi::ErrorBody;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::service::Orders;
 
@@ -38,19 +40,41 @@ impl FromRef<HttpState> for service_kit::tokens::Verifier {
 
 pub fn router(state: HttpState) -> Router {
     let metrics = state.metrics.clone();
-    let routes = Router::new()
-        .route("/orders/articles", get(articles))
-        .route("/orders/{username}/purchases", get(purchases))
-        .route("/orders/{username}/buy", post(buy))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text));
+    let (routes, _) = openapi();
     with_common_routes(routes, metrics).with_state(state)
 }
 
+/// The routes and the OpenAPI document made from them.
+pub fn openapi() -> (Router<HttpState>, utoipa::openapi::OpenApi) {
+    let routes = OpenApiRouter::new()
+        .routes(routes!(articles))
+        .routes(routes!(purchases))
+        .routes(routes!(buy))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics_text));
+    service_kit::openapi::finish(
+        routes,
+        "orders",
+        "The catalogue, durable purchases (an Idempotency-Key makes a retry answer the first one) and the history.",
+    )
+}
+
+/// The catalogue.
+#[utoipa::path(get, path = "/orders/articles", tag = "orders", security(("bearer" = [])),
+    responses((status = 200, body = ArticlesReply), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn articles(State(state): State<HttpState>, _caller: Caller) -> Json<ArticlesReply> {
     Json(state.core.articles())
 }
 
+/// The caller's own history, oldest first.
+#[utoipa::path(get, path = "/orders/{username}/purchases", tag = "orders", security(("bearer" = [])),
+    params(("username" = String, Path, description = "The caller's own name")),
+    responses(
+        (status = 200, body = PurchasesReply),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "Another user's history", body = ErrorBody),
+        (status = 503, description = "The history could not be confirmed current", body = ErrorBody),
+    ))]
 async fn purchases(
     State(state): State<HttpState>,
     caller: Caller,
@@ -62,6 +86,20 @@ async fn purchases(
     ))
 }
 
+/// Buys an article; answered once the purchase is in the stream and on disk.
+#[utoipa::path(post, path = "/orders/{username}/buy", tag = "orders", security(("bearer" = [])),
+    params(
+        ("username" = String, Path, description = "The caller's own name"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry answers the key's first purchase"),
+    ),
+    request_body = BuyBody,
+    responses(
+        (status = 201, body = BuyReply),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "No such article", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 503, description = "Not recorded, or maybe recorded: repeat with the same key", body = ErrorBody),
+    ))]
 async fn buy(
     State(state): State<HttpState>,
     caller: Caller,
@@ -81,6 +119,9 @@ async fn buy(
 }
 
 /// Ready when the bus is connected and the `ORDERS` stream answers.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "`{ready, nats, stream}`", body = serde_json::Value),
+              (status = 503, description = "Not ready", body = serde_json::Value)))]
 async fn readyz(State(state): State<HttpState>) -> Response {
     let nats = service_kit::runtime::is_connected(&state.nats);
     let stream = nats
@@ -100,6 +141,9 @@ async fn readyz(State(state): State<HttpState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Prometheus text.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics_text(State(state): State<HttpState>) -> Response {
     let mut text = state.metrics.render();
     text.push_str(

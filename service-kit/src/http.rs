@@ -265,7 +265,7 @@ pub fn metrics_response(text: String) -> Response {
         .into_response()
 }
 
-/// A service's `routes` with what every HTTP door has: `GET /healthz`, JSON answers for
+/// A service's `routes` (with `/healthz` from [`crate::openapi::finish`]) and what every HTTP door has: JSON answers for
 /// unknown paths and methods, the body limit, and request metrics.
 pub fn with_common_routes<S>(routes: axum::Router<S>, metrics: Metrics) -> axum::Router<S>
 where
@@ -273,7 +273,6 @@ where
 {
     harden(
         routes
-            .route("/healthz", axum::routing::get(healthz))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed),
         metrics,

@@ -7,6 +7,7 @@
 //! - [`serve`]: runs a micro endpoint around a domain function.
 //! - [`http`]: the HTTP doors' conventions: [`http::HttpError`] (the `{"error"}` body),
 //!   the JSON extractor, the Bearer-token [`http::Caller`], request metrics, fallbacks.
+//! - [`openapi`]: the OpenAPI document of a door, made from its routes.
 //! - [`metrics`]: request counters and latency histograms in Prometheus text format.
 //! - [`feed`]: reading a JetStream consumer in batches, and pausing before a retry.
 //! - [`clock`] and [`random`]: the time as the shop writes it, random hex tokens.
@@ -22,6 +23,7 @@ pub mod clock;
 pub mod feed;
 pub mod http;
 pub mod metrics;
+pub mod openapi;
 pub mod private;
 pub mod random;
 pub mod request_id;

@@ -334,6 +334,111 @@ pub async fn answering(nats: &async_nats::Client, name: &str) {
     panic!("testkit: {name} does not answer {subject} after 10 s");
 }
 
+/// Checks an OpenAPI document served by the door at `base`: OpenAPI 3.1, every
+/// `$ref` names a schema it has, every operation has answers, it lists at least
+/// `expected` (and `/openapi.json` itself is listed or served), and every operation it
+/// lists exists on the door (a request to it, with `token` as Bearer, path parameters
+/// filled with `victor`, gets anything but the door's "no such endpoint" 404 or a 405).
+///
+/// # Panics
+/// On the first thing that is wrong.
+pub async fn check_openapi(
+    doc: &serde_json::Value,
+    base: &str,
+    token: Option<&str>,
+    expected: &[&str],
+) {
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "not OpenAPI 3.1: {}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"].as_object().expect("paths");
+    for path in expected {
+        assert!(
+            paths.contains_key(*path) || *path == "/openapi.json",
+            "{path} is not in the document"
+        );
+    }
+    let schemas = doc["components"]["schemas"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let text = doc.to_string();
+    for piece in text.split("\"$ref\":\"").skip(1) {
+        let target = piece.split('"').next().unwrap_or_default();
+        let name = target.rsplit('/').next().unwrap_or_default();
+        assert!(
+            target.starts_with("#/components/schemas/") && schemas.contains_key(name),
+            "$ref {target} names no schema of the document"
+        );
+    }
+    let http = reqwest_lite::Client::new();
+    for (path, item) in paths {
+        let url = format!("{base}{}", path.replace("{username}", "victor"));
+        for (method, operation) in item.as_object().expect("path item") {
+            assert!(
+                operation["responses"]
+                    .as_object()
+                    .is_some_and(|r| !r.is_empty()),
+                "{method} {path} has no responses"
+            );
+            let (status, body) = http.send(method, &url, token).await;
+            let missing = status == 404 && body.contains("no such endpoint");
+            assert!(
+                !missing && status != 405,
+                "{method} {path} is documented but not served: {status} {body}"
+            );
+        }
+    }
+}
+
+/// The few HTTP requests [`check_openapi`] makes, over a plain TCP connection (no HTTP
+/// client in testkit's dependencies).
+mod reqwest_lite {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    pub struct Client;
+
+    impl Client {
+        pub fn new() -> Self {
+            Self
+        }
+
+        /// `(status, body)` of `method url` with an empty JSON body.
+        pub async fn send(&self, method: &str, url: &str, token: Option<&str>) -> (u16, String) {
+            let rest = url.strip_prefix("http://").expect("http URL");
+            let (host, path) = rest
+                .split_once('/')
+                .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+            let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+            let auth = token
+                .map(|t| format!("Authorization: Bearer {t}\r\n"))
+                .unwrap_or_default();
+            let request = format!(
+                "{} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}",
+                method.to_uppercase()
+            );
+            stream.write_all(request.as_bytes()).await.expect("write");
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer).await.expect("read");
+            let answer = String::from_utf8_lossy(&answer).into_owned();
+            let status = answer
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let body = answer
+                .split_once("\r\n\r\n")
+                .map(|(_, b)| b.to_owned())
+                .unwrap_or_default();
+            (status, body)
+        }
+    }
+}
+
 /// A stand-in for the auth service's keys: an Ed25519 pair whose public half is
 /// published in `AUTH_KEYS` (the stream made when missing), so that every verifier on
 /// the server accepts the tokens [`StubAuth::token`] signs, as auth's own.

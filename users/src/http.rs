@@ -5,7 +5,6 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use bus_schema::users::{
     CreateReply, CreateRequest, GetReply, GetRequest, VerifyReply, VerifyRequest,
@@ -15,7 +14,9 @@ use service_kit::{
     http::HttpError,
     http::{JsonBody, metrics_response, with_common_routes},
     metrics::Metrics,
+    openapi::ErrorBody,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::service::Users;
 
@@ -29,16 +30,35 @@ pub struct HttpState {
 
 pub fn router(state: HttpState) -> Router {
     let metrics = state.metrics.clone();
-    let routes = Router::new()
-        .route("/users", post(create))
-        // `GET /users/verify` is the account named "verify", not the password check.
-        .route("/users/verify", post(verify).get(get_verify))
-        .route("/users/{username}", get(get_user))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text));
+    let (routes, _) = openapi();
     with_common_routes(routes, metrics).with_state(state)
 }
 
+/// The routes and the OpenAPI document made from them.
+pub fn openapi() -> (Router<HttpState>, utoipa::openapi::OpenApi) {
+    let routes = OpenApiRouter::new()
+        .routes(routes!(create))
+        // `GET /users/verify` is the account named "verify", not the password check.
+        .routes(routes!(verify, get_verify))
+        .routes(routes!(get_user))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics_text));
+    service_kit::openapi::finish(
+        routes,
+        "users",
+        "The shop's accounts: sign-up, password checks, public profiles.",
+    )
+}
+
+/// Creates an account.
+#[utoipa::path(post, path = "/users", tag = "users", request_body = CreateRequest,
+    responses(
+        (status = 201, description = "Created", body = CreateReply),
+        (status = 400, description = "A rule is broken (the reason names it)", body = ErrorBody),
+        (status = 409, description = "The name is taken", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 503, description = "The account store is unavailable", body = ErrorBody),
+    ))]
 async fn create(
     State(state): State<HttpState>,
     JsonBody(req): JsonBody<CreateRequest>,
@@ -47,6 +67,14 @@ async fn create(
     Ok((StatusCode::CREATED, Json(reply)))
 }
 
+/// Checks a password: `valid` is false for a wrong password and an unknown user alike.
+#[utoipa::path(post, path = "/users/verify", tag = "users", request_body = VerifyRequest,
+    responses(
+        (status = 200, body = VerifyReply),
+        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, description = "Too many wrong passwords for this account", body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ))]
 async fn verify(
     State(state): State<HttpState>,
     JsonBody(req): JsonBody<VerifyRequest>,
@@ -54,6 +82,13 @@ async fn verify(
     Ok(Json(state.core.verify(req).await?))
 }
 
+/// The public view of an account.
+#[utoipa::path(get, path = "/users/{username}", tag = "users",
+    params(("username" = String, Path, description = "1 to 32 of a-z 0-9 _ - (trimmed, lower-cased)")),
+    responses(
+        (status = 200, body = GetReply),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
 async fn get_user(
     State(state): State<HttpState>,
     Path(username): Path<String>,
@@ -61,10 +96,17 @@ async fn get_user(
     Ok(Json(state.core.get(GetRequest { username }).await?))
 }
 
+/// The account named "verify" (the password check is the POST).
+#[utoipa::path(get, path = "/users/verify", tag = "users",
+    responses((status = 200, body = GetReply), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn get_verify(state: State<HttpState>) -> Result<Json<GetReply>, HttpError> {
     get_user(state, Path("verify".to_owned())).await
 }
 
+/// Ready when the bus is connected and the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "`{ready, nats, database}`", body = serde_json::Value),
+              (status = 503, description = "Not ready: the same body says what is missing", body = serde_json::Value)))]
 async fn readyz(State(state): State<HttpState>) -> Response {
     let nats = service_kit::runtime::is_connected(&state.nats);
     let database = state.core.storage_ready().await;
@@ -77,6 +119,9 @@ async fn readyz(State(state): State<HttpState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Prometheus text.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics_text(State(state): State<HttpState>) -> Response {
     let mut text = state.metrics.render();
     text.push_str("# HELP shop_argon2_queue Password hashes waiting for a slot.\n");

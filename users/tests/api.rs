@@ -748,3 +748,25 @@ async fn verify_is_no_password_oracle_on_either_door() {
     let (status, body) = app.post("/users/verify", creds("kilian", "abcd")).await;
     assert_eq!((status, &body["valid"]), (StatusCode::OK, &json!(true)));
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_and_each_answers() {
+    let app = TestApp::spawn().await;
+    let (status, doc) = app.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    testkit::check_openapi(
+        &doc,
+        &app.url(""),
+        None,
+        &[
+            "/users",
+            "/users/verify",
+            "/users/{username}",
+            "/readyz",
+            "/metrics",
+            "/healthz",
+            "/openapi.json",
+        ],
+    )
+    .await;
+}

@@ -10,21 +10,19 @@ mod account;
 mod purchases;
 mod status;
 
-use axum::{
-    Router,
-    routing::{get, post},
-};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::state::AppState;
 
-/// The routes, to be nested under `/api`; unknown paths there get a JSON 404.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/login", post(account::login))
-        .route("/logout", post(account::logout))
-        .route("/purchases", get(purchases::list))
-        .route("/buy", post(purchases::buy))
-        .route("/status", get(status::show))
+/// The routes with their documentation, to be nested under `/api`; unknown paths there
+/// get a JSON 404 (and a known path with another method a JSON 405, set on the whole
+/// router in `startup`).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(account::login))
+        .routes(routes!(account::logout))
+        .routes(routes!(purchases::list))
+        .routes(routes!(purchases::buy))
+        .routes(routes!(status::show))
         .fallback(service_kit::http::not_found)
-        .method_not_allowed_fallback(service_kit::http::method_not_allowed)
 }

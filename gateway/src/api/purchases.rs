@@ -7,11 +7,21 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use bus_schema::orders::{self, BuyBody, BuyReply, BuyRequest, PurchasesRequest};
-use service_kit::http::{Caller, HttpError, JsonBody, idempotency_key};
+use service_kit::{
+    http::{Caller, HttpError, JsonBody, idempotency_key},
+    openapi::ErrorBody,
+};
 
 use crate::state::AppState;
 
-/// The history as orders sent it: passed on without decoding and encoding it again.
+/// The caller's history, oldest first (as orders sent it: passed on without decoding
+/// and encoding it again).
+#[utoipa::path(get, path = "/purchases", tag = "purchases", security(("bearer" = [])),
+    responses(
+        (status = 200, body = orders::PurchasesReply),
+        (status = 401, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, HttpError> {
     let request = PurchasesRequest {
         username: caller.username,
@@ -22,6 +32,16 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Respo
 }
 
 /// A purchase; the `Idempotency-Key` header makes a retry answer the first one.
+#[utoipa::path(post, path = "/buy", tag = "purchases", security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry answers the key's first purchase")),
+    request_body = BuyBody,
+    responses(
+        (status = 201, body = BuyReply),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, description = "No such article", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 503, description = "Not recorded, or maybe recorded: repeat with the same key", body = ErrorBody),
+    ))]
 pub async fn buy(
     State(state): State<AppState>,
     caller: Caller,

@@ -74,3 +74,24 @@ async fn the_micro_service_lists_its_endpoints_and_health_answers() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_and_each_answers() {
+    let app = TestApp::spawn().await;
+    let (status, doc) = app.get("/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    testkit::check_openapi(
+        &doc,
+        &app.orders.url(""),
+        Some(&app.token("victor")),
+        &[
+            "/orders/articles",
+            "/orders/{username}/purchases",
+            "/orders/{username}/buy",
+            "/readyz",
+            "/metrics",
+            "/healthz",
+        ],
+    )
+    .await;
+}

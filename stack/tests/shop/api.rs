@@ -293,3 +293,34 @@ async fn a_request_lost_with_its_responder_is_sent_again_only_when_it_may_arrive
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(count("orders.buy"), 3);
 }
+
+#[tokio::test]
+async fn the_gateways_openapi_document_lists_the_json_api_and_each_route_answers() {
+    let shop = Shop::start().await;
+    let doc: serde_json::Value = reqwest::get(shop.url("/openapi.json"))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let token = shop.token("victor", "1234").await;
+    testkit::check_openapi(
+        &doc,
+        &shop.url(""),
+        Some(&token),
+        &[
+            "/api/login",
+            "/api/logout",
+            "/api/purchases",
+            "/api/buy",
+            "/api/status",
+            "/readyz",
+            "/metrics",
+            "/healthz",
+        ],
+    )
+    .await;
+    // The HTML pages are not part of the JSON API's document.
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(!paths.contains_key("/") && !paths.contains_key("/home"));
+}
