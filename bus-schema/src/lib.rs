@@ -48,6 +48,7 @@ macro_rules! typed_call {
     };
 }
 
+pub mod asyncapi;
 pub mod auth;
 pub mod call;
 pub mod discovery;

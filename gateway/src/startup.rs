@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
 pub fn openapi() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let routes = utoipa_axum::router::OpenApiRouter::new()
         .nest("/api", api::router())
+        .routes(utoipa_axum::routes!(asyncapi))
         .routes(utoipa_axum::routes!(readyz))
         .routes(utoipa_axum::routes!(metrics_text));
     service_kit::openapi::finish(
@@ -99,6 +100,14 @@ fn security_headers<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Rout
             HeaderValue::from_static(value),
         ))
     })
+}
+
+/// The AsyncAPI 3.0 document of the bus (subjects, bodies, queue group, error headers,
+/// events), made from `bus-schema`.
+#[utoipa::path(get, path = "/asyncapi.json", tag = "contracts",
+    responses((status = 200, description = "AsyncAPI 3.0", body = serde_json::Value)))]
+async fn asyncapi() -> Json<serde_json::Value> {
+    Json(bus_schema::asyncapi::document(env!("CARGO_PKG_VERSION")))
 }
 
 /// Ready when the bus is connected and every service answers `$SRV.PING`.

@@ -324,3 +324,29 @@ async fn the_gateways_openapi_document_lists_the_json_api_and_each_route_answers
     let paths = doc["paths"].as_object().expect("paths");
     assert!(!paths.contains_key("/") && !paths.contains_key("/home"));
 }
+
+#[tokio::test]
+async fn the_gateway_serves_the_asyncapi_document_kept_in_docs() {
+    let shop = Shop::start().await;
+    let served: serde_json::Value = reqwest::get(shop.url("/asyncapi.json"))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(served["asyncapi"], "3.0.0");
+    assert_eq!(
+        served["operations"]["orders.buy"]["bindings"]["nats"]["queue"],
+        "q"
+    );
+    let kept = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/asyncapi.json");
+    let pretty = serde_json::to_string_pretty(&served).expect("json") + "\n";
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&kept, &pretty).expect("write docs/asyncapi.json");
+    }
+    let on_disk = std::fs::read_to_string(&kept).unwrap_or_default();
+    assert!(
+        on_disk == pretty,
+        "docs/asyncapi.json differs from what the gateway serves: run `UPDATE_DOCS=1 cargo test -p stack --test shop asyncapi`"
+    );
+}
