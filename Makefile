@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 help:
 	@echo "make run    start nats-server and every service (Ctrl-C stops them)"
-	@echo "make test   formatting, clippy and every test"
+	@echo "make test   formatting, clippy, every test, and schemathesis against each door's OpenAPI"
 	@echo "make lint   formatting and clippy only"
 	@echo "make bench  release builds under load (wrk), a table and target/bench/results.json"
 	@echo "make fault  buyers with idempotency keys while processes are killed; counts lost and doubled"
@@ -15,10 +15,11 @@ help:
 
 ## deps-run: nats-server, all `make run` needs. Debian's package starts a system
 ## service on port 4222, which would collide with the shop's own server: it is disabled.
-## deps: also Chromium and its WebDriver (the browser test of `make test`) and wrk.
+## deps: also Chromium and its WebDriver (the browser test of `make test`), wrk, and
+## python3 with venv (schemathesis, from PyPI, for the contract check of `make test`).
 ## deps-bench: wrk and python3, for `make bench`.
 RUN_PACKAGES := nats-server
-TEST_PACKAGES := nats-server chromium chromium-driver wrk
+TEST_PACKAGES := nats-server chromium chromium-driver wrk python3 python3-venv
 BENCH_PACKAGES := nats-server wrk python3
 
 deps-run:
@@ -66,6 +67,7 @@ fmt:
 
 test: deps lint
 	$(CARGO) test --workspace
+	python3 bench/contracts.py
 
 ## bench: release builds, each service its own process, driven by wrk.
 bench: deps-bench
