@@ -69,16 +69,7 @@ async fn floor(State(nats): State<async_nats::Client>) -> impl IntoResponse {
             bytes::Bytes::new(),
         );
     }
-    match nats
-        .request(PURCHASES, r#"{"username":"reader"}"#.into())
-        .await
-    {
-        Ok(reply) => (axum::http::StatusCode::OK, reply.payload),
-        Err(_) => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            bytes::Bytes::new(),
-        ),
-    }
+    one_hop(State(nats)).await
 }
 
 /// A 20-item history, about as large as the real one.
@@ -94,7 +85,9 @@ fn history_body() -> serde_json::Value {
     })
 }
 
-async fn one_hop(State(nats): State<async_nats::Client>) -> impl IntoResponse {
+async fn one_hop(
+    State(nats): State<async_nats::Client>,
+) -> (axum::http::StatusCode, bytes::Bytes) {
     match nats
         .request(PURCHASES, r#"{"username":"reader"}"#.into())
         .await
