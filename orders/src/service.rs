@@ -55,6 +55,8 @@ use crate::{
 /// a 503: below the callers' timeout (3 s by default), so that the buyer hears what
 /// became of the purchase rather than a bare timeout.
 const BUY_DEADLINE: Duration = Duration::from_millis(2500);
+/// Pause between two publishes of one purchase that no stream took.
+const PUBLISH_RETRY_AFTER: Duration = Duration::from_millis(200);
 /// How long a read waits for the file to reach the stream's end before it answers 503.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
 
@@ -244,7 +246,7 @@ impl Orders {
             return Ok(());
         }
         let deadline = tokio::time::Instant::now() + BUY_DEADLINE;
-        let published = tokio::time::timeout_at(deadline, self.publish(event))
+        let published = tokio::time::timeout_at(deadline, self.publish(event, deadline))
             .await
             .unwrap_or(Err(Published::Unknown));
         let seq = match published {
@@ -292,24 +294,43 @@ impl Orders {
         })
     }
 
-    async fn publish(&self, event: &PurchasedEvent) -> Result<PublishAck, Published> {
-        let result = match self.publish_once(event).await {
-            // The stream was deleted while the service runs (`nats stream rm ORDERS`):
-            // create it again, then try once more. The appender notices the new stream
-            // and reads it from its start.
-            Err(err) if err.kind() == PublishErrorKind::StreamNotFound => {
-                match stream::ensure(&self.inner.js).await {
-                    Ok(_) => {
-                        tracing::warn!("created the {} stream again", bus_schema::orders::STREAM);
-                        self.publish_once(event).await
+    /// Publishes `event`, trying again with the same `Nats-Msg-Id` until `deadline` while
+    /// no stream takes it: a clustered stream has no leader for some seconds after its
+    /// leader died, and the publish then finds no responder (nothing is stored). A stream
+    /// that was deleted (`nats stream rm ORDERS`) is made again once; the appender
+    /// notices the new stream and reads it from its start.
+    async fn publish(
+        &self,
+        event: &PurchasedEvent,
+        deadline: tokio::time::Instant,
+    ) -> Result<PublishAck, Published> {
+        let mut remade = false;
+        let result = loop {
+            match self.publish_once(event).await {
+                Err(err) if err.kind() == PublishErrorKind::StreamNotFound => {
+                    if !remade && self.stream_is_gone().await {
+                        remade = true;
+                        match stream::ensure(&self.inner.js).await {
+                            Ok(_) => {
+                                tracing::warn!(
+                                    "created the {} stream again",
+                                    bus_schema::orders::STREAM
+                                );
+                                continue;
+                            }
+                            Err(ensure) => {
+                                tracing::warn!(%ensure, "cannot create the event stream again");
+                            }
+                        }
                     }
-                    Err(ensure) => {
-                        tracing::warn!(%ensure, "cannot create the event stream again");
-                        Err(err)
+                    if tokio::time::Instant::now() + PUBLISH_RETRY_AFTER >= deadline {
+                        break Err(err);
                     }
+                    tracing::debug!("no stream took a purchase (a leader election?); trying again");
+                    tokio::time::sleep(PUBLISH_RETRY_AFTER).await;
                 }
+                result => break result,
             }
-            result => result,
         };
         result.map_err(|err| {
             tracing::warn!(%err, "cannot publish a purchase event");
@@ -324,6 +345,24 @@ impl Orders {
                 )),
             }
         })
+    }
+
+    /// Whether JetStream says the `ORDERS` stream does not exist (not merely that it did
+    /// not answer).
+    async fn stream_is_gone(&self) -> bool {
+        let asked = tokio::time::timeout(
+            Duration::from_millis(500),
+            self.inner.js.get_stream(bus_schema::orders::STREAM),
+        )
+        .await;
+        matches!(
+            asked,
+            Ok(Err(err)) if matches!(
+                err.kind(),
+                jetstream::context::GetStreamErrorKind::JetStream(api)
+                    if api.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+            )
+        )
     }
 
     /// Publishes `event` with its id as `Nats-Msg-Id` and waits for the stream's ack.

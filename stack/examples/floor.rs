@@ -85,9 +85,7 @@ fn history_body() -> serde_json::Value {
     })
 }
 
-async fn one_hop(
-    State(nats): State<async_nats::Client>,
-) -> (axum::http::StatusCode, bytes::Bytes) {
+async fn one_hop(State(nats): State<async_nats::Client>) -> (axum::http::StatusCode, bytes::Bytes) {
     match nats
         .request(PURCHASES, r#"{"username":"reader"}"#.into())
         .await
