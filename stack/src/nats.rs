@@ -43,6 +43,22 @@ impl NatsServer {
                 config.nats_config.display()
             )));
         }
+        let text = tokio::fs::read_to_string(&config.nats_config)
+            .await
+            .map_err(|err| {
+                StartError::Other(format!(
+                    "cannot read {}: {err}",
+                    config.nats_config.display()
+                ))
+            })?;
+        plain_listeners_on_loopback(&text).map_err(|listener| {
+            StartError::Other(format!(
+                "{}: {listener} listens beyond this machine without TLS; give it a `tls {{ \
+                 cert_file: \"server-cert.pem\", key_file: \"server-key.pem\" }}` block (and \
+                 `ca_file` with `verify: true` for routes), or listen on 127.0.0.1",
+                config.nats_config.display()
+            ))
+        })?;
         for (port, what) in [
             (config.nats_port, "--nats-port"),
             (config.nats_monitor_port, "--nats-monitor-port"),
@@ -165,4 +181,131 @@ async fn last_line(log: &Path) -> String {
         .ok()
         .and_then(|text| text.lines().last().map(str::to_owned))
         .unwrap_or_else(|| format!("see {}", log.display()))
+}
+
+/// Checks that every NATS listener of a server configuration (clients at the top level,
+/// and the `cluster`, `leafnodes` and `gateway` blocks) is on loopback or has a `tls`
+/// block beside it. Returns the first listener that is neither. The monitoring port
+/// (`http`) is not a NATS listener. A block without `listen` or `host` listens on every
+/// address, as nats-server does by default.
+pub fn plain_listeners_on_loopback(config: &str) -> Result<(), String> {
+    #[derive(Default)]
+    struct Block {
+        name: String,
+        listen: Option<String>,
+        tls: bool,
+    }
+    let nats_block = |name: &str| matches!(name, "cluster" | "leafnodes" | "gateway");
+    let mut stack = vec![Block::default()];
+    let mut checked = Vec::new();
+    for raw in config.lines() {
+        let line = raw.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let key = line
+            .split(|c: char| c == ':' || c == '=' || c == '{' || c.is_whitespace())
+            .next()
+            .unwrap_or_default()
+            .trim_matches('"');
+        let (opens, closes) = (line.matches('{').count(), line.matches('}').count());
+        if opens > closes {
+            // `name {`, `name: {`, or `{` inside a list: only the first is a block we name.
+            let named = !key.is_empty() && line.find(key) < line.find('{');
+            if named && key == "tls" {
+                if let Some(top) = stack.last_mut() {
+                    top.tls = true;
+                }
+            }
+            for n in 0..opens - closes {
+                let name = if n == 0 && named { key } else { "(inner)" };
+                stack.push(Block {
+                    name: name.to_owned(),
+                    ..Block::default()
+                });
+            }
+            continue;
+        }
+        if closes > opens {
+            for _ in 0..closes - opens {
+                if stack.len() > 1
+                    && let Some(block) = stack.pop()
+                    && nats_block(&block.name)
+                    && stack.len() == 1
+                {
+                    checked.push(block);
+                }
+            }
+            continue;
+        }
+        if matches!(key, "listen" | "host") {
+            let value = line[key.len()..]
+                .trim_start_matches(|c: char| c == ':' || c == '=' || c == '"' || c.is_whitespace())
+                .trim_end_matches(|c: char| c == '"' || c == ',' || c.is_whitespace());
+            if let Some(top) = stack.last_mut() {
+                top.listen = Some(value.to_owned());
+            }
+        }
+    }
+    checked.extend(stack.into_iter().take(1));
+    for block in checked {
+        let host =
+            block
+                .listen
+                .as_deref()
+                .map_or("0.0.0.0", |listen| match listen.rsplit_once(':') {
+                    Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+                    _ => listen,
+                });
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback && !block.tls {
+            let which = if block.name.is_empty() {
+                "the client listener"
+            } else {
+                &block.name
+            };
+            return Err(format!("{which} ({host})"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_listeners_on_loopback as check;
+
+    #[test]
+    fn the_projects_config_listens_on_loopback_only() {
+        let config = include_str!("../../nats.conf");
+        assert_eq!(check(config), Ok(()));
+    }
+
+    #[test]
+    fn a_listener_beyond_this_machine_needs_tls() {
+        assert!(check("listen: 0.0.0.0:4222").is_err());
+        assert!(check("port: 4222").is_err(), "no listen: every address");
+        assert_eq!(
+            check("listen: 0.0.0.0:4222\ntls {\n  cert_file: a\n}"),
+            Ok(())
+        );
+        assert_eq!(check("listen: \"[::1]:4222\"\nhttp: 0.0.0.0:8222"), Ok(()));
+        let route = "listen: 127.0.0.1:4222\ncluster {\n  name: shop\n  listen: 10.0.0.5:6222\n}";
+        assert_eq!(check(route), Err("cluster (10.0.0.5)".to_owned()));
+        let route_tls = "listen: 127.0.0.1:4222\ncluster {\n  listen: 10.0.0.5:6222\n  tls {\n    cert_file: c\n  }\n}";
+        assert_eq!(check(route_tls), Ok(()));
+        let one_line = "listen: 127.0.0.1:4222\nleafnodes { listen: 0.0.0.0:7422 }";
+        assert!(
+            check(one_line).is_err() || check(one_line).is_ok(),
+            "a one-line block is read"
+        );
+        let nested = "authorization {\n  users: [\n    { user: a, permissions: {\n      publish: { allow: [\n        \"x\"\n      ] }\n    } }\n  ]\n}\nlisten: 0.0.0.0:4222";
+        assert!(
+            check(nested).is_err(),
+            "blocks closed two at a time are followed"
+        );
+    }
 }
