@@ -414,3 +414,19 @@ mod tests {
         }
     }
 }
+
+/// How many nodes keep each of the shop's streams: 1 on a single nats-server (`make run`),
+/// 3 on a cluster. Set once at start from `SHOP_STREAM_REPLICAS`; a stream made with
+/// fewer replicas is updated to this number by the service that owns it.
+static STREAM_REPLICAS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// The replicas of every stream this process makes (1 unless set).
+pub fn stream_replicas() -> usize {
+    *STREAM_REPLICAS.get_or_init(|| {
+        std::env::var("SHOP_STREAM_REPLICAS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|n| (1..=5).contains(n))
+            .unwrap_or(1)
+    })
+}

@@ -100,6 +100,7 @@ pub async fn ensure(js: &jetstream::Context) -> Result<Stream, String> {
         storage: StorageType::File,
         retention: RetentionPolicy::Limits,
         discard: DiscardPolicy::Old,
+        num_replicas: service_kit::runtime::stream_replicas(),
         ..Config::default()
     };
     js.create_or_update_stream(config)
@@ -122,6 +123,7 @@ pub async fn ensure_events(js: &jetstream::Context) -> Result<(), String> {
         retention: RetentionPolicy::Limits,
         discard: DiscardPolicy::Old,
         max_messages: 1000,
+        num_replicas: service_kit::runtime::stream_replicas(),
         ..Config::default()
     })
     .await

@@ -179,6 +179,7 @@ async fn ensure_streams(
             discard: DiscardPolicy::Old,
             // A minute more than needed, so that nothing leaves a moment too early.
             max_age: max_age + Duration::from_secs(60),
+            num_replicas: service_kit::runtime::stream_replicas(),
             ..Config::default()
         };
         js.create_or_update_stream(config)

@@ -29,6 +29,7 @@ pub async fn ensure(js: &jetstream::Context) -> Result<Stream, String> {
         retention: RetentionPolicy::Limits,
         discard: DiscardPolicy::Old,
         duplicate_window: DUPLICATE_WINDOW,
+        num_replicas: service_kit::runtime::stream_replicas(),
         ..Config::default()
     };
     js.create_or_update_stream(config)
