@@ -399,22 +399,6 @@ pub fn is_connected(nats: &Client) -> bool {
     nats.connection_state() == async_nats::connection::State::Connected
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_worker_threads_variable_picks_the_runtime() {
-        assert_eq!(Threads::parse(None), Ok(Threads::One));
-        assert_eq!(Threads::parse(Some("1")), Ok(Threads::One));
-        assert_eq!(Threads::parse(Some(" 4 ")), Ok(Threads::Workers(4)));
-        for bad in ["0", "-2", "two", ""] {
-            let err = Threads::parse(Some(bad)).expect_err(bad);
-            assert!(err.contains(WORKER_THREADS_VAR), "{err}");
-        }
-    }
-}
-
 /// How many nodes keep each of the shop's streams: 1 on a single nats-server (`make run`),
 /// 3 on a cluster. Set once at start from `SHOP_STREAM_REPLICAS`; a stream made with
 /// fewer replicas is updated to this number by the service that owns it.
@@ -429,4 +413,20 @@ pub fn stream_replicas() -> usize {
             .filter(|n| (1..=5).contains(n))
             .unwrap_or(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worker_threads_variable_picks_the_runtime() {
+        assert_eq!(Threads::parse(None), Ok(Threads::One));
+        assert_eq!(Threads::parse(Some("1")), Ok(Threads::One));
+        assert_eq!(Threads::parse(Some(" 4 ")), Ok(Threads::Workers(4)));
+        for bad in ["0", "-2", "two", ""] {
+            let err = Threads::parse(Some(bad)).expect_err(bad);
+            assert!(err.contains(WORKER_THREADS_VAR), "{err}");
+        }
+    }
 }
