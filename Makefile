@@ -3,10 +3,11 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps deps-run deps-bench install run build test bench fault lint fmt clean-data
+.PHONY: help deps deps-run deps-bench install run cluster build test bench fault lint fmt clean-data
 
 help:
 	@echo "make run    start nats-server and every service (Ctrl-C stops them)"
+	@echo "make cluster three nats-servers in a cluster, two instances of each service (Ctrl-C stops them)"
 	@echo "make test   formatting, clippy, every test, and schemathesis against each door's OpenAPI"
 	@echo "make lint   formatting and clippy only"
 	@echo "make bench  release builds under load (wrk), a table and target/bench/results.json"
@@ -54,6 +55,12 @@ install:
 
 run: deps-run
 	$(CARGO) run --release -p stack
+
+## cluster: release builds, three clustered nats-servers (nats-cluster.conf), two
+## instances of each service, streams on three replicas (bench/cluster.py).
+cluster: deps-bench
+	$(CARGO) build --release -p users -p auth -p orders -p gateway
+	python3 bench/cluster.py
 
 build:
 	$(CARGO) build --workspace --all-targets

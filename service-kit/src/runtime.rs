@@ -42,7 +42,8 @@ pub enum StartError {
 /// Where the bus is and who this process is on it; the same flags in every service.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NatsConfig {
-    /// The NATS server to join.
+    /// The NATS server to join; several, comma-separated, are a cluster's nodes (the
+    /// first that answers is used, the others are fallbacks).
     #[arg(
         long = "nats-url",
         env = "NATS_URL",
@@ -114,8 +115,16 @@ pub async fn connect(config: &NatsConfig, name: &str) -> Result<Client, StartErr
     if let (Some(user), Some(password)) = (&config.user, &config.password) {
         options = options.user_and_password(user.clone(), password.expose().to_owned());
     }
+    // Several servers (a cluster's nodes), comma-separated: the first that answers is
+    // used, the others (and those the cluster announces) are the fallbacks.
+    let servers: Vec<&str> = config
+        .url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     options
-        .connect(&config.url)
+        .connect(servers)
         .await
         .map_err(|source| StartError::Nats {
             url: config.url.clone(),

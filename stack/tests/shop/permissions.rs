@@ -323,3 +323,23 @@ async fn only_auth_publishes_keys_and_revocations() {
     let _login = gateway.subscribe("auth.login").await.expect("sent");
     violation(&mut errors, "auth.login").await;
 }
+
+#[test]
+fn the_cluster_configuration_has_the_same_limits_users_and_permissions() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let single = std::fs::read_to_string(dir.join("nats.conf")).expect("nats.conf");
+    let cluster =
+        std::fs::read_to_string(dir.join("nats-cluster.conf")).expect("nats-cluster.conf");
+    let shared = |text: &str| {
+        let from = text
+            .find("# Bodies are small JSON documents")
+            .expect("the limits");
+        text[from..].to_owned()
+    };
+    assert_eq!(
+        shared(&cluster),
+        shared(&single),
+        "nats-cluster.conf drifted from nats.conf"
+    );
+    assert!(cluster.contains("cluster {") && cluster.contains("nats-route://127.0.0.1:6222"));
+}
