@@ -27,18 +27,20 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     let nats = runtime::connect(&config.nats, "auth").await?;
     let verifier = Verifier::follow(&config.tokens, &nats);
     let js = async_nats::jetstream::new(nats.clone());
-    let own = verifier.clone();
-    let keys = KeyRing::start(
-        js,
-        Duration::from_secs(config.key_rotation_secs.max(1)),
-        Duration::from_secs(config.token_ttl_secs),
-        Duration::from_secs(config.tokens.leeway_secs),
-        move |jwk| {
-            if let Err(err) = own.add_key(jwk) {
-                tracing::error!(%err, "BUG: our own public key is refused");
-            }
-        },
-    )
+    let keys = runtime::retry_at_start("the keys streams", || {
+        let own = verifier.clone();
+        KeyRing::start(
+            js.clone(),
+            Duration::from_secs(config.key_rotation_secs.max(1)),
+            Duration::from_secs(config.token_ttl_secs),
+            Duration::from_secs(config.tokens.leeway_secs),
+            move |jwk| {
+                if let Err(err) = own.add_key(jwk) {
+                    tracing::error!(%err, "BUG: our own public key is refused");
+                }
+            },
+        )
+    })
     .await
     .map_err(|err| {
         StartError::Other(format!(

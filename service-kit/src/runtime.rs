@@ -424,6 +424,30 @@ pub fn stream_replicas() -> usize {
     })
 }
 
+/// How long a service tries, at start, to make its streams while JetStream does not
+/// answer (a cluster electing leaders, a server restarting).
+pub const STREAMS_AT_START: Duration = Duration::from_secs(20);
+
+/// Runs `attempt` until it succeeds or [`STREAMS_AT_START`] has passed, every half
+/// second, saying what it waits for; the last error if it never succeeds.
+pub async fn retry_at_start<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + STREAMS_AT_START;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(err) if tokio::time::Instant::now() + Duration::from_millis(500) < deadline => {
+                tracing::warn!(%err, "{what}: JetStream does not answer yet; trying again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,13 +35,15 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         .map_err(|err| StartError::Other(err.to_string()))?;
     let nats = runtime::connect(&config.nats, "users").await?;
     let js = async_nats::jetstream::new(nats.clone());
-    accounts::ensure(&js).await.map_err(|err| {
-        StartError::Other(format!(
-            "{err}; is JetStream enabled on {} (nats.conf has a jetstream block)?",
-            config.nats.url
-        ))
-    })?;
-    accounts::ensure_events(&js)
+    runtime::retry_at_start("the accounts stream", || accounts::ensure(&js))
+        .await
+        .map_err(|err| {
+            StartError::Other(format!(
+                "{err}; is JetStream enabled on {} (nats.conf has a jetstream block)?",
+                config.nats.url
+            ))
+        })?;
+    runtime::retry_at_start("the sign-ups stream", || accounts::ensure_events(&js))
         .await
         .map_err(StartError::Other)?;
     let legacy = store::read_legacy(&config.db_path)
