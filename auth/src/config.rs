@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 
-pub use service_kit::runtime::Secret;
 use service_kit::{runtime::NatsConfig, tokens::TokenSettings};
 
 /// How the auth service runs. Tests build this struct directly.

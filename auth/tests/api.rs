@@ -317,7 +317,7 @@ async fn a_key_nobody_published_is_refused_and_a_published_one_accepted() {
             h
         },
         &claims(600, 0),
-        &EncodingKey::from_ed_der(&ed25519_pkcs8([7u8; 32])),
+        &service_kit::tokens::ed25519_signing_key(&[7u8; 32]),
     )
     .expect("encode");
     let (status, body) = app.verify(&unknown).await;
@@ -451,7 +451,7 @@ async fn short_or_malformed_keys_on_the_bus_are_ignored_without_harm() {
         let token = jsonwebtoken::encode(
             &header,
             &claims(600, 0),
-            &EncodingKey::from_ed_der(&ed25519_pkcs8([9u8; 32])),
+            &service_kit::tokens::ed25519_signing_key(&[9u8; 32]),
         )
         .expect("encode");
         let (status, body) = app.verify(&token).await;
@@ -509,16 +509,6 @@ fn kid_of(token: &str) -> String {
         .expect("header")
         .kid
         .expect("kid")
-}
-
-/// The PKCS#8 document of an Ed25519 private key made from `seed`.
-fn ed25519_pkcs8(seed: [u8; 32]) -> Vec<u8> {
-    let mut der = vec![
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
-    der.extend_from_slice(&seed);
-    der
 }
 
 // ---------------------------------------------------------------- bad input, discovery

@@ -8,8 +8,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::{auth, error, orders, users};
 
-/// The queue group every service endpoint answers in.
-pub const QUEUE_GROUP: &str = "q";
+use crate::discovery::QUEUE_GROUP;
 
 /// One request subject: who answers, the request and reply bodies, whether the request
 /// acts for a user (and so carries their token).
@@ -246,12 +245,12 @@ pub fn document(version: &str) -> Value {
     schemas.insert(
         "ErrorHeaders".to_owned(),
         json!({ "type": "object", "properties": {
-            "Nats-Service-Error-Code": { "type": "string", "description": "The status, as over HTTP (400, 401, 403, 404, 409, 413, 429, 503, ...)" },
-            "Nats-Service-Error": { "type": "string", "description": "The message, for a person" },
+            (async_nats::service::NATS_SERVICE_ERROR_CODE): { "type": "string", "description": "The status, as over HTTP (400, 401, 403, 404, 409, 413, 429, 503, ...)" },
+            (async_nats::service::NATS_SERVICE_ERROR): { "type": "string", "description": "The message, for a person" },
             (error::REASON_HEADER): { "type": "string", "description": "The stable reason (password_too_short, token_expired, ...)" },
             (error::LIMIT_HEADER): { "type": "string", "description": "The number in the broken rule, when it has one" },
             (error::RETRY_AFTER_HEADER): { "type": "string", "description": "Seconds to wait, for 429 and some 503" } },
-            "required": ["Nats-Service-Error-Code", "Nats-Service-Error", (error::REASON_HEADER)] }),
+            "required": [async_nats::service::NATS_SERVICE_ERROR_CODE, async_nats::service::NATS_SERVICE_ERROR, error::REASON_HEADER] }),
     );
     schemas.insert(
         "RequestHeaders".to_owned(),

@@ -1,6 +1,13 @@
 //! The subjects of the NATS micro services API (ADR-32) that find running instances:
 //! `$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`, for all services, one, or one instance.
 
+/// Where gateway instances share their failed logins per client address (the gateway's
+/// NATS user alone may use it; the gateway is no micro service, so it lives here).
+pub const GATEWAY_LOGIN_THROTTLE: &str = "gateway.throttle.login";
+
+/// The queue group every service endpoint answers in, so that instances share requests.
+pub const QUEUE_GROUP: &str = "q";
+
 /// `$SRV.<verb>`, `$SRV.<verb>.<service>` or `$SRV.<verb>.<service>.<id>`.
 fn subject(verb: &str, service: Option<&str>, id: Option<&str>) -> String {
     match (service, id) {

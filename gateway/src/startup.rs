@@ -34,7 +34,10 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     state.tokens.ready_before_serving().await;
     state
         .login_throttle
-        .share(&nats, crate::state::LOGIN_THROTTLE_SUBJECT.to_owned())
+        .share(
+            &nats,
+            bus_schema::discovery::GATEWAY_LOGIN_THROTTLE.to_owned(),
+        )
         .await
         .map_err(|err| StartError::Other(format!("cannot share the login throttle: {err}")))?;
     let workers = Workers::default();

@@ -19,9 +19,6 @@ pub const MAX_FEEDS_PER_ADDRESS: usize = 4;
 
 /// How long a login waits for a place among its address's logins in flight before a 429.
 pub const LOGIN_WAIT: Duration = Duration::from_secs(1);
-/// Where gateway instances share their failed logins per client address (the gateway
-/// alone may use it).
-pub const LOGIN_THROTTLE_SUBJECT: &str = "gateway.throttle.login";
 
 use crate::{Config, views::Views};
 

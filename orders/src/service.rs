@@ -355,14 +355,7 @@ impl Orders {
             self.inner.js.get_stream(bus_schema::orders::STREAM),
         )
         .await;
-        matches!(
-            asked,
-            Ok(Err(err)) if matches!(
-                err.kind(),
-                jetstream::context::GetStreamErrorKind::JetStream(api)
-                    if api.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
-            )
-        )
+        matches!(asked, Ok(Err(err)) if service_kit::stream_tail::is_stream_not_found(&err))
     }
 
     /// Publishes `event` with its id as `Nats-Msg-Id` and waits for the stream's ack.

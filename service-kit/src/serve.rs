@@ -26,11 +26,8 @@ use bus_schema::{ErrorReply, MAX_BODY_BYTES, REQUEST_ID_HEADER};
 
 use crate::{metrics::Metrics, runtime::StartError};
 
-/// The queue group every endpoint answers in, so that instances share the requests.
-pub const QUEUE_GROUP: &str = "q";
-/// The headers of an error reply, as the micro services API names them.
-pub const ERROR_HEADER: &str = "Nats-Service-Error";
-pub const ERROR_CODE_HEADER: &str = "Nats-Service-Error-Code";
+use async_nats::service::{NATS_SERVICE_ERROR, NATS_SERVICE_ERROR_CODE};
+use bus_schema::discovery::QUEUE_GROUP;
 
 /// A registered micro service whose endpoints run in tasks of one tracker, so that
 /// shutdown can wait for the requests in flight.
@@ -413,8 +410,11 @@ where
 /// limit and retry delay.
 fn error_headers(err: &ErrorReply) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(ERROR_HEADER, err.message.as_str());
-    headers.insert(ERROR_CODE_HEADER, err.code.as_u16().to_string().as_str());
+    headers.insert(NATS_SERVICE_ERROR, err.message.as_str());
+    headers.insert(
+        NATS_SERVICE_ERROR_CODE,
+        err.code.as_u16().to_string().as_str(),
+    );
     headers.insert(bus_schema::error::REASON_HEADER, err.reason.as_str());
     if let Some(limit) = err.limit {
         headers.insert(bus_schema::error::LIMIT_HEADER, limit.to_string().as_str());

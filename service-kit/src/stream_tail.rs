@@ -80,6 +80,16 @@ impl StreamTail {
     }
 }
 
+/// Whether JetStream answered that a stream does not exist (not merely that it did not
+/// answer).
+pub fn is_stream_not_found(err: &async_nats::jetstream::context::GetStreamError) -> bool {
+    matches!(
+        err.kind(),
+        async_nats::jetstream::context::GetStreamErrorKind::JetStream(api)
+            if api.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
+}
+
 #[derive(Deserialize)]
 struct InfoReply {
     state: Option<State>,

@@ -429,6 +429,19 @@ impl Verifier {
     }
 }
 
+/// PKCS#8 v1 (RFC 8410) prefix of an Ed25519 private key: the 32-byte seed follows.
+const PKCS8_ED25519_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// The signing key of an Ed25519 `seed`, as jsonwebtoken takes it (a PKCS#8 document).
+pub fn ed25519_signing_key(seed: &[u8; 32]) -> jsonwebtoken::EncodingKey {
+    let mut der = Vec::with_capacity(48);
+    der.extend_from_slice(&PKCS8_ED25519_PREFIX);
+    der.extend_from_slice(seed);
+    jsonwebtoken::EncodingKey::from_ed_der(&der)
+}
+
 /// Whether 32 bytes are an Ed25519 public key jsonwebtoken will accept.
 fn ed_point_check(bytes: &[u8; 32]) -> Result<(), String> {
     // jsonwebtoken checks the point when it verifies; decoding a token signed by nobody
@@ -530,13 +543,7 @@ async fn pass(
     let handle = match js.get_stream(stream).await {
         Ok(handle) => handle,
         // No auth instance ever made it: nothing to read, and that is a complete pass.
-        Err(err)
-            if matches!(
-                err.kind(),
-                async_nats::jetstream::context::GetStreamErrorKind::JetStream(api)
-                    if api.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
-            ) =>
-        {
+        Err(err) if crate::stream_tail::is_stream_not_found(&err) => {
             return Ok(());
         }
         Err(err) => return Err(err.to_string()),

@@ -482,14 +482,9 @@ impl StubAuth {
         .expect("testkit: publish the key")
         .await
         .expect("testkit: the key is stored");
-        let mut der = vec![
-            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
-            0x04, 0x20,
-        ];
-        der.extend_from_slice(&seed);
         Self {
             kid,
-            encoding: jsonwebtoken::EncodingKey::from_ed_der(&der),
+            encoding: service_kit::tokens::ed25519_signing_key(&seed),
         }
     }
 

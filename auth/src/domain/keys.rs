@@ -22,11 +22,6 @@ use bus_schema::auth::{KEYS_STREAM, PublicKey, REVOKED_STREAM, subject};
 use jsonwebtoken::EncodingKey;
 use tokio_util::sync::CancellationToken;
 
-/// PKCS#8 v1 (RFC 8410) prefix of an Ed25519 private key: the 32-byte seed follows.
-const PKCS8_ED25519_PREFIX: [u8; 16] = [
-    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-];
-
 /// One signing key: its id and the private half. Never printed.
 pub struct Signer {
     pub kid: String,
@@ -141,12 +136,9 @@ async fn make(
         .await
         .map_err(|err| format!("the {KEYS_STREAM} stream did not store the public key: {err}"))?;
     on_new(jwk);
-    let mut der = Vec::with_capacity(48);
-    der.extend_from_slice(&PKCS8_ED25519_PREFIX);
-    der.extend_from_slice(&seed);
     Ok(Signer {
         kid,
-        encoding: EncodingKey::from_ed_der(&der),
+        encoding: service_kit::tokens::ed25519_signing_key(&seed),
     })
 }
 
