@@ -134,13 +134,22 @@ class Cluster:
     """Three nodes and two instances of each service, as separate processes.
 
     `base` None: the ports of `make cluster` (nodes 4222-4224, monitoring 8222-8224,
-    routes 6222-6224, instance a 5000-5003, b 6000-6003); else everything from base up.
+    routes 6222-6224, instance a 5000-5003, b 6000-6003); a number: everything in the 50
+    ports from there; "free": the first such block below the ephemeral range that is
+    all free.
     """
 
     def __init__(self, data, bin_dir, nats_server="nats-server", base=None, partition=None,
                  replicas=3, extra_env=None):
         self.data, self.bin_dir, self.nats_server = data, bin_dir, nats_server
         self.partition, self.replicas, self.extra_env = partition, replicas, extra_env or {}
+        if base == "free":
+            for attempt in range(240):
+                self.__init__(data, bin_dir, nats_server, 20000 + (os.getpid() + attempt) % 240 * 50,
+                              partition, replicas, extra_env)
+                if not self.taken_ports():
+                    return
+            raise SystemExit("no block of 50 free ports between 20000 and 32000")
         if base is None:
             ports = [(4222 + i, 8222 + i, 6222 + i) for i in range(3)]
             self.http = {"a": 5000, "b": 6000}
@@ -170,6 +179,9 @@ class Cluster:
 
     def home(self, service, instance):
         return os.path.join(self.data, f"{service}-{instance}")
+
+    def stack_pids(self):
+        return {name: proc.pid for name, proc in self.procs.items()}
 
     def node_of(self, service, instance):
         """The node an instance connects to first: the eight instances are spread

@@ -43,6 +43,10 @@ BUYERS = 8
 SIGNUPS = 2
 PASSWORD = "cluster-fault-password"
 CUT_SECONDS = 15
+# Every client of the test is 127.0.0.1: the gateway's per-address limits would throttle
+# the load itself.
+CLIENTS_ON_ONE_ADDRESS = {"GATEWAY_MAX_LOGINS_IN_FLIGHT_PER_ADDRESS": "64",
+                          "GATEWAY_MAX_FAILED_LOGINS_PER_ADDRESS": "1000000"}
 
 
 class Load:
@@ -63,6 +67,30 @@ class Load:
         self.failures = []  # (when, what): each answer that made a buyer try again
         self.logins = 0
         self.login_failures = 0
+        self.threads = []
+
+    def start(self, signups=SIGNUPS):
+        """Makes the buyers' accounts, then starts the buyers and `signups` sign-ups."""
+        for n in range(BUYERS):
+            status, body = request("POST", self.cluster.url("users", INSTANCES[n % 2], "/users"),
+                                   {"username": f"buyer{n}", "password": PASSWORD})
+            if status != 201:
+                raise SystemExit(f"could not make buyer{n}: {status} {body}")
+            self.accounts.add(f"buyer{n}")
+        self.threads = [threading.Thread(target=self.buyer, args=(n,)) for n in range(BUYERS)]
+        self.threads += [threading.Thread(target=self.signup, args=(n,)) for n in range(signups)]
+        for t in self.threads:
+            t.start()
+
+    def finish(self):
+        """Stops the clients: each finishes the key or name it is retrying (30 s at most)."""
+        self.stop.set()
+        deadline = time.time() + 30
+        for t in self.threads:
+            t.join(max(0, deadline - time.time()))
+        self.final.set()
+        for t in self.threads:
+            t.join()
 
     def gateway(self, g, path):
         return self.cluster.url("gateway", INSTANCES[g % 2], path)
@@ -207,6 +235,21 @@ def stream_messages(cluster, name):
     return None
 
 
+def kill_orders_leader(cluster):
+    """SIGKILLs the node leading the ORDERS stream and starts it again 3 s later; waits
+    (60 s at most) until every replica is current. Returns the node's name, when it was
+    killed and started again, and the seconds from the kill until every replica was
+    current (None if not within 60 s)."""
+    leader = stream_leader(cluster, "ORDERS") or "n1"
+    t0 = time.monotonic()
+    cluster.kill(f"nats-{leader}")
+    time.sleep(3)
+    cluster.restart(f"nats-{leader}")
+    ended = time.monotonic()
+    current = wait_until(lambda: settled(cluster), 60)
+    return leader, t0, ended, None if current is None else time.monotonic() - t0
+
+
 def purchases(cluster, instance):
     path = os.path.join(cluster.home("orders", instance), "purchases.json")
     if not os.path.exists(path):
@@ -259,33 +302,17 @@ def run(nats_server):
     why_not = Partition.unusable()
     partition = None if why_not else Partition()
     data = tempfile.mkdtemp(prefix="shop-cluster-fault-")
-    # Fifty ports from a base below the ephemeral range, the first block all free.
-    for attempt in range(240):
-        base = 20000 + (os.getpid() + attempt) % 240 * 50
-        cluster = Cluster(data, bin_dir, nats_server=nats_server, base=base, partition=partition,
-                          extra_env={"GATEWAY_MAX_LOGINS_IN_FLIGHT_PER_ADDRESS": "64",
-                                     "GATEWAY_MAX_FAILED_LOGINS_PER_ADDRESS": "100000"})
-        if not cluster.taken_ports():
-            break
+    cluster = Cluster(data, bin_dir, nats_server=nats_server, base="free", partition=partition,
+                      extra_env=CLIENTS_ON_ONE_ADDRESS)
     print(f"cluster fault test: {version}, services from {bin_dir}, data in {data}", flush=True)
     if why_not:
         print(f"the partition is not tried: {why_not}", flush=True)
     load = Load(cluster)
     faults = []  # (what, recovery seconds, more)
     began = time.monotonic()
-    threads = []
     try:
         cluster.start()
-        for n in range(BUYERS):
-            status, body = request("POST", cluster.url("users", INSTANCES[n % 2], "/users"),
-                                   {"username": f"buyer{n}", "password": PASSWORD})
-            if status != 201:
-                raise SystemExit(f"could not make buyer{n}: {status} {body}")
-            load.accounts.add(f"buyer{n}")
-        threads = [threading.Thread(target=load.buyer, args=(n,)) for n in range(BUYERS)]
-        threads += [threading.Thread(target=load.signup, args=(n,)) for n in range(SIGNUPS)]
-        for t in threads:
-            t.start()
+        load.start()
         time.sleep(4)
 
         def recovery(what, t0, ended, more=""):
@@ -304,15 +331,9 @@ def run(nats_server):
                   f"retried answers meanwhile: {counts or 'none'}", flush=True)
 
         # 1. The node leading ORDERS dies and comes back.
-        leader = stream_leader(cluster, "ORDERS") or "n1"
-        t0 = time.monotonic()
-        cluster.kill(f"nats-{leader}")
-        time.sleep(3)
-        cluster.restart(f"nats-{leader}")
-        ended = time.monotonic()
-        caught_up = wait_until(lambda: settled(cluster), 60)
-        more = f"; {leader} back and every replica current {time.monotonic() - t0:.2f} s after the kill" \
-            if caught_up is not None else f"; {leader} not current again within 60 s"
+        leader, t0, ended, current = kill_orders_leader(cluster)
+        more = f"; {leader} back and every replica current {current:.2f} s after the kill" \
+            if current is not None else f"; {leader} not current again within 60 s"
         recovery(f"SIGKILL of {leader} (ORDERS leader), restarted after 3 s", t0, ended, more)
 
         # 2. One instance of each service dies and comes back.
@@ -348,13 +369,7 @@ def run(nats_server):
                 print(f"    (every client was buying again {during:.2f} s into the partition, before the heal)")
         time.sleep(2)
     finally:
-        load.stop.set()
-        deadline = time.time() + 30
-        for t in threads:
-            t.join(max(0, deadline - time.time()))
-        load.final.set()
-        for t in threads:
-            t.join()
+        load.finish()
     try:
         ok = check(cluster, load)
     finally:

@@ -285,6 +285,54 @@ def two_instances(shop, runs, reader, buyer):
             "duplicate_lines": len(ids) - len(set(ids))}
 
 
+def on_a_cluster(runs):
+    """The same reads and buys on three clustered nats-servers (streams on three
+    replicas) with two instances of each service, half the connections on each gateway;
+    then, under reads and buyers, the node leading ORDERS is killed and started again,
+    and the buyers' recovery is measured as in the cluster fault test."""
+    import cluster as shop_cluster
+    import cluster_fault
+    server = os.environ.get("BENCH_CLUSTER_SERVER", "nats-server")
+    data = tempfile.mkdtemp(prefix="shop-bench-cluster-")
+    c = shop_cluster.Cluster(data, RELEASE, nats_server=server, base="free",
+                             extra_env=dict(cluster_fault.CLIENTS_ON_ONE_ADDRESS, RUST_LOG="warn"))
+    try:
+        c.start()
+        gateways = lambda path: [c.url("gateway", i, path) for i in shop_cluster.INSTANCES]
+        for name in ["reader", "buyer"]:
+            http("POST", c.url("users", "a", "/users"), {"username": name, "password": "bench-password"})
+        token = lambda name: http("POST", gateways("/api/login")[1], {"username": name, "password": "bench-password"})[1]["access_token"]
+        reader, buyer = token("reader"), token("buyer")
+        for _ in range(20):
+            assert http("POST", gateways("/api/buy")[0], {"article_id": 2}, reader)[0] == 201
+        runs.append(paired(c, "GET /api/purchases, cluster", gateways("/api/purchases"), 64, token=reader))
+        runs.append(paired(c, "POST /api/buy, cluster", gateways("/api/buy"), 64, "POST", {"article_id": 1}, buyer))
+        # A node lost under load: reads on both gateways all along, buyers measured.
+        load = cluster_fault.Load(c)
+        load.start(signups=0)
+        readers = [threading.Thread(target=wrk, args=(url, 8, 20), kwargs={"token": reader})
+                   for url in gateways("/api/purchases")]
+        for t in readers:
+            t.start()
+        time.sleep(3)
+        leader, t0, ended, current = cluster_fault.kill_orders_leader(c)
+        cluster_fault.wait_until(lambda: load.recovered_after(t0) is not None, ended + 30 - time.monotonic())
+        recovered = load.recovered_after(t0)
+        longest = load.longest_wait(t0, max(ended, t0 + (recovered or 30)))
+        load.finish()
+        for t in readers:
+            t.join()
+        files = [[line["id"] for line in cluster_fault.purchases(c, i)] for i in shop_cluster.INSTANCES]
+        return {"server": subprocess.run([server, "--version"], capture_output=True, text=True).stdout.strip(),
+                "node_killed": leader, "recovery_s": recovered, "longest_wait_s": longest,
+                "replicas_current_s": current, "purchases_during": len(load.bought),
+                "same_events_in_both_files": files[0] == files[1], "lines": len(files[0]),
+                "duplicate_lines": len(files[0]) - len(set(files[0]))}
+    finally:
+        c.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
 def main():
     if shutil.which("wrk") is None or shutil.which("nats-server") is None:
         raise SystemExit("wrk and nats-server are needed: run `make deps`")
@@ -341,6 +389,7 @@ def main():
         results["two_instances"] = two_instances(shop, runs, reader, buyer)
     finally:
         shop.stop()
+    results["cluster"] = on_a_cluster(runs)
     report(results)
 
 
@@ -425,6 +474,13 @@ def report(results):
     two = results["two_instances"]
     print(f"two instances of each: both purchases.json files hold the same {two['lines']} events: "
           f"{two['same_events_in_both_files']}; duplicated ids: {two['duplicate_lines']}")
+    lost = results["cluster"]
+    shown = lambda x: "-" if x is None else f"{x:.2f} s"
+    print(f"cluster ({lost['server']}): the node leading ORDERS ({lost['node_killed']}) killed under load and "
+          f"started again after 3 s: every buyer buying again after {shown(lost['recovery_s'])}, the longest "
+          f"wait of one buyer {shown(lost['longest_wait_s'])}, every replica current after "
+          f"{shown(lost['replicas_current_s'])}; both purchases.json the same {lost['lines']} events: "
+          f"{lost['same_events_in_both_files']}, duplicated ids: {lost['duplicate_lines']}")
     print(f"one login alone: {results['argon2_verify_ms']:.1f} ms median; "
           f"peak RSS (MB): {', '.join(f'{k} {v}' for k, v in results['peak_rss_mb'].items())}")
     out_dir = os.path.join(TARGET, "bench")
