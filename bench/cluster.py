@@ -90,14 +90,18 @@ class Partition:
 
     @staticmethod
     def unusable():
-        """Why network namespaces cannot be used here, or None."""
+        """Why network namespaces cannot be used here (tried by making one), or None."""
         if os.geteuid() != 0:
             return "network namespaces need root"
+        probe = f"shop-probe-{os.getpid()}"
         try:
-            probe = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+            made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
         except OSError:
             return "`ip` (iproute2) is not installed"
-        return None if probe.returncode == 0 else f"`ip netns` fails: {probe.stderr.strip()}"
+        if made.returncode != 0:
+            return f"`ip netns add` fails: {made.stderr.strip()}"
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+        return None
 
     def ip(self, *args, ns=False):
         command = (["ip", "netns", "exec", self.ns, "ip"] if ns else ["ip"]) + list(args)
@@ -140,13 +144,14 @@ class Cluster:
     """
 
     def __init__(self, data, bin_dir, nats_server="nats-server", base=None, partition=None,
-                 replicas=3, extra_env=None):
+                 replicas=3, extra_env=None, sync_always=False):
         self.data, self.bin_dir, self.nats_server = data, bin_dir, nats_server
         self.partition, self.replicas, self.extra_env = partition, replicas, extra_env or {}
+        self.sync_always = sync_always
         if base == "free":
             for attempt in range(240):
                 self.__init__(data, bin_dir, nats_server, 20000 + (os.getpid() + attempt) % 240 * 50,
-                              partition, replicas, extra_env)
+                              partition, replicas, extra_env, sync_always)
                 if not self.taken_ports():
                     return
             raise SystemExit("no block of 50 free ports between 20000 and 32000")
@@ -213,10 +218,33 @@ class Cluster:
                    SHOP_NODE_MONITOR=f'"{node.host}:{node.monitor}"',
                    SHOP_NODE_ROUTES=f'"{node.route_host}:{node.route}"',
                    SHOP_NODE_STORE=json.dumps(store))
-        args = [self.nats_server, "-c", os.path.join(ROOT, "nats-cluster.conf")]
+        args = [self.nats_server, "-c", self.config(node)]
         if self.partition is not None and i == 2:
             args = self.partition.wrap(args)
         self.spawn(f"nats-{node.name}", args, env)
+
+    def config(self, node):
+        """nats-cluster.conf, or with SHOP_NATS_SYNC=always a copy in the node's directory
+        whose store fsyncs every write before acknowledging it (`sync_interval: always`,
+        nats-server 2.10 and newer; 2.9 fsyncs every two minutes and cannot be told
+        otherwise)."""
+        path = os.path.join(ROOT, "nats-cluster.conf")
+        if not self.sync_always:
+            return path
+        version = subprocess.run([self.nats_server, "--version"], capture_output=True, text=True).stdout
+        numbers = tuple(int(x) for x in version.strip().rsplit("v", 1)[-1].split(".")[:2])
+        if numbers < (2, 10):
+            raise SystemExit(f"SHOP_NATS_SYNC=always needs nats-server 2.10 or newer; {self.nats_server} is {version.strip()}")
+        with open(path) as f:
+            text = f.read()
+        anchor = "  store_dir: $SHOP_NODE_STORE\n"
+        if anchor not in text:
+            raise SystemExit(f"nats-cluster.conf has no `{anchor.strip()}` line to add sync_interval after")
+        copy = os.path.join(self.data, node.name, "nats-cluster.conf")
+        os.makedirs(os.path.dirname(copy), mode=0o700, exist_ok=True)
+        with open(copy, "w") as f:
+            f.write(text.replace(anchor, anchor + "  sync_interval: always\n"))
+        return copy
 
     def service_env(self, service, instance):
         port = self.port(service, instance)
@@ -326,7 +354,8 @@ class Cluster:
 
 def main():
     data = os.path.join(ROOT, "data", "cluster")
-    cluster = Cluster(data, os.path.join(TARGET, "release"))
+    cluster = Cluster(data, os.path.join(TARGET, "release"), nats_server=os.environ.get("NATS_SERVER", "nats-server"),
+                      sync_always=os.environ.get("SHOP_NATS_SYNC") == "always")
     taken = cluster.taken_ports()
     if taken:
         raise SystemExit(f"ports {taken} are taken (is `make run` or another nats-server running?): stop them first")

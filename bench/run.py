@@ -293,8 +293,9 @@ def on_a_cluster(runs):
     import cluster as shop_cluster
     import cluster_fault
     server = os.environ.get("BENCH_CLUSTER_SERVER", "nats-server")
+    sync = os.environ.get("SHOP_NATS_SYNC") == "always"
     data = tempfile.mkdtemp(prefix="shop-bench-cluster-")
-    c = shop_cluster.Cluster(data, RELEASE, nats_server=server, base="free",
+    c = shop_cluster.Cluster(data, RELEASE, nats_server=server, base="free", sync_always=sync,
                              extra_env=dict(cluster_fault.CLIENTS_ON_ONE_ADDRESS, RUST_LOG="warn"))
     try:
         c.start()
@@ -323,19 +324,30 @@ def on_a_cluster(runs):
         for t in readers:
             t.join()
         files = [[line["id"] for line in cluster_fault.purchases(c, i)] for i in shop_cluster.INSTANCES]
-        return {"server": subprocess.run([server, "--version"], capture_output=True, text=True).stdout.strip(),
+        return {"server": subprocess.run([server, "--version"], capture_output=True, text=True).stdout.strip()
+                + (" with sync_interval: always" if sync else ""),
                 "node_killed": leader, "recovery_s": recovered, "longest_wait_s": longest,
                 "replicas_current_s": current, "purchases_during": len(load.bought),
                 "same_events_in_both_files": files[0] == files[1], "lines": len(files[0]),
                 "duplicate_lines": len(files[0]) - len(set(files[0]))}
     finally:
         c.stop()
-        shutil.rmtree(data, ignore_errors=True)
+        if sys.exc_info()[0] is None:
+            shutil.rmtree(data, ignore_errors=True)
+        else:
+            print(f"the cluster's logs are kept in {data}")
 
 
 def main():
     if shutil.which("wrk") is None or shutil.which("nats-server") is None:
         raise SystemExit("wrk and nats-server are needed: run `make deps`")
+    if os.environ.get("BENCH_CLUSTER_ONLY"):
+        runs = []
+        lost = on_a_cluster(runs)
+        for r in runs:
+            print(f"{r['scenario']:30} {r['connections']:>3} {r['rps']:>9.0f} p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} errors {r['errors']}")
+        print(json.dumps(lost))
+        return
     shop = Shop()
     results = {"machine": machine(), "seconds": DURATION, "scenarios": []}
     try:
