@@ -49,7 +49,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         ))
     })?;
     // Every key and revocation there is, before the first token is checked.
-    if !verifier.loaded(Duration::from_secs(10)).await {
+    if !verifier.loaded(runtime::STREAMS_AT_START).await {
         return Err(StartError::Other(
             "cannot read the keys and revocations streams".to_owned(),
         ));

@@ -33,6 +33,10 @@ const PASS_EVERY: Duration = Duration::from_secs(1);
 const REFRESH_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 /// How long a verification waits for that reading.
 const REFRESH_WAIT: Duration = Duration::from_secs(2);
+/// How long one question of a pass waits for JetStream: a stream without a leader yet
+/// (just made on a cluster, or electing one) answers nothing, and the next pass should
+/// come a second later rather than after async-nats' default 5 s.
+const PASS_TIMEOUT: Duration = Duration::from_secs(1);
 /// Verified tokens remembered (their signature is not checked again), before the
 /// memory is emptied.
 const CACHE_MAX: usize = 50_000;
@@ -486,7 +490,9 @@ async fn follow(
             apply_to(&Verifier { inner }, payload);
         }
     };
-    let js = async_nats::jetstream::new(nats.clone());
+    let js = async_nats::jetstream::ContextBuilder::new()
+        .timeout(PASS_TIMEOUT)
+        .build(nats.clone());
     let mut live = loop {
         match nats.subscribe(subject).await {
             Ok(live) => break live,
