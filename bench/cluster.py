@@ -29,6 +29,15 @@ USERS = ["gateway", "auth", "users", "orders", "ops"]
 SERVICES = ["users", "auth", "orders", "gateway"]  # in the order they start
 OFFSET = {"gateway": 0, "auth": 1, "users": 2, "orders": 3}
 INSTANCES = ["a", "b"]
+# The node each instance connects to first: the two instances of a service on two
+# different nodes, and the third node (the one the fault test cuts off) with an
+# instance of each service that follows a stream (users, orders) and of auth.
+PLACEMENT = {
+    ("users", "a"): 0, ("users", "b"): 2,
+    ("auth", "a"): 2, ("auth", "b"): 0,
+    ("orders", "a"): 1, ("orders", "b"): 2,
+    ("gateway", "a"): 0, ("gateway", "b"): 1,
+}
 
 
 def get_json(url, timeout=2):
@@ -69,8 +78,11 @@ class Node:
     def url(self):
         return f"nats://{self.host}:{self.client}"
 
+    def monitoring(self, path):
+        return get_json(f"http://{self.host}:{self.monitor}{path}")
+
     def jsz(self, query=""):
-        return get_json(f"http://{self.host}:{self.monitor}/jsz{query}")
+        return self.monitoring(f"/jsz{query}")
 
 
 class Partition:
@@ -189,9 +201,8 @@ class Cluster:
         return {name: proc.pid for name, proc in self.procs.items()}
 
     def node_of(self, service, instance):
-        """The node an instance connects to first: the eight instances are spread
-        over the three nodes, so that each node has clients of most services."""
-        return (SERVICES.index(service) * 2 + INSTANCES.index(instance)) % 3
+        """The node an instance connects to first ([`PLACEMENT`])."""
+        return PLACEMENT[(service, instance)]
 
     def taken_ports(self):
         ports = [(n.host if n.host == "127.0.0.1" else None, p)

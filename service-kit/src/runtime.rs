@@ -115,8 +115,10 @@ pub async fn connect(config: &NatsConfig, name: &str) -> Result<Client, StartErr
     if let (Some(user), Some(password)) = (&config.user, &config.password) {
         options = options.user_and_password(user.clone(), password.expose().to_owned());
     }
-    // Several servers (a cluster's nodes), comma-separated: the first that answers is
-    // used, the others (and those the cluster announces) are the fallbacks.
+    // Several servers (a cluster's nodes), comma-separated: tried in the order given (not
+    // shuffled, async-nats' default), so that instances can be spread over the nodes; the
+    // others (and those the cluster announces) are the fallbacks.
+    options = options.retain_servers_order();
     let servers: Vec<&str> = config
         .url
         .split(',')

@@ -46,6 +46,11 @@ const MAX_BATCH: usize = 512;
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 /// How long a read waits for the view to reach the stream's end before a 503.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
+/// A feed that delivers nothing for this long while the stream holds records the view
+/// lacks is given up and made again from the view's position. async-nats' ordered
+/// consumer remakes itself after most failures, but once, after a node of a cluster was
+/// cut off and joined again, it delivered nothing more and said nothing.
+const STALL_AFTER: Duration = Duration::from_secs(3);
 
 /// One account as of one moment: what the stream holds on the account's subject.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -253,7 +258,18 @@ impl Accounts {
                 }
             };
             loop {
-                let batch = match next_batch(&mut messages, &stop, MAX_BATCH).await {
+                let next = tokio::select! {
+                    next = next_batch(&mut messages, &stop, MAX_BATCH) => next,
+                    behind = self.stalled() => {
+                        tracing::warn!(
+                            view = self.applied(),
+                            stream = behind,
+                            "the accounts feed delivers nothing while the stream is ahead; following again from the view"
+                        );
+                        break;
+                    }
+                };
+                let batch = match next {
                     Next::Batch(batch) => batch,
                     Next::Failed(err) => {
                         tracing::warn!(%err, "the accounts feed failed; following again from the view");
@@ -268,6 +284,28 @@ impl Accounts {
                 }
             }
             pause(&stop).await;
+        }
+    }
+
+    /// Returns (the stream's last sequence) once the view has stayed behind the stream for
+    /// [`STALL_AFTER`] without moving; never while it keeps up.
+    async fn stalled(&self) -> u64 {
+        loop {
+            let before = self.applied();
+            tokio::time::sleep(STALL_AFTER).await;
+            if self.applied() != before {
+                continue;
+            }
+            // A record published just now may be on its way: behind twice, a second
+            // apart, without a move.
+            if let Ok(last) = self.tail.last_sequence().await
+                && last > before
+            {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if self.applied() == before {
+                    return last;
+                }
+            }
         }
     }
 
