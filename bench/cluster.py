@@ -102,7 +102,8 @@ class Partition:
 
     @staticmethod
     def unusable():
-        """Why network namespaces cannot be used here (tried by making one), or None."""
+        """Why network namespaces cannot be used here (tried by making one with a veth
+        pair into it), or None."""
         if os.geteuid() != 0:
             return "network namespaces need root"
         probe = f"shop-probe-{os.getpid()}"
@@ -112,8 +113,12 @@ class Partition:
             return "`ip` (iproute2) is not installed"
         if made.returncode != 0:
             return f"`ip netns add` fails: {made.stderr.strip()}"
+        tag = f"shp{os.getpid() % 100000}"
+        veth = subprocess.run(["ip", "link", "add", tag + "h", "type", "veth", "peer", "name", tag + "n",
+                               "netns", probe], capture_output=True, text=True)
+        subprocess.run(["ip", "link", "del", tag + "h"], capture_output=True)
         subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-        return None
+        return None if veth.returncode == 0 else f"cannot make a veth pair: {veth.stderr.strip()}"
 
     def ip(self, *args, ns=False):
         command = (["ip", "netns", "exec", self.ns, "ip"] if ns else ["ip"]) + list(args)

@@ -28,6 +28,7 @@ FAULT_REPORT a file the numbers are appended to (a JSON line per server).
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -290,6 +291,8 @@ def current_server():
 def main():
     """Runs the test on each server of CLUSTER_SERVERS (comma-separated: `system` is
     the nats-server on PATH, `current` the pinned one, anything else a path)."""
+    # Stopped (a CI timeout, kill), it still stops its processes and removes its namespace.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     wanted = os.environ.get("CLUSTER_SERVERS", "system,current").split(",")
     results = []
     for which in filter(None, (w.strip() for w in wanted)):
