@@ -438,6 +438,12 @@ def check(cluster, load):
         problems.append("the two purchases.json files differ")
     if load.conflicting:
         problems.append(f"keys answered with two ids: {load.conflicting[:2]}")
+    # The stream is never made again here: an appender that went back to its start took
+    # a failed question for a lost stream (and read everything again).
+    for instance in INSTANCES:
+        with open(os.path.join(cluster.data, f"orders-{instance}.log"), errors="replace") as f:
+            if any("reading it from its start" in line for line in f):
+                problems.append(f"orders-{instance} took the stream for one made again and read it from its start")
     # Every users instance knows every account, with the same id.
     # A sign-up the client gave up on may still be stored: wait (10 s at most) until both
     # views hold every acknowledged account and agree.

@@ -318,10 +318,12 @@ impl Appender {
 async fn holds(stream: &Stream, seq: u64, id: Uuid) -> Result<bool, String> {
     match stream.get_raw_message(seq).await {
         Ok(message) => Ok(decode(&message.payload).is_some_and(|(_, found)| found == id)),
-        Err(err) => match err.kind() {
-            RawMessageErrorKind::NoMessageFound | RawMessageErrorKind::JetStream(_) => Ok(false),
-            _ => Err(format!("cannot read event {seq} of the stream: {err}")),
-        },
+        // Only the stream saying it has no such message means it lost it. Any other
+        // answer (JetStream "temporarily unavailable" while a leader is elected, a
+        // timeout) is asked again later: taken as "lost", it sent the appender back to
+        // the stream's first event after a node was killed.
+        Err(err) if err.kind() == RawMessageErrorKind::NoMessageFound => Ok(false),
+        Err(err) => Err(format!("cannot read event {seq} of the stream: {err}")),
     }
 }
 
