@@ -375,6 +375,10 @@ def main():
     taken = cluster.taken_ports()
     if taken:
         raise SystemExit(f"ports {taken} are taken (is `make run` or another nats-server running?): stop them first")
+    # SIGTERM (kill, a service manager) stops everything as Ctrl-C does.
+    def interrupted(*_):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupted)
     try:
         cluster.start()
         print("The shop is running on a three-node NATS cluster:")
@@ -391,7 +395,7 @@ def main():
                           file=sys.stderr, flush=True)
             time.sleep(0.5)
     except KeyboardInterrupt:
-        print("stopping")
+        print("stopping", flush=True)
     finally:
         cluster.stop()
 
