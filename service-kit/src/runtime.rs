@@ -11,6 +11,8 @@ use crate::serve::MicroService;
 
 /// How long a service waits for the bus at start-up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the client pings its server; three unanswered pings end the connection.
+const PING_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Why a service could not start; each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +113,11 @@ pub async fn connect(config: &NatsConfig, name: &str) -> Result<Client, StartErr
     let mut options = ConnectOptions::new()
         .name(name)
         .custom_inbox_prefix(inbox_prefix(name))
-        .connection_timeout(CONNECT_TIMEOUT);
+        .connection_timeout(CONNECT_TIMEOUT)
+        // A server that stopped answering without closing the connection (a node cut
+        // off by the network) is left after three unanswered pings, within 15 s, for
+        // another node of NATS_URL; async-nats' default is a ping a minute.
+        .ping_interval(PING_INTERVAL);
     if let (Some(user), Some(password)) = (&config.user, &config.password) {
         options = options.user_and_password(user.clone(), password.expose().to_owned());
     }

@@ -345,3 +345,53 @@ fn rand_u32() -> u32 {
 async fn pause(stop: &CancellationToken) {
     service_kit::feed::pause(stop, RETRY_AFTER).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use bus_schema::orders::{Article, subject};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn only_a_missing_message_means_the_stream_lost_an_event() {
+        let server = testkit::NatsServer::start();
+        let nats = async_nats::connect(server.url()).await.expect("connect");
+        let js = jetstream::new(nats);
+        let stream = stream::ensure(&js).await.expect("stream");
+        let id = Uuid::now_v7();
+        let event = PurchasedEvent {
+            id: id.to_string(),
+            username: "victor".to_owned(),
+            article: Article {
+                id: 1,
+                name: "Article 1".to_owned(),
+                price: 1000,
+            },
+            purchased_at: "2026-11-25T00:00:00Z".to_owned(),
+            idempotency_key: None,
+        };
+        js.publish(
+            subject::purchased("victor"),
+            serde_json::to_vec(&event).expect("json").into(),
+        )
+        .await
+        .expect("sent")
+        .await
+        .expect("stored");
+
+        assert_eq!(holds(&stream, 1, id).await, Ok(true));
+        assert_eq!(
+            holds(&stream, 1, Uuid::now_v7()).await,
+            Ok(false),
+            "another event there"
+        );
+        assert_eq!(holds(&stream, 2, id).await, Ok(false), "no message there");
+        // A question JetStream cannot answer (here: the stream is gone; after a node died:
+        // no leader yet) is not an answer: it is asked again later, where "lost" would
+        // send the appender back to the stream's first event.
+        js.delete_stream(bus_schema::orders::STREAM)
+            .await
+            .expect("deleted");
+        assert!(holds(&stream, 1, id).await.is_err());
+    }
+}
