@@ -139,11 +139,14 @@ class Partition:
     def wrap(self, args):
         return ["ip", "netns", "exec", self.ns] + args
 
-    def cut(self):
-        self.ip("link", "set", self.route_if + "h", "down")
+    def cut(self, clients=False):
+        """Cuts the third node's routes (and with `clients`, its clients' link too)."""
+        for name in [self.route_if] + ([self.client_if] if clients else []):
+            self.ip("link", "set", name + "h", "down")
 
     def heal(self):
-        self.ip("link", "set", self.route_if + "h", "up")
+        for name in (self.route_if, self.client_if):
+            self.ip("link", "set", name + "h", "up")
 
     def remove(self):
         for name in (self.route_if, self.client_if):

@@ -8,7 +8,8 @@ other gateway after a 5xx, a timeout or a cut connection, logging in again now a
 and sign-ups (retrying the same name on the other users instance) run while, in turn:
 
 1. the third node's routes are cut for 15 s (its clients stay connected to it, as in a
-   real partition), then restored;
+   real partition), then restored; then its clients' link is cut too for 15 s (they
+   must leave it for the other nodes);
 2. the node leading the ORDERS stream is killed (SIGKILL) and started again;
 3. one instance of each service is killed (SIGKILL) and started again.
 
@@ -355,6 +356,25 @@ def run(nats_server):
                 print(f"    (every client was buying again {during:.2f} s into the partition, before the heal)")
             time.sleep(2)
 
+            # ... and then cut off from everything, its clients' link too: they must
+            # leave it for another node (their pings go unanswered).
+            wait_until(lambda: settled(cluster), 30)
+            clients = sorted(c.get("name", "?") for c in cluster.nodes[2].monitoring("/connz?limit=1024").get("connections", []))
+            t0 = time.monotonic()
+            partition.cut(clients=True)
+            time.sleep(CUT_SECONDS)
+            healed = time.monotonic()
+            partition.heal()
+            current = wait_until(lambda: settled(cluster), 60)
+            moved = [c.get("name", "?") for i in (0, 1) for c in
+                     cluster.nodes[i].monitoring("/connz?limit=1024").get("connections", [])]
+            more = (f"; after the heal n3 current again in {current:.2f} s" if current is not None
+                    else "; n3 not current again within 60 s")
+            recovery(f"n3 (clients: {', '.join(clients) or 'none'}) cut off from everything for {CUT_SECONDS} s",
+                     t0, healed, more)
+            print(f"    clients of n1 and n2 after it: {len(moved)} ({', '.join(sorted(moved))})")
+            time.sleep(2)
+
         # 2. The node leading ORDERS dies and comes back.
         leader, t0, ended, current = kill_orders_leader(cluster)
         more = f"; {leader} back and every replica current {current:.2f} s after the kill" \
@@ -442,8 +462,12 @@ def check(cluster, load):
     # a failed question for a lost stream (and read everything again).
     for instance in INSTANCES:
         with open(os.path.join(cluster.data, f"orders-{instance}.log"), errors="replace") as f:
-            if any("reading it from its start" in line for line in f):
-                problems.append(f"orders-{instance} took the stream for one made again and read it from its start")
+            lines = f.readlines()
+        if any("reading it from its start" in line for line in lines):
+            problems.append(f"orders-{instance} took the stream for one made again and read it from its start")
+        if any("writing it again from the stream" in line for line in lines):
+            print(f"orders-{instance} had read events its stream does not hold (from a node cut off from "
+                  "its cluster) and wrote its file again from the stream")
     # Every users instance knows every account, with the same id.
     # A sign-up the client gave up on may still be stored: wait (10 s at most) until both
     # views hold every acknowledged account and agree.

@@ -392,6 +392,11 @@ impl Orders {
         }
     }
 
+    /// Replaces the index (the file was started again from the stream).
+    pub(crate) fn replace_index(&self, index: Index) {
+        *self.inner.index.write().unwrap_or_else(|p| p.into_inner()) = index;
+    }
+
     /// Whether the event `id` is in the file.
     pub fn is_recorded(&self, id: &Uuid) -> bool {
         self.index().contains(id)

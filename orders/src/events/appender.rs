@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 use super::stream;
 use crate::{
+    domain::index::Index,
     service::Orders,
     store::journal::{Journal, Line, Positions},
 };
@@ -62,6 +63,8 @@ pub struct Appender {
     serial: u64,
     /// The consumer in use, deleted when it is replaced.
     consumer: Option<String>,
+    /// When the stream last read was made: another time means it was made again.
+    stream_created: Option<String>,
 }
 
 /// The new lines of a batch and the ids it found in the file already.
@@ -98,6 +101,7 @@ impl Appender {
             prefix,
             serial: 0,
             consumer: None,
+            stream_created: None,
         }
     }
 
@@ -111,6 +115,7 @@ impl Appender {
             .get_info()
             .await
             .map_err(|err| format!("cannot read the state of the event stream: {err}"))?;
+        self.stream_created = Some(info.created.to_string());
         let first = info.state.first_sequence.max(1);
         let last = info.state.last_sequence;
         let cursor = match positions.tail {
@@ -192,20 +197,32 @@ impl Appender {
     /// A new consumer from the cursor, on the stream as it is now.
     async fn open(&mut self) -> Result<pull::Stream, String> {
         let stream = stream::ensure(&self.js).await?;
+        let info = stream.cached_info();
         if let Some((seq, id)) = self.last_read
             && !holds(&stream, seq, id).await?
         {
-            // A stream that lost its data keeps no messages below the cursor to check;
-            // one made again starts at 1. Either way, read what it holds.
-            tracing::warn!(
-                "the {} stream no longer holds the last purchase read (made again, or wiped); \
-                 reading it from its start, writing only what the file lacks",
-                bus_schema::orders::STREAM
-            );
-            self.last_read = None;
-            self.orders
-                .set_cursor(stream.cached_info().state.first_sequence.max(1));
+            let same_stream = self.stream_created == Some(info.created.to_string());
+            if same_stream && (info.state.first_sequence..=info.state.last_sequence).contains(&seq)
+            {
+                // The same stream holds another event where this one was read: what
+                // this instance read was never the stream's (a node cut off from its
+                // cluster, still taking itself for the stream's leader, delivered
+                // messages its cluster never stored; seen with nats-server 2.9.10). The
+                // file is started again from the stream; the diverged one is kept aside.
+                self.start_again(&stream).await?;
+            } else {
+                // A stream that lost its data keeps no messages below the cursor to
+                // check; one made again starts at 1. Either way, read what it holds.
+                tracing::warn!(
+                    "the {} stream no longer holds the last purchase read (made again, or wiped); \
+                     reading it from its start, writing only what the file lacks",
+                    bus_schema::orders::STREAM
+                );
+                self.last_read = None;
+                self.orders.set_cursor(info.state.first_sequence.max(1));
+            }
         }
+        self.stream_created = Some(info.created.to_string());
         let old = self.consumer.take();
         self.serial += 1;
         let name = format!("{}-{}", self.prefix, self.serial);
@@ -238,6 +255,38 @@ impl Appender {
             .messages()
             .await
             .map_err(|err| format!("cannot pull purchase events: {err}"))
+    }
+
+    /// Moves `purchases.json` aside to `purchases.json.diverged-<unix seconds>` and starts
+    /// an empty file and index, read from the stream's first event.
+    async fn start_again(&mut self, stream: &Stream) -> Result<(), String> {
+        let journal = Arc::clone(&self.journal);
+        let (index, aside) = tokio::task::spawn_blocking(move || {
+            let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+            let path = journal.path().to_owned();
+            let seconds = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let mut aside = path.clone().into_os_string();
+            aside.push(format!(".diverged-{seconds}"));
+            std::fs::rename(&path, &aside)
+                .map_err(|err| format!("cannot move {} aside: {err}", path.display()))?;
+            let mut index = Index::default();
+            *journal = Journal::open(&path, &mut index)?.journal;
+            Ok::<_, String>((index, aside))
+        })
+        .await
+        .map_err(|err| err.to_string())??;
+        tracing::error!(
+            kept_in = %std::path::Path::new(&aside).display(),
+            "purchases.json held events the ORDERS stream does not hold where they were read \
+             (read from a node cut off from its cluster); writing it again from the stream"
+        );
+        self.orders.replace_index(index);
+        self.last_read = None;
+        self.orders
+            .set_cursor(stream.cached_info().state.first_sequence.max(1));
+        Ok(())
     }
 
     /// Writes the new events of `batch` in order and moves the cursor past them. Stops
