@@ -199,11 +199,11 @@ impl Appender {
         let stream = stream::ensure(&self.js).await?;
         let info = stream.cached_info();
         if let Some((seq, id)) = self.last_read
-            && !holds(&stream, seq, id).await?
+            && let found = event_at(&stream, seq).await?
+            && found != Some(id)
         {
             let same_stream = self.stream_created == Some(info.created.to_string());
-            if same_stream && (info.state.first_sequence..=info.state.last_sequence).contains(&seq)
-            {
+            if same_stream && found.is_some() {
                 // The same stream holds another event where this one was read: what
                 // this instance read was never the stream's (a node cut off from its
                 // cluster, still taking itself for the stream's leader, delivered
@@ -365,13 +365,19 @@ impl Appender {
 /// Whether the stream holds the event `id` at `seq`; an error when the stream could not
 /// be asked.
 async fn holds(stream: &Stream, seq: u64, id: Uuid) -> Result<bool, String> {
+    Ok(event_at(stream, seq).await? == Some(id))
+}
+
+/// The id of the purchase the stream holds at `seq` (`None`: no message there, or not a
+/// purchase); an error when the stream could not be asked.
+async fn event_at(stream: &Stream, seq: u64) -> Result<Option<Uuid>, String> {
     match stream.get_raw_message(seq).await {
-        Ok(message) => Ok(decode(&message.payload).is_some_and(|(_, found)| found == id)),
+        Ok(message) => Ok(decode(&message.payload).map(|(_, found)| found)),
         // Only the stream saying it has no such message means it lost it. Any other
         // answer (JetStream "temporarily unavailable" while a leader is elected, a
         // timeout) is asked again later: taken as "lost", it sent the appender back to
         // the stream's first event after a node was killed.
-        Err(err) if err.kind() == RawMessageErrorKind::NoMessageFound => Ok(false),
+        Err(err) if err.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
         Err(err) => Err(format!("cannot read event {seq} of the stream: {err}")),
     }
 }
