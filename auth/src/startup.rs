@@ -27,7 +27,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     let nats = runtime::connect(&config.nats, "auth").await?;
     let verifier = Verifier::follow(&config.tokens, &nats);
     let js = async_nats::jetstream::new(nats.clone());
-    let keys = runtime::retry_at_start("the keys streams", || {
+    let keys = runtime::retry_at_start("the keys streams", &config.nats, || {
         let own = verifier.clone();
         KeyRing::start(
             js.clone(),
@@ -41,13 +41,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
             },
         )
     })
-    .await
-    .map_err(|err| {
-        StartError::Other(format!(
-            "{err}; is JetStream enabled on {} (nats.conf has a jetstream block)?",
-            config.nats.url
-        ))
-    })?;
+    .await?;
     // Every key and revocation there is, before the first token is checked.
     if !verifier.loaded(runtime::STREAMS_AT_START).await {
         return Err(StartError::Other(

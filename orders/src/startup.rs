@@ -65,14 +65,8 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     let listener = runtime::bind(config.http_addr, "--http-addr / ORDERS_HTTP_ADDR").await?;
     let nats = runtime::connect(&config.nats, "orders").await?;
     let js = async_nats::jetstream::new(nats.clone());
-    let stream = runtime::retry_at_start("the ORDERS stream", || stream::ensure(&js))
-        .await
-        .map_err(|err| {
-            StartError::Other(format!(
-                "{err}; is JetStream enabled on {} (nats.conf has a jetstream block)?",
-                config.nats.url
-            ))
-        })?;
+    let stream =
+        runtime::retry_at_start("the ORDERS stream", &config.nats, || stream::ensure(&js)).await?;
     stream::retire_legacy_consumer(&stream).await;
     let verifier = service_kit::tokens::Verifier::follow(&config.tokens, &nats);
     let core = Orders::new(catalog, index, js.clone(), verifier.clone());

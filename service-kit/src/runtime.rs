@@ -44,8 +44,8 @@ pub enum StartError {
 /// Where the bus is and who this process is on it; the same flags in every service.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NatsConfig {
-    /// The NATS server to join; several, comma-separated, are a cluster's nodes (the
-    /// first that answers is used, the others are fallbacks).
+    /// The NATS server to join; several, comma-separated, are a cluster's nodes (tried
+    /// in this order, the others are fallbacks).
     #[arg(
         long = "nats-url",
         env = "NATS_URL",
@@ -437,8 +437,13 @@ pub fn stream_replicas() -> usize {
 pub const STREAMS_AT_START: Duration = Duration::from_secs(20);
 
 /// Runs `attempt` until it succeeds or [`STREAMS_AT_START`] has passed, every half
-/// second, saying what it waits for; the last error if it never succeeds.
-pub async fn retry_at_start<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, String>
+/// second, saying what it waits for; the last error if it never succeeds, with a hint
+/// that JetStream may be off on `nats`.
+pub async fn retry_at_start<T, F, Fut>(
+    what: &str,
+    nats: &NatsConfig,
+    mut attempt: F,
+) -> Result<T, StartError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
@@ -451,7 +456,12 @@ where
                 tracing::warn!(%err, "{what}: JetStream does not answer yet; trying again");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            Err(err) => return Err(err),
+            Err(err) => {
+                return Err(StartError::Other(format!(
+                    "{err}; is JetStream enabled on {} (nats.conf has a jetstream block)?",
+                    nats.url
+                )));
+            }
         }
     }
 }

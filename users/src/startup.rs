@@ -35,17 +35,14 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         .map_err(|err| StartError::Other(err.to_string()))?;
     let nats = runtime::connect(&config.nats, "users").await?;
     let js = async_nats::jetstream::new(nats.clone());
-    runtime::retry_at_start("the accounts stream", || accounts::ensure(&js))
-        .await
-        .map_err(|err| {
-            StartError::Other(format!(
-                "{err}; is JetStream enabled on {} (nats.conf has a jetstream block)?",
-                config.nats.url
-            ))
-        })?;
-    runtime::retry_at_start("the sign-ups stream", || accounts::ensure_events(&js))
-        .await
-        .map_err(StartError::Other)?;
+    runtime::retry_at_start("the accounts stream", &config.nats, || {
+        accounts::ensure(&js)
+    })
+    .await?;
+    runtime::retry_at_start("the sign-ups stream", &config.nats, || {
+        accounts::ensure_events(&js)
+    })
+    .await?;
     let legacy = store::read_legacy(&config.db_path)
         .await
         .map_err(|err| failed("cannot read the user database", &err))?;
