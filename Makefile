@@ -3,13 +3,15 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps deps-run deps-bench install run cluster cluster-fault cluster-fault-run build test bench fault lint fmt clean-data
+.PHONY: help deps deps-run deps-bench install run cluster cluster-fault cluster-fault-run build test test-busy test-one-core bench fault lint fmt clean-data
 
 help:
 	@echo "make run    start nats-server and every service (Ctrl-C stops them)"
 	@echo "make cluster three nats-servers in a cluster, two instances of each service (Ctrl-C stops them)"
 	@echo "make test   formatting, clippy, every test, schemathesis against each door's OpenAPI,"
 	@echo "            and the cluster fault test on Debian's nats-server and on the current release"
+	@echo "make test-busy      make test beside stress-ng (both cores busy, a disk writing with fsync)"
+	@echo "make test-one-core  make test pinned to one core (taskset -c 0)"
 	@echo "make cluster-fault  only the cluster fault test (kills and a partition under load)"
 	@echo "make lint   formatting and clippy only"
 	@echo "make bench  release builds under load (wrk), a table and target/bench/results.json"
@@ -79,6 +81,16 @@ test: deps lint
 	$(CARGO) test --workspace
 	python3 bench/contracts.py
 	@$(MAKE) --no-print-directory cluster-fault-run
+
+## test-busy: the whole of `make test` on a busy machine (bench/busy.sh: stress-ng loads
+## both cores and writes a file with fsync beside it), to catch a test that counts on
+## the machine's speed. test-one-core: the same, pinned to one core.
+test-busy: deps
+	@$(MAKE) --no-print-directory install PACKAGES="stress-ng"
+	bench/busy.sh $(MAKE) --no-print-directory test
+
+test-one-core: deps
+	taskset -c 0 $(MAKE) --no-print-directory test
 
 ## cluster-fault: three nats-servers, two instances of each service (debug builds),
 ## kills and a partition under load; on Debian's nats-server, then on the current

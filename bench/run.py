@@ -386,6 +386,20 @@ def main():
         buy["duplicate_lines"] = len(ids) - len(set(ids))
         buy["answered_201_measured"] = answered
         runs.append(buy)
+        # The same buys while another process writes to the shop's disk: the appender's
+        # fsync waits behind its writes. A buy not on disk within 2.5 s is a 503
+        # not_on_disk_yet (counted in errors), which a client repeats with its key.
+        writer = disk_writer(shop.dir)
+        try:
+            runs.append(scenario(shop, "POST /api/buy beside a disk writer", gw("/api/buy"), 64, "POST",
+                                 {"article_id": 1}, buyer))
+        finally:
+            os.killpg(writer.pid, signal.SIGKILL)
+            writer.wait()
+            try:
+                os.remove(os.path.join(shop.dir, "disk-writer"))
+            except FileNotFoundError:
+                pass
         # One address may have 4 logins in flight (more get 429 at once): 4 connections
         # keep both hashers busy.
         runs.append(scenario(shop, "POST /api/login", gw("/api/login"), 4, "POST",
@@ -403,6 +417,15 @@ def main():
         shop.stop()
     results["cluster"] = on_a_cluster(runs)
     report(results)
+
+
+def disk_writer(directory):
+    """Another process writing to `directory`'s disk without a pause: 256 MB at a time,
+    fsynced, over and over (as a build or a backup beside the shop would)."""
+    path = os.path.join(directory, "disk-writer")
+    return subprocess.Popen(
+        ["sh", "-c", f'while :; do dd if=/dev/zero of="{path}" bs=1M count=256 conv=fsync status=none; done'],
+        start_new_session=True)
 
 
 def login_flood(gw, seconds):

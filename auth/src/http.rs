@@ -142,5 +142,7 @@ async fn readyz(State(state): State<HttpState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics_text(State(state): State<HttpState>) -> Response {
-    metrics_response(state.metrics.render())
+    let mut text = state.metrics.render();
+    text.push_str(&state.core.throttle().metrics("login_account"));
+    metrics_response(text)
 }

@@ -150,5 +150,7 @@ async fn ping(nats: &Client, service: &str) -> bool {
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics_text(State(state): State<AppState>) -> Response {
-    metrics_response(state.metrics.render())
+    let mut text = state.metrics.render();
+    text.push_str(&state.login_throttle.metrics("login_address"));
+    metrics_response(text)
 }

@@ -32,6 +32,8 @@ pub struct Throttle {
     serial: std::sync::atomic::AtomicU64,
     /// Where this instance's attempts are announced, once shared.
     announce: OnceLock<mpsc::UnboundedSender<Announcement>>,
+    /// Announcements of other instances applied here (see [`Throttle::metrics`]).
+    applied: std::sync::atomic::AtomicU64,
 }
 
 /// What one instance tells the others about an attempt.
@@ -64,7 +66,20 @@ impl Throttle {
             failures: Mutex::default(),
             serial: std::sync::atomic::AtomicU64::new(0),
             announce: OnceLock::new(),
+            applied: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The throttle's Prometheus lines: how many announcements of other instances were
+    /// applied here. Operators see that instances share their counts; a test waits for
+    /// it to know that one instance's attempts are counted by another.
+    pub fn metrics(&self, name: &str) -> String {
+        let applied = self.applied.load(std::sync::atomic::Ordering::Acquire);
+        format!(
+            "# HELP shop_throttle_shared_total Attempts announced by other instances and counted here.\n\
+             # TYPE shop_throttle_shared_total counter\n\
+             shop_throttle_shared_total{{throttle=\"{name}\"}} {applied}\n"
+        )
     }
 
     /// Shares the counts with every instance that shares on `subject` (one subject per
@@ -135,6 +150,9 @@ impl Throttle {
             Event::Succeeded => self.clear(&remote.key),
             Event::NotCounted => self.remove(&remote.key, tag),
         }
+        // After it took effect: whoever reads the count sees the attempt counted.
+        self.applied
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<(Instant, Tag)>>> {

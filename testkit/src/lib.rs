@@ -322,16 +322,43 @@ pub async fn micro_endpoints(nats: &async_nats::Client, name: &str) -> Vec<Strin
 /// yet when a request comes in on another.
 ///
 /// # Panics
-/// When it does not answer within 10 s.
+/// When it does not answer within [`PATIENCE`].
 pub async fn answering(nats: &async_nats::Client, name: &str) {
     let subject = bus_schema::discovery::ping(Some(name));
-    for _ in 0..200 {
+    let started = Instant::now();
+    while started.elapsed() < PATIENCE {
         if nats.request(subject.clone(), "".into()).await.is_ok() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("testkit: {name} does not answer {subject} after 10 s");
+    panic!("testkit: {name} does not answer {subject} after {PATIENCE:?}");
+}
+
+/// Waits until the instance serving `metrics_url` (its `/metrics`) has counted at least
+/// `expected` attempts that other instances announced to its throttle `name`: after
+/// that, those attempts count there, however slow the bus hop was.
+///
+/// # Panics
+/// When it has not within [`PATIENCE`].
+pub async fn throttle_shared(metrics_url: &str, name: &str, expected: u64) {
+    let series = format!("shop_throttle_shared_total{{throttle=\"{name}\"}} ");
+    let started = Instant::now();
+    let mut seen = None;
+    while started.elapsed() < PATIENCE {
+        let (_, text) = reqwest_lite::Client::new()
+            .send("GET", metrics_url, None)
+            .await;
+        seen = text
+            .lines()
+            .find_map(|line| line.strip_prefix(series.as_str()))
+            .and_then(|count| count.trim().parse::<u64>().ok());
+        if seen.is_some_and(|count| count >= expected) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("testkit: {metrics_url} counted {seen:?} shared attempts of {name}, not {expected}");
 }
 
 /// Checks an OpenAPI document served by the door at `base`: OpenAPI 3.1, every
@@ -435,6 +462,37 @@ mod reqwest_lite {
                 .map(|(_, b)| b.to_owned())
                 .unwrap_or_default();
             (status, body)
+        }
+    }
+}
+
+/// How long a test waits for something that only needs time: a service answering, a
+/// view catching up, a retried request getting through. Generous on purpose: a test
+/// asserts what happens, never how fast, and a busy disk or one core shared by a whole
+/// test binary can make any of these take many seconds. Passing tests never wait for it.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+/// Calls `call` as a careful client would: a 503 (the service busy or late, a purchase
+/// accepted but not on disk yet) is asked again after a short pause, until it answers
+/// anything else or [`PATIENCE`] runs out; then the last answer is returned.
+///
+/// Only for calls that may safely arrive twice: reads, and writes with an idempotency
+/// key (the same key every time, which the closure must reuse).
+pub async fn retry_unavailable<T, F, Fut>(mut call: F) -> Result<T, bus_schema::CallError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, bus_schema::CallError>>,
+{
+    let started = Instant::now();
+    loop {
+        match call().await {
+            Err(err)
+                if err.code() == bus_schema::ErrorCode::Unavailable
+                    && started.elapsed() < PATIENCE =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            answer => return answer,
         }
     }
 }

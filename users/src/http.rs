@@ -130,5 +130,6 @@ async fn metrics_text(State(state): State<HttpState>) -> Response {
         "shop_argon2_queue {}\n",
         state.core.hash_queue_len()
     ));
+    text.push_str(&state.core.throttle().metrics("password_check"));
     metrics_response(text)
 }

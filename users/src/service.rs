@@ -198,6 +198,11 @@ impl Users {
         self.accounts.ready().await
     }
 
+    /// The throttle of password checks, shared with the other instances.
+    pub fn throttle(&self) -> &service_kit::throttle::Throttle {
+        &self.throttle
+    }
+
     /// How many hashes wait for a slot right now.
     pub fn hash_queue_len(&self) -> usize {
         self.hasher.queued()

@@ -1,7 +1,7 @@
 //! Several users instances against one real nats-server, each with its own data
 //! directory (no shared disk): the accounts stream is the truth, each `users.db` a view.
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
 use bus_schema::users::{self, CreateRequest, VerifyRequest};
 use reqwest::StatusCode;
@@ -202,8 +202,10 @@ async fn wrong_passwords_are_counted_across_instances() {
         let on = if i % 2 == 0 { &a } else { &b };
         assert_eq!(on.verify("victor", "wrong").await, json!(false));
     }
-    // The last announcement is a bus hop away from the other instance; let it land.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Each instance has counted the other's failures (a bus hop away): three made on a,
+    // two on b.
+    testkit::throttle_shared(&b.running.url("/metrics"), "password_check", 3).await;
+    testkit::throttle_shared(&a.running.url("/metrics"), "password_check", 2).await;
     for on in [&a, &b] {
         let (status, body) = on.post("/users/verify", creds("victor", "1234")).await;
         assert_eq!(

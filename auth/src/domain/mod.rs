@@ -44,6 +44,11 @@ impl Auth {
     pub fn verifier(&self) -> &Verifier {
         &self.verifier
     }
+
+    /// The throttle of failed logins per account, shared with the other instances.
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
     /// `auth.login`: checks the password with `users.verify`, then issues a token.
     pub async fn login(&self, req: LoginRequest) -> Result<LoginReply, AuthError> {
         let username = users::normalize_username(&req.username);

@@ -72,9 +72,13 @@ async fn an_event_whose_ack_was_lost_is_not_written_twice() {
 async fn a_cut_short_last_line_is_repaired_from_the_stream() {
     let mut app = TestApp::spawn().await;
     for article in [1, 2] {
-        buy_as(&app.nats, &app.auth, &buy_request("victor", json!(article)))
-            .await
-            .expect("201");
+        buy_as(
+            &app.nats,
+            &app.auth,
+            &keyed_buy("victor", json!(article), &format!("k{article}")),
+        )
+        .await
+        .expect("201");
     }
     app.orders.stop().await;
     let whole = std::fs::read(app.purchases_file()).expect("read");
@@ -121,7 +125,7 @@ async fn a_purchases_file_of_the_flask_original_is_converted_once_with_a_backup(
 #[tokio::test]
 async fn without_jetstream_a_buy_is_a_503_and_nothing_is_written() {
     let mut app = TestApp::spawn().await;
-    buy_as(&app.nats, &app.auth, &buy_request("victor", json!(1)))
+    buy_as(&app.nats, &app.auth, &keyed_buy("victor", json!(1), "k1"))
         .await
         .expect("201");
     let token = app.token("victor");
@@ -150,7 +154,7 @@ async fn a_deleted_stream_is_created_again_by_the_next_buy() {
     let app = TestApp::spawn().await;
     let token = app.token("victor");
     let (status, body) = app
-        .buy("victor", &token, json!({ "article_id": 1 }), None)
+        .buy("victor", &token, json!({ "article_id": 1 }), Some("k1"))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     app.js
@@ -159,7 +163,7 @@ async fn a_deleted_stream_is_created_again_by_the_next_buy() {
         .expect("stream deleted");
 
     let (status, body) = app
-        .buy("victor", &token, json!({ "article_id": 2 }), None)
+        .buy("victor", &token, json!({ "article_id": 2 }), Some("k2"))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let id = body["id"].as_str().expect("id");
@@ -186,7 +190,7 @@ async fn a_deleted_stream_is_created_again_by_the_next_buy() {
 #[tokio::test]
 async fn a_deleted_appender_consumer_is_replaced_and_buys_go_on() {
     let app = TestApp::spawn().await;
-    buy_as(&app.nats, &app.auth, &buy_request("victor", json!(1)))
+    buy_as(&app.nats, &app.auth, &keyed_buy("victor", json!(1), "k1"))
         .await
         .expect("201");
     let stream = app.js.get_stream(orders::STREAM).await.expect("stream");
@@ -205,7 +209,8 @@ async fn a_deleted_appender_consumer_is_replaced_and_buys_go_on() {
     publish(&app.js, &stray).await;
 
     let mut after = Vec::new();
-    for _ in 0..200 {
+    let started = std::time::Instant::now();
+    while started.elapsed() < testkit::PATIENCE {
         after = consumer_names(&stream).await;
         if !after.is_empty() {
             break;
@@ -214,7 +219,7 @@ async fn a_deleted_appender_consumer_is_replaced_and_buys_go_on() {
     }
     assert_eq!(after.len(), 1, "{after:?}");
     assert_ne!(after, before, "a new consumer replaced the deleted one");
-    let reply = buy_as(&app.nats, &app.auth, &buy_request("victor", json!(2)))
+    let reply = buy_as(&app.nats, &app.auth, &keyed_buy("victor", json!(2), "k2"))
         .await
         .expect("201 with the new consumer");
     app.settled().await;

@@ -102,15 +102,29 @@ impl TestApp {
         body: Value,
         key: Option<&str>,
     ) -> (StatusCode, Value) {
-        let mut request = self
+        self.buy_on(&self.orders, user, token, body, key).await
+    }
+
+    /// [`Self::buy`] on the HTTP door of the instance `on`.
+    pub async fn buy_on(
+        &self,
+        on: &Running,
+        user: &str,
+        token: &str,
+        body: Value,
+        key: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let request = self
             .http
-            .post(self.orders.url(&format!("/orders/{user}/buy")))
+            .post(on.url(&format!("/orders/{user}/buy")))
             .bearer_auth(token)
             .json(&body);
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
+        match key {
+            // A careful client: a 503 is repeated with the same key (one purchase
+            // whatever happens), as the message of `not_on_disk_yet` says.
+            Some(key) => send_carefully(request.header("Idempotency-Key", key)).await,
+            None => read(request.send().await.expect("sent")).await,
         }
-        read(request.send().await.expect("sent")).await
     }
 
     /// Stops orders as Ctrl-C would; events published next wait in the stream.
@@ -121,7 +135,8 @@ impl TestApp {
     /// Waits until orders and this test's client are connected to the server again and
     /// orders takes `token` on its HTTP door.
     pub async fn reconnected(&self, token: &str) {
-        for _ in 0..200 {
+        let started = std::time::Instant::now();
+        while started.elapsed() < testkit::PATIENCE {
             let (_, body) = self.get("/readyz", None).await;
             let (articles, _) = self.get("/orders/articles", Some(token)).await;
             if body["nats"] == true
@@ -134,13 +149,17 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("orders or the test's client did not reconnect within 10 s");
+        panic!(
+            "orders or the test's client did not reconnect within {:?}",
+            testkit::PATIENCE
+        );
     }
 
     /// Waits until every purchase event the stream holds has its line in the file.
     pub async fn settled(&self) {
         let mut missing = Vec::new();
-        for _ in 0..200 {
+        let started = std::time::Instant::now();
+        while started.elapsed() < testkit::PATIENCE {
             let written: std::collections::HashSet<String> = self
                 .lines()
                 .iter()
@@ -156,7 +175,10 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("events of the stream still not in the file after 10 s: {missing:?}");
+        panic!(
+            "events of the stream still not in the file after {:?}: {missing:?}",
+            testkit::PATIENCE
+        );
     }
 }
 
@@ -172,6 +194,21 @@ pub async fn stream_ids(js: &jetstream::Context) -> Vec<String> {
         }
     }
     ids
+}
+
+/// Sends `request` as a careful client would: a 503 is sent again after a short pause
+/// until anything else answers or [`testkit::PATIENCE`] runs out. Only for requests
+/// that may arrive twice (reads, keyed buys).
+pub async fn send_carefully(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let started = std::time::Instant::now();
+    loop {
+        let again = request.try_clone().expect("a body in memory");
+        let (status, body) = read(again.send().await.expect("sent")).await;
+        if status != StatusCode::SERVICE_UNAVAILABLE || started.elapsed() > testkit::PATIENCE {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
@@ -242,13 +279,28 @@ pub fn read_lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// `orders.buy` over the bus, acting for the request's user with their token.
+/// `orders.buy` over the bus, acting for the request's user with their token. A buy
+/// with an idempotency key is made as a careful client makes it: a 503 (not on disk
+/// yet, the stream late) is repeated with the same key, so the test sees the outcome
+/// however slow the disk is; a buy without a key is sent once.
 pub async fn buy_as(
     nats: &async_nats::Client,
     auth: &StubAuth,
     request: &BuyRequest,
 ) -> Result<orders::BuyReply, bus_schema::CallError> {
-    orders::buy_with(nats, request, &auth.calls_for(&request.username)).await
+    let options = auth.calls_for(&request.username);
+    if request.idempotency_key.is_none() {
+        return orders::buy_with(nats, request, &options).await;
+    }
+    testkit::retry_unavailable(|| orders::buy_with(nats, request, &options)).await
+}
+
+/// A buy of `article_id` by `user` with `key` as its idempotency key.
+pub fn keyed_buy(user: &str, article_id: Value, key: &str) -> BuyRequest {
+    BuyRequest {
+        idempotency_key: Some(key.into()),
+        ..buy_request(user, article_id)
+    }
 }
 
 /// `orders.purchases` over the bus, acting for `username` with their token.

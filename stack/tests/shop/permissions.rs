@@ -49,7 +49,7 @@ async fn connect(server: &NatsServer, user: &str) -> (Client, mpsc::UnboundedRec
 
 /// Waits for the server to report a permissions violation about `subject`.
 async fn violation(errors: &mut mpsc::UnboundedReceiver<String>, subject: &str) {
-    let deadline = tokio::time::sleep(Duration::from_secs(5));
+    let deadline = tokio::time::sleep(testkit::PATIENCE);
     tokio::pin!(deadline);
     loop {
         tokio::select! {
@@ -101,13 +101,10 @@ async fn the_gateway_may_not_publish_events_nor_listen_to_users_verify() {
         .await
         .expect("sent");
     orders.flush().await.expect("flush");
-    let first = tokio::time::timeout(
-        Duration::from_secs(5),
-        futures_util::StreamExt::next(&mut watch),
-    )
-    .await
-    .expect("a message")
-    .expect("open");
+    let first = tokio::time::timeout(testkit::PATIENCE, futures_util::StreamExt::next(&mut watch))
+        .await
+        .expect("a message")
+        .expect("open");
     assert_eq!(
         first.subject.as_str(),
         "orders.events.purchased.marker",

@@ -3,19 +3,19 @@
 //! (gateway -> auth -> users, gateway -> orders), where each service keeps it
 //! on its log lines.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::collections::BTreeSet;
 
 use crate::helpers::Shop;
 use futures_util::StreamExt;
 use serde_json::json;
 
 /// Waits until `watcher` has seen a request on each of `subjects` carrying request id
-/// `id`; panics after 5 s with what it saw.
+/// `id`; panics after [`testkit::PATIENCE`] with what it saw.
 async fn saw_requests(watcher: &mut async_nats::Subscriber, id: &str, subjects: &[&str]) {
     let wanted: BTreeSet<&str> = subjects.iter().copied().collect();
     let mut seen = BTreeSet::new();
     let mut other = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + testkit::PATIENCE;
     while !wanted.iter().all(|s| seen.contains(*s)) {
         let Ok(Some(message)) = tokio::time::timeout_at(deadline, watcher.next()).await else {
             panic!("requests with id {id}: saw {seen:?}, wanted {wanted:?}; others: {other:?}");
@@ -50,7 +50,7 @@ async fn a_request_id_given_to_the_gateway_travels_in_every_bus_request_and_come
         .await
         .expect("probe");
     loop {
-        let seen = tokio::time::timeout(Duration::from_secs(5), watcher.next())
+        let seen = tokio::time::timeout(testkit::PATIENCE, watcher.next())
             .await
             .expect("the probe comes back")
             .expect("subscribed");

@@ -96,9 +96,9 @@ async fn wait_for_event(response: &mut reqwest::Response, needles: &[&str]) -> S
         }
         panic!("the stream ended: {seen}");
     };
-    tokio::time::timeout(Duration::from_secs(10), read)
+    tokio::time::timeout(testkit::PATIENCE, read)
         .await
-        .unwrap_or_else(|_| panic!("no event with {needles:?} within 10 s"))
+        .unwrap_or_else(|_| panic!("no event with {needles:?} within {:?}", testkit::PATIENCE))
 }
 
 #[tokio::test]
@@ -172,7 +172,7 @@ async fn the_activity_feed_opens_with_the_latest_purchases_and_sign_ups() {
     assert_eq!(feed.status(), StatusCode::OK);
     let mut text = String::new();
     while text.matches("event: activity").count() < 20 {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), feed.chunk())
+        let chunk = tokio::time::timeout(testkit::PATIENCE, feed.chunk())
             .await
             .expect("the recent events come at once")
             .expect("read")
@@ -204,7 +204,8 @@ async fn the_status_page_draws_each_services_last_minutes() {
     let token = shop.token("victor", "1234").await;
     // Traffic until two samples (5 s apart) have seen it.
     let mut drawn = None;
-    for _ in 0..60 {
+    let started = std::time::Instant::now();
+    while started.elapsed() < testkit::PATIENCE {
         for _ in 0..5 {
             let response = http
                 .get(shop.url("/api/purchases"))
@@ -231,7 +232,7 @@ async fn the_status_page_draws_each_services_last_minutes() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let orders = drawn.expect("the orders graph shows requests within 15 s");
+    let orders = drawn.expect("the orders graph shows requests");
     assert!(
         orders["average_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
         "{orders}"
