@@ -301,7 +301,7 @@ class Cluster:
         self.procs[name].send_signal(sig)
         self.procs[name].wait()
 
-    def wait(self, predicate, what, seconds=60):
+    def wait(self, predicate, what, seconds=120):
         deadline = time.time() + seconds
         while time.time() < deadline:
             for name, proc in self.procs.items():
@@ -341,7 +341,7 @@ class Cluster:
         except (OSError, ValueError):
             return False
 
-    def wait_healthy(self, service, instance, seconds=60):
+    def wait_healthy(self, service, instance, seconds=120):
         self.wait(lambda: self.healthy(service, instance), f"{service}-{instance}", seconds)
 
     def describe(self):

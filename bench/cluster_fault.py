@@ -47,6 +47,10 @@ BUYERS = 8
 SIGNUPS = 2
 PASSWORD = "cluster-fault-password"
 CUT_SECONDS = 15
+# How long the test waits for what only needs time (buys back after a fault, files and
+# views catching up): generous, so that a slow or busy machine makes the test slower,
+# never red. The recovery times are printed; the bound is not a target.
+PATIENCE = int(os.environ.get("FAULT_PATIENCE_SECONDS", "120"))
 STREAMS = ["ORDERS", "USERS", "USER_EVENTS", "AUTH_KEYS", "AUTH_REVOKED"]
 # Every client of the test is 127.0.0.1: the gateway's per-address limits would throttle
 # the load itself.
@@ -242,16 +246,16 @@ def stream_messages(cluster, name):
 
 def kill_orders_leader(cluster):
     """SIGKILLs the node leading the ORDERS stream and starts it again 3 s later; waits
-    (60 s at most) until every replica is current. Returns the node's name, when it was
-    killed and started again, and the seconds from the kill until every replica was
-    current (None if not within 60 s)."""
+    (PATIENCE at most) until every replica is current. Returns the node's name, when it
+    was killed and started again, and the seconds from the kill until every replica was
+    current (None if not within PATIENCE)."""
     leader = stream_leader(cluster, "ORDERS") or "n1"
     t0 = time.monotonic()
     cluster.kill(f"nats-{leader}")
     time.sleep(3)
     cluster.restart(f"nats-{leader}")
     ended = time.monotonic()
-    current = wait_until(lambda: settled(cluster), 60)
+    current = wait_until(lambda: settled(cluster), PATIENCE)
     return leader, t0, ended, None if current is None else time.monotonic() - t0
 
 
@@ -341,13 +345,13 @@ def run(nats_server):
 
         def recovery(what, t0, ended, more=""):
             """Prints and keeps how long the buyers took to recover from a fault made at
-            t0 and undone at `ended` (30 s more at most)."""
-            wait_until(lambda: load.recovered_after(t0) is not None, ended + 30 - time.monotonic())
+            t0 and undone at `ended` (PATIENCE more at most)."""
+            wait_until(lambda: load.recovered_after(t0) is not None, ended + PATIENCE - time.monotonic())
             seconds = load.recovered_after(t0)
             faults.append((what, seconds, more))
-            shown = "not within 30 s of its end" if seconds is None else f"{seconds:.2f} s"
+            shown = f"not within {PATIENCE} s of its end" if seconds is None else f"{seconds:.2f} s"
             print(f"  {what}: buys for every client again after {shown}{more}", flush=True)
-            end = max(t0 + (seconds or 30), ended)
+            end = max(t0 + (seconds or PATIENCE), ended)
             with load.lock:
                 seen = [w for when, w in load.failures if t0 <= when <= end]
             counts = {w: seen.count(w) for w in sorted(set(seen))}
@@ -396,7 +400,7 @@ def run(nats_server):
         # 2. The node leading ORDERS dies and comes back.
         leader, t0, ended, current = kill_orders_leader(cluster)
         more = f"; {leader} back and every replica current {current:.2f} s after the kill" \
-            if current is not None else f"; {leader} not current again within 60 s"
+            if current is not None else f"; {leader} not current again within {PATIENCE} s"
         recovery(f"SIGKILL of {leader} (ORDERS leader), restarted after 3 s", t0, ended, more)
 
         # 3. One instance of each service dies and comes back.
@@ -429,7 +433,7 @@ def run(nats_server):
             f.write("\n")
     missing = [w for w, s, _ in faults if s is None]
     if missing:
-        print(f"FAILED: buys did not come back within 30 s after: {missing}")
+        print(f"FAILED: buys did not come back within {PATIENCE} s after: {missing}")
         ok = False
     if ok and not os.environ.get("FAULT_KEEP_DATA"):
         shutil.rmtree(data, ignore_errors=True)
@@ -441,9 +445,10 @@ def run(nats_server):
 def check(cluster, load):
     problems = []
     # Every orders instance writes every event of the stream (a buy still being retried
-    # inside orders may add one): wait until both files have them all (30 s at most).
+    # inside orders may add one): wait until both files have them all (PATIENCE at most).
     messages = None
-    for _ in range(300):
+    waited = time.monotonic()
+    while time.monotonic() - waited < PATIENCE:
         try:
             messages = stream_messages(cluster, "ORDERS")
         except OSError:
@@ -487,9 +492,10 @@ def check(cluster, load):
             print(f"orders-{instance} had read events its stream does not hold (from a node cut off from "
                   "its cluster) and wrote its file again from the stream")
     # Every users instance knows every account, with the same id.
-    # A sign-up the client gave up on may still be stored: wait (10 s at most) until both
-    # views hold every acknowledged account and agree.
-    for _ in range(100):
+    # A sign-up the client gave up on may still be stored: wait (PATIENCE at most) until
+    # both views hold every acknowledged account and agree.
+    waited = time.monotonic()
+    while time.monotonic() - waited < PATIENCE:
         views = {i: accounts(cluster, i) for i in INSTANCES}
         if views["a"] == views["b"] and load.accounts <= {name for _, name in views["a"]}:
             break

@@ -76,7 +76,7 @@ def main():
     failed = []
     try:
         base = lambda door: f"http://127.0.0.1:{ports[door]}"
-        deadline = time.time() + 60
+        deadline = time.time() + 120
         while True:
             try:
                 if get_json(base("gateway") + "/readyz").get("ready"):
@@ -90,7 +90,7 @@ def main():
             token = get_json(base("gateway") + "/api/login", {"username": "victor", "password": "1234"})["access_token"]
             command = [schemathesis, "run", base(door) + "/openapi.json",
                        "--checks", "not_a_server_error,response_schema_conformance",
-                       "--max-examples", EXAMPLES, "--seed", SEED, "--request-timeout", "10",
+                       "--max-examples", EXAMPLES, "--seed", SEED, "--request-timeout", "30",
                        "--exclude-path-regex", "logout",
                        "--header", f"Authorization: Bearer {token}"]
             print(f"== schemathesis on {door} ({base(door)}/openapi.json)", flush=True)
