@@ -17,14 +17,13 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import PATIENCE, ROOT, TARGET, get_json, port_free  # noqa: E402
+
 USERS = ["gateway", "auth", "users", "orders", "ops"]
 SERVICES = ["users", "auth", "orders", "gateway"]  # in the order they start
 OFFSET = {"gateway": 0, "auth": 1, "users": 2, "orders": 3}
@@ -38,17 +37,6 @@ PLACEMENT = {
     ("orders", "a"): 1, ("orders", "b"): 2,
     ("gateway", "a"): 0, ("gateway", "b"): 1,
 }
-
-
-def get_json(url, timeout=2):
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return json.load(response)
-
-
-def free(host, port):
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) != 0
 
 
 def passwords(path):
@@ -216,7 +204,7 @@ class Cluster:
         ports = [(n.host if n.host == "127.0.0.1" else None, p)
                  for n in self.nodes for p in (n.client, n.monitor, n.route)]
         ports += [("127.0.0.1", self.port(s, i)) for s in SERVICES for i in INSTANCES]
-        return [p for host, p in ports if host and not free(host, p)]
+        return [p for host, p in ports if host and not port_free(host, p)]
 
     # -- processes --------------------------------------------------------------------
 
@@ -301,7 +289,7 @@ class Cluster:
         self.procs[name].send_signal(sig)
         self.procs[name].wait()
 
-    def wait(self, predicate, what, seconds=120):
+    def wait(self, predicate, what, seconds=PATIENCE):
         deadline = time.time() + seconds
         while time.time() < deadline:
             for name, proc in self.procs.items():
@@ -341,7 +329,7 @@ class Cluster:
         except (OSError, ValueError):
             return False
 
-    def wait_healthy(self, service, instance, seconds=120):
+    def wait_healthy(self, service, instance, seconds=PATIENCE):
         self.wait(lambda: self.healthy(service, instance), f"{service}-{instance}", seconds)
 
     def describe(self):

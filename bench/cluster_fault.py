@@ -40,17 +40,13 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import INSTANCES, ROOT, TARGET, Cluster, Partition  # noqa: E402
-from fault import request  # noqa: E402
+from cluster import INSTANCES, Cluster, Partition  # noqa: E402
+from harness import PATIENCE, ROOT, TARGET, request, wait_until  # noqa: E402
 
 BUYERS = 8
 SIGNUPS = 2
 PASSWORD = "cluster-fault-password"
 CUT_SECONDS = 15
-# How long the test waits for what only needs time (buys back after a fault, files and
-# views catching up): generous, so that a slow or busy machine makes the test slower,
-# never red. The recovery times are printed; the bound is not a target.
-PATIENCE = int(os.environ.get("FAULT_PATIENCE_SECONDS", "120"))
 STREAMS = ["ORDERS", "USERS", "USER_EVENTS", "AUTH_KEYS", "AUTH_REVOKED"]
 # Every client of the test is 127.0.0.1: the gateway's per-address limits would throttle
 # the load itself.
@@ -207,19 +203,6 @@ def settled(cluster):
                 if info.get("leader") == node.name:
                     streams[stream["name"]] = all(r.get("current") for r in info.get("replicas", []))
     return all(streams.values())
-
-
-def wait_until(predicate, seconds):
-    """Seconds until predicate() held, or None."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < seconds:
-        try:
-            if predicate():
-                return time.monotonic() - t0
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
-    return None
 
 
 def stream_leader(cluster, name):

@@ -8,31 +8,23 @@ door. Fails on any 5xx and on any answer that breaks its own schema. Logout oper
 are left out (they would revoke the token the run uses; they are tested in Rust).
 """
 
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 SCHEMATHESIS = "schemathesis==4.32.5"
 EXAMPLES = os.environ.get("CONTRACT_EXAMPLES", "20")
 SEED = os.environ.get("CONTRACT_SEED", "20261125")
 DOOR_SECONDS = 300
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import PATIENCE, ROOT, TARGET, free_port, get_json  # noqa: E402
+
 VENV = os.path.join(TARGET, "contracts-venv")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def venv_ready():
@@ -43,13 +35,6 @@ def venv_ready():
     subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
     subprocess.run([os.path.join(VENV, "bin", "pip"), "install", "-q", SCHEMATHESIS], check=True)
     return binary
-
-
-def get_json(url, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
 
 
 def main():
@@ -76,7 +61,7 @@ def main():
     failed = []
     try:
         base = lambda door: f"http://127.0.0.1:{ports[door]}"
-        deadline = time.time() + 120
+        deadline = time.time() + PATIENCE
         while True:
             try:
                 if get_json(base("gateway") + "/readyz").get("ready"):

@@ -14,7 +14,6 @@ purchases answered, lost (answered but not in purchases.json or the history), do
 FAULT_SECONDS (default 40) sets the length of the run.
 """
 
-import json
 import os
 import random
 import signal
@@ -22,36 +21,16 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (the bench's Shop)
+from harness import request  # noqa: E402
 
 SECONDS = int(os.environ.get("FAULT_SECONDS", "40"))
 BUYERS = 16
 USERS = 64
 VICTIMS = ["orders", "nats-server", "users", "gateway"]
-
-
-def request(method, url, body=None, headers=None, timeout=5):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    for k, v in (headers or {}).items():
-        req.add_header(k, v)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as err:
-        try:
-            return err.code, json.loads(err.read() or b"null")
-        except ValueError:
-            return err.code, None
-    except (OSError, ValueError):
-        return None, None  # connection refused or reset, timeout
 
 
 class Stats:

@@ -11,45 +11,23 @@ scenario for a fixed time after a warm-up, prints a table and writes
 
 import json
 import os
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import http.client as http_client
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import ROOT, TARGET, free_port, password, request, wait_for_port  # noqa: E402
+
 RELEASE = os.path.join(TARGET, "release")
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
 WARMUP = int(os.environ.get("BENCH_WARMUP_SECONDS", "2"))
 TICKS = os.sysconf("SC_CLK_TCK")
 SERVICES = ["gateway", "auth", "users", "orders"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http(method, url, body=None, token=None, timeout=10):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", "Bearer " + token)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
 
 
 def cpu_ticks(pid):
@@ -72,11 +50,11 @@ class Shop:
         self.procs = {}
         # name -> (args, env, output): how to start a process again (make fault).
         self.commands = {}
-        self.passwords = {u: secrets.token_hex(16) for u in SERVICES + ["ops", "bench"]}
+        self.passwords = {u: password() for u in SERVICES + ["ops", "bench"]}
         self.env = dict(os.environ, RUST_LOG="warn")
-        for user, password in self.passwords.items():
+        for user, secret in self.passwords.items():
             # nats-server parses the variable as a config value: quoted, it is a string.
-            self.env[f"SHOP_NATS_PASSWORD_{user.upper()}"] = f'"{password}"'
+            self.env[f"SHOP_NATS_PASSWORD_{user.upper()}"] = f'"{secret}"'
         self.nats_port, self.monitor_port = free_port(), free_port()
         self.ports = {s: free_port() for s in SERVICES + ["floor"]}
         self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
@@ -108,7 +86,7 @@ class Shop:
                 if proc.poll() is not None:
                     raise SystemExit(f"{name} exited with {proc.returncode} at start-up")
             try:
-                if http("GET", self.url("gateway", "/readyz"), timeout=2)[0] == 200:
+                if request("GET", self.url("gateway", "/readyz"), timeout=2)[0] == 200:
                     wait_for_port(self.ports["floor"], proc=self.procs["floor"], name="the floor")
                     return
             except OSError:
@@ -147,7 +125,7 @@ class Shop:
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
-                ready = all(http("GET", self.url(s + "2", "/readyz"), timeout=2)[0] == 200 for s in SERVICES)
+                ready = all(request("GET", self.url(s + "2", "/readyz"), timeout=2)[0] == 200 for s in SERVICES)
                 if ready:
                     return
             except OSError:
@@ -174,27 +152,6 @@ class Shop:
                 return [json.loads(line) for line in f if line.strip()]
         except FileNotFoundError:
             return []
-
-
-def log_tail(proc):
-    path = getattr(proc, "log_path", None)
-    if not path or not os.path.exists(path):
-        return ""
-    with open(path) as f:
-        return ":\n" + "".join(f.readlines()[-5:])
-
-
-def wait_for_port(port, seconds=30, proc=None, name="a process"):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise SystemExit(f"{name} exited with {proc.returncode} before listening on port {port}{log_tail(proc)}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"{name}: nothing listens on port {port}")
 
 
 def wrk(url, connections, seconds, method="GET", body=None, token=None):
@@ -301,11 +258,11 @@ def on_a_cluster(runs):
         c.start()
         gateways = lambda path: [c.url("gateway", i, path) for i in shop_cluster.INSTANCES]
         for name in ["reader", "buyer"]:
-            http("POST", c.url("users", "a", "/users"), {"username": name, "password": "bench-password"})
-        token = lambda name: http("POST", gateways("/api/login")[1], {"username": name, "password": "bench-password"})[1]["access_token"]
+            request("POST", c.url("users", "a", "/users"), {"username": name, "password": "bench-password"})
+        token = lambda name: request("POST", gateways("/api/login")[1], {"username": name, "password": "bench-password"})[1]["access_token"]
         reader, buyer = token("reader"), token("buyer")
         for _ in range(20):
-            assert http("POST", gateways("/api/buy")[0], {"article_id": 2}, reader)[0] == 201
+            assert request("POST", gateways("/api/buy")[0], {"article_id": 2}, token=reader)[0] == 201
         runs.append(paired(c, "GET /api/purchases, cluster", gateways("/api/purchases"), 64, token=reader))
         runs.append(paired(c, "POST /api/buy, cluster", gateways("/api/buy"), 64, "POST", {"article_id": 1}, buyer))
         # A node lost under load: reads on both gateways all along, buyers measured.
@@ -354,11 +311,11 @@ def main():
         shop.start()
         gw = lambda path: shop.url("gateway", path)
         for name in ["reader", "buyer"]:
-            http("POST", shop.url("users", "/users"), {"username": name, "password": "bench-password"})
-        token = lambda name: http("POST", gw("/api/login"), {"username": name, "password": "bench-password"})[1]["access_token"]
+            request("POST", shop.url("users", "/users"), {"username": name, "password": "bench-password"})
+        token = lambda name: request("POST", gw("/api/login"), {"username": name, "password": "bench-password"})[1]["access_token"]
         reader, buyer = token("reader"), token("buyer")
         for _ in range(20):
-            assert http("POST", gw("/api/buy"), {"article_id": 2}, reader)[0] == 201
+            assert request("POST", gw("/api/buy"), {"article_id": 2}, token=reader)[0] == 201
         runs = results["scenarios"]
         if os.environ.get("BENCH_READS_ONLY"):
             for c in (16, 64):
@@ -468,7 +425,7 @@ def argon2_ms(shop, gw):
     times = []
     for _ in range(20):
         started = time.perf_counter()
-        http("POST", gw("/api/login"), {"username": "reader", "password": "bench-password"})
+        request("POST", gw("/api/login"), {"username": "reader", "password": "bench-password"})
         times.append((time.perf_counter() - started) * 1000)
     times.sort()
     return times[len(times) // 2]

@@ -1,0 +1,114 @@
+"""What the harness's scripts share: where things are, free ports, HTTP requests as a
+client of the shop makes them, passwords, and processes that must listen or settle.
+
+Every script of bench/ imports this one and nothing imports a script, but for run.py
+(the bench's Shop), which fault.py drives, and cluster.py and cluster_fault.py, which the
+bench and the fault test use: imports run one way (bench/circles.py checks).
+"""
+
+import json
+import os
+import secrets
+import socket
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+# How long a script waits for what only needs time (a process listening, buys back
+# after a fault, files and views catching up): generous, so that a slow or busy machine
+# makes a run slower, never red. Recovery times are printed; the bound is not a target.
+PATIENCE = int(os.environ.get("FAULT_PATIENCE_SECONDS", "120"))
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_free(host, port):
+    """Whether nothing accepts connections on host:port."""
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) != 0
+
+
+def request(method, url, body=None, headers=None, token=None, timeout=5):
+    """(status, body parsed as JSON or None) of one request; (None, None) when nothing
+    answered (refused, reset, timed out). Never raises for what the network does."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    for key, value in (headers or {}).items():
+        req.add_header(key, value)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return response.status, parse(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, parse(err.read())
+    except (OSError, ValueError):
+        return None, None
+
+
+def parse(raw):
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        return None
+
+
+def get_json(url, body=None, timeout=5):
+    """The JSON body of a GET (a POST with `body`), whatever the status; raises OSError
+    when nothing answered, for callers that wait in a loop."""
+    status, answer = request("POST" if body is not None else "GET", url, body, timeout=timeout)
+    if status is None:
+        raise OSError(f"no answer from {url}")
+    return answer if answer is not None else {}
+
+
+def password():
+    """A random password for a NATS user or an account of a test."""
+    return secrets.token_hex(16)
+
+
+def log_tail(proc):
+    """The last lines of a process's log (its `log_path` attribute), for an error."""
+    path = getattr(proc, "log_path", None)
+    if not path or not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        return ":\n" + "".join(f.readlines()[-5:])
+
+
+def wait_for_port(port, seconds=PATIENCE, proc=None, name="a process"):
+    """Returns once something listens on 127.0.0.1:port; exits the script when `proc`
+    died first or nothing listens within `seconds`."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"{name} exited with {proc.returncode} before listening on port {port}{log_tail(proc)}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"{name}: nothing listens on port {port}")
+
+
+def wait_until(predicate, seconds=PATIENCE):
+    """Seconds until predicate() held (errors count as not yet), or None."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        try:
+            if predicate():
+                return time.monotonic() - t0
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    return None
