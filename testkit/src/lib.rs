@@ -10,8 +10,11 @@
 //! ```
 //!
 //! [`Running`] runs a built service in the test's runtime until it is stopped;
-//! [`StubAuth`] answers `auth.verify` for tests of a service that checks tokens, so
-//! that they need not start users and auth.
+//! [`StubAuth`] publishes a signing key of its own in `AUTH_KEYS`, so that every verifier
+//! on the server (the gateway, orders) accepts the tokens it signs, and a test of a
+//! service that checks tokens need not start users and auth. [`retry_unavailable`] and
+//! [`send_carefully`] ask again after a 503 as a careful client does, and [`PATIENCE`]
+//! bounds every wait: tests assert outcomes, never speed.
 
 use std::{
     io::ErrorKind,
@@ -281,15 +284,15 @@ impl Running {
     /// Stops the service as Ctrl-C would and waits until it has finished.
     ///
     /// # Panics
-    /// When it does not stop within 10 s or its task panicked.
+    /// When it does not stop within [`PATIENCE`] or its task panicked.
     pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), task)
+            tokio::time::timeout(PATIENCE, task)
                 .await
-                .expect("the service stops within 10 s")
+                .expect("the service stops")
                 .expect("the service task did not panic");
         }
     }
@@ -333,6 +336,48 @@ pub async fn answering(nats: &async_nats::Client, name: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("testkit: {name} does not answer {subject} after {PATIENCE:?}");
+}
+
+/// The status and body of an HTTP answer: the body as JSON, or as a JSON string when it
+/// is not JSON (a page, a plain-text error).
+///
+/// # Panics
+/// When the body cannot be read.
+pub async fn read(response: reqwest::Response) -> (reqwest::StatusCode, serde_json::Value) {
+    let status = response.status();
+    let text = response.text().await.expect("testkit: the body is read");
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, body)
+}
+
+/// Sends `request` as a careful client would: a 503 is sent again after a short pause
+/// until anything else answers or [`PATIENCE`] runs out. Only for requests that may
+/// arrive twice (reads, keyed buys).
+///
+/// # Panics
+/// When the request cannot be sent or its body is a stream.
+pub async fn send_carefully(
+    request: reqwest::RequestBuilder,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let started = Instant::now();
+    loop {
+        let again = request.try_clone().expect("testkit: a body in memory");
+        let (status, body) = read(again.send().await.expect("testkit: sent")).await;
+        if status != reqwest::StatusCode::SERVICE_UNAVAILABLE || started.elapsed() > PATIENCE {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The `error` message of an error body.
+///
+/// # Panics
+/// When the body has none.
+pub fn error_of(body: &serde_json::Value) -> &str {
+    body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message in {body}"))
 }
 
 /// Waits until the instance serving `metrics_url` (its `/metrics`) has counted at least

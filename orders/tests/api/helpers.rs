@@ -1,6 +1,6 @@
 //! The orders service in this process against a real nats-server with JetStream and a
-//! temp data directory; tokens are checked by a stub `auth.verify` (testkit), so users
-//! and auth are not started.
+//! temp data directory; tokens are signed by testkit's `StubAuth`, whose public key is
+//! published in `AUTH_KEYS` as auth's would be, so users and auth are not started.
 
 use std::{
     path::{Path, PathBuf},
@@ -13,6 +13,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tempfile::TempDir;
 use testkit::{NatsServer, Running, StubAuth};
+pub use testkit::{error_of, read, send_carefully};
 
 pub struct TestApp {
     pub orders: Running,
@@ -194,36 +195,6 @@ pub async fn stream_ids(js: &jetstream::Context) -> Vec<String> {
         }
     }
     ids
-}
-
-/// Sends `request` as a careful client would: a 503 is sent again after a short pause
-/// until anything else answers or [`testkit::PATIENCE`] runs out. Only for requests
-/// that may arrive twice (reads, keyed buys).
-pub async fn send_carefully(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let started = std::time::Instant::now();
-    loop {
-        let again = request.try_clone().expect("a body in memory");
-        let (status, body) = read(again.send().await.expect("sent")).await;
-        if status != StatusCode::SERVICE_UNAVAILABLE || started.elapsed() > testkit::PATIENCE {
-            return (status, body);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let text = response.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-pub fn error_of(body: &Value) -> &str {
-    body["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error in {body}"))
 }
 
 pub fn buy_request(user: &str, article_id: Value) -> BuyRequest {
