@@ -6,7 +6,7 @@ use bus_schema::{
     ErrorReply,
     auth::{self, LoginRequest, LogoutRequest, VerifyRequest},
 };
-use service_kit::{metrics::Metrics, runtime::StartError, serve::MicroService};
+use service_kit::{error::StartError, metrics::Metrics, serve::MicroService};
 
 use crate::domain::Auth;
 

@@ -2,7 +2,10 @@
 
 use std::net::SocketAddr;
 
-use service_kit::{runtime::NatsConfig, tokens::TokenSettings};
+use service_kit::{
+    runtime::{BinaryConfig, NatsConfig, RunConfig},
+    tokens::TokenSettings,
+};
 
 /// How the auth service runs. Tests build this struct directly.
 #[derive(Debug, Clone, clap::Parser)]
@@ -14,6 +17,9 @@ pub struct Config {
     /// The bus: URL, user and password.
     #[command(flatten)]
     pub nats: NatsConfig,
+    /// Threads and stream replicas, as in every binary.
+    #[command(flatten)]
+    pub run: RunConfig,
     /// Lifetime of a token, in seconds.
     #[arg(long, env = "AUTH_TOKEN_TTL_SECS", default_value_t = 30 * 60)]
     pub token_ttl_secs: u64,
@@ -37,11 +43,18 @@ impl Config {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             nats: NatsConfig::anonymous(nats_url),
+            run: RunConfig::default(),
             token_ttl_secs: 30 * 60,
             key_rotation_secs: 24 * 60 * 60,
             tokens: TokenSettings::default(),
             max_failed_logins: 5,
             failed_login_window_secs: 300,
         }
+    }
+}
+
+impl BinaryConfig for Config {
+    fn run_config(&self) -> RunConfig {
+        self.run
     }
 }

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use service_kit::runtime::NatsConfig;
+use service_kit::runtime::{BinaryConfig, NatsConfig, RunConfig};
 
 /// How the gateway runs. Tests build this struct directly.
 #[derive(Debug, Clone, clap::Parser)]
@@ -18,6 +18,9 @@ pub struct Config {
     /// The bus: URL, user and password.
     #[command(flatten)]
     pub nats: NatsConfig,
+    /// Threads and stream replicas, as in every binary.
+    #[command(flatten)]
+    pub run: RunConfig,
     /// The tokens' issuer and clock leeway (the same as auth's).
     #[command(flatten)]
     pub tokens: service_kit::tokens::TokenSettings,
@@ -66,6 +69,7 @@ impl Config {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             nats: NatsConfig::anonymous(nats_url),
+            run: RunConfig::default(),
             tokens: service_kit::tokens::TokenSettings::default(),
             secure_cookies: false,
             max_failed_logins_per_address: 20,
@@ -75,5 +79,11 @@ impl Config {
             secrets_dir: None,
             call_timeout_ms: 3000,
         }
+    }
+}
+
+impl BinaryConfig for Config {
+    fn run_config(&self) -> RunConfig {
+        self.run
     }
 }

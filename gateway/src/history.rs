@@ -73,7 +73,7 @@ impl History {
                 () = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let instances = crate::status::instances(&nats).await;
+            let instances = crate::discovery::instances(&nats).await;
             let counters = instances
                 .iter()
                 .map(|instance| {

@@ -9,7 +9,9 @@
 //! - [`session`]: the session and CSRF cookies, and the [`session::Session`] extractor.
 //! - [`views`]: the minijinja templates (embedded) and the formatting of prices, dates
 //!   and French messages.
-//! - [`status`]: the services found on the bus and the NATS server's health.
+//! - [`discovery`]: the service instances found on the bus (`$SRV.PING`, INFO, STATS).
+//! - [`status`]: the status page's state: those instances, the NATS server's health
+//!   and the graphs of [`history`].
 //! - [`history`]: each service's requests per second and average time over the last
 //!   minutes, drawn as small SVG graphs.
 //! - [`activity`]: the live feed of purchases and sign-ups (Server-Sent Events).
@@ -18,6 +20,7 @@
 pub mod activity;
 pub mod api;
 pub mod config;
+pub mod discovery;
 pub mod history;
 pub mod login;
 pub mod pages;

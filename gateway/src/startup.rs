@@ -13,8 +13,9 @@ use axum::{
 use bus_schema::auth;
 use serde_json::json;
 use service_kit::{
+    error::StartError,
     http::metrics_response,
-    runtime::{self, Doors, StartError, Workers},
+    runtime::{self, Doors, Workers},
 };
 use tower_http::set_header::SetResponseHeaderLayer;
 

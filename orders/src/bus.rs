@@ -8,7 +8,7 @@ use bus_schema::{
     orders::{self, ArticlesRequest, BuyRequest, PurchasesRequest},
 };
 use futures_util::TryFutureExt;
-use service_kit::{metrics::Metrics, runtime::StartError, serve::MicroService};
+use service_kit::{error::StartError, metrics::Metrics, serve::MicroService};
 
 use crate::service::Orders;
 

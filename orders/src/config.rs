@@ -1,6 +1,6 @@
 //! Configuration of the orders service, from flags or environment variables.
 
-use service_kit::runtime::NatsConfig;
+use service_kit::runtime::{BinaryConfig, NatsConfig, RunConfig};
 use std::{net::SocketAddr, path::PathBuf};
 
 /// How the orders service runs. Tests build this struct directly.
@@ -13,6 +13,9 @@ pub struct Config {
     /// The bus: URL, user and password.
     #[command(flatten)]
     pub nats: NatsConfig,
+    /// Threads and stream replicas, as in every binary.
+    #[command(flatten)]
+    pub run: RunConfig,
     /// The purchase journal (JSON Lines), created when missing.
     #[arg(
         long,
@@ -34,9 +37,16 @@ impl Config {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             nats: NatsConfig::anonymous(nats_url),
+            run: RunConfig::default(),
             tokens: service_kit::tokens::TokenSettings::default(),
             purchases_path: data_dir.join("purchases.json"),
             catalog_path: data_dir.join("catalog.json"),
         }
+    }
+}
+
+impl BinaryConfig for Config {
+    fn run_config(&self) -> RunConfig {
+        self.run
     }
 }

@@ -1,7 +1,7 @@
 //! The operations of the orders service that both doors call.
 //!
 //! A buy is an event: [`Orders::buy`] publishes it to the `ORDERS` stream and answers
-//! once the [`appender`] has written it to `purchases.json` and to the [`index`], so a
+//! once the [appender](crate::events::appender) has written it to `purchases.json` and to the [index](crate::domain::index), so a
 //! purchase that was confirmed is on disk and in the history. A buy with an idempotency
 //! key publishes the one event id that key may ever have
 //! ([`bus_schema::orders::purchase_id`]): the stream refuses a second copy within its
@@ -45,10 +45,10 @@ use crate::{
         self, BUY_MESSAGE,
         catalog::Catalog,
         index::{Index, Item},
+        purchase::Line,
     },
     error::OrdersError,
     events::stream,
-    store::journal::Line,
 };
 
 /// How long a buy may take, publishing and waiting for its line, before it gives up with

@@ -4,6 +4,7 @@
 //! services need. The contract itself (subjects, bodies, typed calls) is `bus-schema`.
 //!
 //! - [`runtime`]: connecting, binding, logging and shutdown, the same in every binary.
+//! - [`error`]: [`error::StartError`], why a service could not start.
 //! - [`serve`]: runs a micro endpoint around a domain function.
 //! - [`http`]: the HTTP doors' conventions: [`http::HttpError`] (the `{"error"}` body),
 //!   the JSON extractor, the Bearer-token [`http::Caller`], request metrics, fallbacks.
@@ -20,6 +21,7 @@
 //! - [`tokens`]: checking tokens locally with the keys and revocations auth publishes.
 
 pub mod clock;
+pub mod error;
 pub mod feed;
 pub mod http;
 pub mod metrics;

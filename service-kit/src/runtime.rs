@@ -7,39 +7,12 @@ use async_nats::{Client, ConnectOptions};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::serve::MicroService;
+use crate::{error::StartError, serve::MicroService};
 
 /// How long a service waits for the bus at start-up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the client pings its server; three unanswered pings end the connection.
 const PING_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Why a service could not start; each message says what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(
-        "cannot listen on {addr}: {source}; stop whatever uses that port or choose another address ({hint})"
-    )]
-    Bind {
-        addr: SocketAddr,
-        hint: &'static str,
-        source: std::io::Error,
-    },
-    #[error(
-        "cannot connect to NATS at {url}: {source}; start nats-server (`make run` does) or set NATS_URL"
-    )]
-    Nats {
-        url: String,
-        source: async_nats::ConnectError,
-    },
-    #[error("cannot register the {service} micro service on NATS: {reason}")]
-    Service {
-        service: &'static str,
-        reason: String,
-    },
-    #[error("{0}")]
-    Other(String),
-}
 
 /// Where the bus is and who this process is on it; the same flags in every service.
 #[derive(Debug, Clone, clap::Args)]
@@ -306,66 +279,72 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// The variable that sets how many threads run a process's async tasks.
-pub const WORKER_THREADS_VAR: &str = "SHOP_WORKER_THREADS";
-
-/// How many threads run the async tasks of a process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Threads {
-    /// One thread, no work stealing: the default of every binary. The async work of a
-    /// request is a few microseconds and everything slow (argon2, SQLite, fsync) runs on
-    /// its own threads, so more workers only add cross-thread wake-ups: on two cores
-    /// under load, two workers took the gateway 60% more CPU per request than one, and
-    /// auth and orders about twice as much; the one-process stack served 55% more
-    /// `/api/purchases` on one thread. Scale out with more instances instead (NATS
-    /// spreads a queue group's requests over them).
-    One,
-    /// A work-stealing runtime with this many workers.
-    Workers(usize),
+/// How a binary runs, whatever it serves: the same flags in the four services and the
+/// stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
+pub struct RunConfig {
+    /// Threads running the async tasks. One (no work stealing) is the fastest for these
+    /// services: the async work of a request is a few microseconds and everything slow
+    /// (argon2, SQLite, fsync) runs on its own threads, so more workers only add
+    /// cross-thread wake-ups (on two cores under load, two workers took the gateway 60%
+    /// more CPU per request than one, auth and orders about twice as much). Scale out
+    /// with more instances instead: NATS spreads a queue group's requests over them.
+    #[arg(
+        long = "worker-threads",
+        env = "SHOP_WORKER_THREADS",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
+    pub worker_threads: u16,
+    /// How many nodes keep each stream this process makes (`ORDERS`, `USERS`,
+    /// `USER_EVENTS`, `AUTH_KEYS`, `AUTH_REVOKED`): 1 on a single nats-server, 3 on a
+    /// cluster of three. A stream made with fewer is updated by the service that owns it.
+    #[arg(
+        long = "stream-replicas",
+        env = "SHOP_STREAM_REPLICAS",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u8).range(1..=5)
+    )]
+    pub stream_replicas: u8,
 }
 
-impl Threads {
-    /// `SHOP_WORKER_THREADS` if it is set, else [`Threads::One`].
-    pub fn from_env() -> Result<Self, String> {
-        Self::parse(std::env::var(WORKER_THREADS_VAR).ok().as_deref())
-    }
-
-    fn parse(value: Option<&str>) -> Result<Self, String> {
-        match value {
-            None => Ok(Self::One),
-            Some(value) => match value.trim().parse::<usize>() {
-                Ok(1) => Ok(Self::One),
-                Ok(n) if n > 1 => Ok(Self::Workers(n)),
-                _ => Err(format!(
-                    "{WORKER_THREADS_VAR} must be a whole number of at least 1, not {value:?}"
-                )),
-            },
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            worker_threads: 1,
+            stream_replicas: 1,
         }
     }
+}
 
-    fn build(self) -> std::io::Result<tokio::runtime::Runtime> {
-        let mut builder = match self {
-            Self::One => tokio::runtime::Builder::new_current_thread(),
-            Self::Workers(n) => {
-                let mut builder = tokio::runtime::Builder::new_multi_thread();
-                builder.worker_threads(n);
-                builder
-            }
+impl RunConfig {
+    fn build_runtime(self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = if self.worker_threads <= 1 {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(usize::from(self.worker_threads));
+            builder
         };
         builder.enable_all().build()
     }
+}
+
+/// The configuration of a binary: flags and environment, with a [`RunConfig`] among them.
+pub trait BinaryConfig: clap::Parser {
+    fn run_config(&self) -> RunConfig;
 }
 
 /// The whole `main` of a service binary: parses its configuration (flags and
 /// environment), builds it with `build`, and runs both doors until Ctrl-C or SIGTERM.
 pub fn serve<C, B, Fut>(build: B)
 where
-    C: clap::Parser,
+    C: BinaryConfig,
     B: FnOnce(C) -> Fut,
     Fut: Future<Output = Result<Doors, StartError>>,
 {
     let config = C::parse();
-    main(async move {
+    main(config.run_config(), async move {
         build(config)
             .await?
             .run_until_stopped(shutdown_signal())
@@ -373,23 +352,18 @@ where
     });
 }
 
-/// Runs a binary: logging from `RUST_LOG`, then `run` until it returns, on the threads
-/// [`Threads::from_env`] says. A start-up failure is printed as one line and the
-/// process exits with status 1.
-pub fn main<F>(run: F)
+/// Runs a binary: logging from `RUST_LOG`, then `run` until it returns, as `config`
+/// says. A start-up failure is printed as one line and the process exits with status 1.
+pub fn main<F>(config: RunConfig, run: F)
 where
     F: Future<Output = Result<(), StartError>>,
 {
     init_tracing();
-    let runtime = Threads::from_env().and_then(|threads| {
-        threads
-            .build()
-            .map_err(|err| format!("cannot start the async runtime: {err}"))
-    });
-    let runtime = match runtime {
+    let _ = STREAM_REPLICAS.set(usize::from(config.stream_replicas));
+    let runtime = match config.build_runtime() {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("error: {err}");
+            eprintln!("error: cannot start the async runtime: {err}");
             std::process::exit(1);
         }
     };
@@ -416,20 +390,13 @@ pub fn is_connected(nats: &Client) -> bool {
     nats.connection_state() == async_nats::connection::State::Connected
 }
 
-/// How many nodes keep each of the shop's streams: 1 on a single nats-server (`make run`),
-/// 3 on a cluster. Set once at start from `SHOP_STREAM_REPLICAS`; a stream made with
-/// fewer replicas is updated to this number by the service that owns it.
+/// How many nodes keep each of the shop's streams, set once by [`main`] from
+/// [`RunConfig::stream_replicas`]; 1 where nothing set it (a service built by a test).
 static STREAM_REPLICAS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 
-/// The replicas of every stream this process makes (1 unless set).
+/// The replicas of every stream this process makes.
 pub fn stream_replicas() -> usize {
-    *STREAM_REPLICAS.get_or_init(|| {
-        std::env::var("SHOP_STREAM_REPLICAS")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .filter(|n| (1..=5).contains(n))
-            .unwrap_or(1)
-    })
+    STREAM_REPLICAS.get().copied().unwrap_or(1)
 }
 
 /// How long a service tries, at start, to make its streams while JetStream does not
@@ -468,16 +435,34 @@ where
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
 
+    #[derive(Debug, clap::Parser)]
+    struct Binary {
+        #[command(flatten)]
+        run: RunConfig,
+    }
+
     #[test]
-    fn the_worker_threads_variable_picks_the_runtime() {
-        assert_eq!(Threads::parse(None), Ok(Threads::One));
-        assert_eq!(Threads::parse(Some("1")), Ok(Threads::One));
-        assert_eq!(Threads::parse(Some(" 4 ")), Ok(Threads::Workers(4)));
-        for bad in ["0", "-2", "two", ""] {
-            let err = Threads::parse(Some(bad)).expect_err(bad);
-            assert!(err.contains(WORKER_THREADS_VAR), "{err}");
+    fn the_run_flags_take_good_values_and_refuse_bad_ones_with_a_message() {
+        let parsed = Binary::try_parse_from(["x"]).expect("defaults");
+        assert_eq!(parsed.run, RunConfig::default());
+        let parsed =
+            Binary::try_parse_from(["x", "--worker-threads", "4", "--stream-replicas", "3"])
+                .expect("good values");
+        assert_eq!(parsed.run.worker_threads, 4);
+        assert_eq!(parsed.run.stream_replicas, 3);
+        for (flag, bad) in [
+            ("--worker-threads", "0"),
+            ("--worker-threads", "two"),
+            ("--stream-replicas", "0"),
+            ("--stream-replicas", "7"),
+            ("--stream-replicas", "three"),
+        ] {
+            let err = Binary::try_parse_from(["x", flag, bad]).expect_err(bad);
+            assert!(err.to_string().contains(flag), "{flag} {bad}: {err}");
         }
     }
 }

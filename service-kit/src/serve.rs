@@ -24,7 +24,7 @@ use tracing::Instrument;
 
 use bus_schema::{ErrorReply, MAX_BODY_BYTES, REQUEST_ID_HEADER};
 
-use crate::{metrics::Metrics, runtime::StartError};
+use crate::{error::StartError, metrics::Metrics};
 
 use async_nats::service::{NATS_SERVICE_ERROR, NATS_SERVICE_ERROR_CODE};
 use bus_schema::discovery::QUEUE_GROUP;

@@ -5,7 +5,7 @@
 //!
 //! Callers that wait at the same moment share one question: a round trip to the server
 //! serves every request that arrived before it was sent, however many they are (a
-//! "read index", as consensus systems call it). Up to [`IN_FLIGHT`] questions are out at
+//! "read index", as consensus systems call it). Up to `IN_FLIGHT` questions are out at
 //! once, so a caller rarely waits for a question sent before it arrived to come back
 //! before its own is sent; beyond that, callers gather behind them.
 

@@ -12,7 +12,7 @@ pub mod secrets;
 use std::{future::Future, path::PathBuf};
 
 use clap::Parser;
-use service_kit::runtime::StartError;
+use service_kit::error::StartError;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +42,9 @@ pub struct Config {
     /// Runtime state: users.db, secrets/, purchases.json, catalog.json, nats-server.log.
     #[arg(long, env = "SHOP_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// Threads and stream replicas, for every service the stack runs.
+    #[command(flatten)]
+    pub run: service_kit::runtime::RunConfig,
 }
 
 /// Starts everything, prints where it is, and stops it all when `shutdown` resolves.

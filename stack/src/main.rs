@@ -9,5 +9,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let config = stack::Config::parse();
-    service_kit::runtime::main(stack::run(config, service_kit::runtime::shutdown_signal()));
+    let run = config.run;
+    service_kit::runtime::main(
+        run,
+        stack::run(config, service_kit::runtime::shutdown_signal()),
+    );
 }

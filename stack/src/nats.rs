@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use service_kit::runtime::StartError;
+use service_kit::error::StartError;
 use tokio::{
     net::{TcpListener, TcpStream},
     process::{Child, Command},

@@ -4,7 +4,10 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-use service_kit::runtime::{NatsConfig, Secret, StartError};
+use service_kit::{
+    error::StartError,
+    runtime::{NatsConfig, Secret},
+};
 
 /// The NATS users of `nats.conf`.
 pub const USERS: [&str; 5] = ["gateway", "auth", "users", "orders", "ops"];

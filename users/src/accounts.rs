@@ -27,7 +27,7 @@ use bus_schema::{
     Reason,
     users::{ACCOUNTS_STREAM, subject},
 };
-use serde::{Deserialize, Serialize};
+
 use service_kit::{
     feed::{Next, next_batch},
     stream_tail::StreamTail,
@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     error::UsersError,
+    record::AccountRecord,
     store::{Store, StoredUser},
 };
 
@@ -51,30 +52,6 @@ const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
 /// consumer remakes itself after most failures, but once, after a node of a cluster was
 /// cut off and joined again, it delivered nothing more and said nothing.
 const STALL_AFTER: Duration = Duration::from_secs(3);
-
-/// One account as of one moment: what the stream holds on the account's subject.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AccountRecord {
-    pub username: String,
-    /// argon2id (PHC string), or an imported werkzeug hash until its first login.
-    pub password_hash: String,
-    /// The id of an imported account; new accounts are numbered by the view.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<i64>,
-    /// RFC 3339, UTC.
-    pub recorded_at: String,
-}
-
-impl AccountRecord {
-    pub fn new(username: String, password_hash: String, id: Option<i64>) -> Self {
-        Self {
-            username,
-            password_hash,
-            id,
-            recorded_at: service_kit::clock::now_rfc3339(),
-        }
-    }
-}
 
 /// What a publish with an expected sequence did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

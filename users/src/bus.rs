@@ -5,7 +5,7 @@ use bus_schema::{
     ErrorReply,
     users::{self, CreateRequest, GetRequest, VerifyRequest},
 };
-use service_kit::{metrics::Metrics, runtime::StartError, serve::MicroService};
+use service_kit::{error::StartError, metrics::Metrics, serve::MicroService};
 
 use crate::service::Users;
 

@@ -1,6 +1,6 @@
 //! Configuration of the users service, from flags or environment variables.
 
-use service_kit::runtime::NatsConfig;
+use service_kit::runtime::{BinaryConfig, NatsConfig, RunConfig};
 use std::{net::SocketAddr, path::PathBuf};
 
 /// How the users service runs. Tests build this struct directly.
@@ -13,6 +13,9 @@ pub struct Config {
     /// The bus: URL, user and password.
     #[command(flatten)]
     pub nats: NatsConfig,
+    /// Threads and stream replicas, as in every binary.
+    #[command(flatten)]
+    pub run: RunConfig,
     /// The SQLite database; created with its directory when missing.
     #[arg(long, env = "USERS_DB", default_value = "data/users.db")]
     pub db_path: PathBuf,
@@ -37,6 +40,7 @@ impl Config {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             nats: NatsConfig::anonymous(nats_url),
+            run: RunConfig::default(),
             db_path,
             no_demo_accounts: false,
             max_failed_verifies: 5,
@@ -49,4 +53,10 @@ impl Config {
 /// One hash per core: more would only queue inside the CPU and cost memory.
 fn default_hash_concurrency() -> usize {
     std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+impl BinaryConfig for Config {
+    fn run_config(&self) -> RunConfig {
+        self.run
+    }
 }

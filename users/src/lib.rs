@@ -5,6 +5,7 @@
 //! - [`service`]: [`service::Users`], the operations both doors call.
 //! - [`domain`]: the rules: usernames and passwords that can only be built valid.
 //! - [`hasher`]: argon2id on its own threads, with bounded memory.
+//! - [`record`]: [`record::AccountRecord`], one account as the accounts stream holds it.
 //! - [`accounts`]: the accounts stream (the truth) and keeping this instance's view.
 //! - [`store`]: the view, `users.db` in SQLite, off the async runtime.
 //! - [`werkzeug`]: the Flask original's password hashes, for imported accounts.
@@ -20,6 +21,7 @@ pub mod domain;
 pub mod error;
 pub mod hasher;
 pub mod http;
+pub mod record;
 pub mod service;
 pub mod startup;
 pub mod store;

@@ -8,10 +8,11 @@ use bus_schema::users::{
 };
 
 use crate::{
-    accounts::{AccountRecord, Accounts, Stored, publish},
+    accounts::{Accounts, Stored, publish},
     domain::{CandidatePassword, NewPassword, username},
     error::UsersError,
     hasher::Hasher,
+    record::AccountRecord,
     store::StoredUser,
     werkzeug,
 };

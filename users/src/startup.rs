@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use service_kit::{
+    error::StartError,
     metrics::Metrics,
-    runtime::{self, Doors, StartError, Workers},
+    runtime::{self, Doors, Workers},
     throttle::Throttle,
 };
 

@@ -16,7 +16,7 @@ use std::{
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{accounts::AccountRecord, error::UsersError};
+use crate::{error::UsersError, record::AccountRecord};
 
 /// A row of `users`.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use std::{
 use bus_schema::orders::{Article, PurchaseItem};
 use uuid::Uuid;
 
-use crate::store::journal::Line;
+use crate::domain::purchase::Line;
 
 /// One recorded purchase, compact: articles are shared between purchases.
 #[derive(Debug, Clone)]

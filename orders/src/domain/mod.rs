@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod index;
+pub mod purchase;
 
 use bus_schema::{Invalid, Reason, users::Username};
 

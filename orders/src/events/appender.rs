@@ -28,9 +28,9 @@ use uuid::Uuid;
 
 use super::stream;
 use crate::{
-    domain::index::Index,
+    domain::{index::Index, purchase::Line},
     service::Orders,
-    store::journal::{Journal, Line, Positions},
+    store::journal::{Journal, Positions},
 };
 
 /// Most events read per pull and written with one fsync.

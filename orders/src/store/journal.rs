@@ -1,8 +1,8 @@
 //! `purchases.json`: one purchase event per line (JSON Lines) with its stream sequence,
 //! appended and fsynced by the appender. Blocking I/O: call from a blocking thread.
 //!
-//! One process owns this file: several orders instances must each keep their own (the
-//! consumer is shared, so each line lands in exactly one of them) or run one writer.
+//! One process owns this file: each orders instance keeps its own, written by its own
+//! consumer of the whole stream, so every instance's file holds every purchase.
 
 use super::sibling;
 use std::{
@@ -11,33 +11,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use bus_schema::orders::PurchasedEvent;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::index::Index;
-
-/// One line of the file: the event, and where it sits in the `ORDERS` stream beside
-/// its fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Line {
-    #[serde(flatten)]
-    pub event: PurchasedEvent,
-    /// The stream sequence of the event.
-    pub seq: u64,
-}
-
-impl Line {
-    pub fn new(event: PurchasedEvent, seq: u64) -> Self {
-        Self { event, seq }
-    }
-
-    /// The line as written: JSON and a newline.
-    pub fn encode_into(&self, buf: &mut Vec<u8>) {
-        serde_json::to_writer(&mut *buf, self).expect("BUG: a line always serialises");
-        buf.push(b'\n');
-    }
-}
+use crate::domain::{index::Index, purchase::Line};
 
 /// Where the file stands against the stream, from its lines: what the appender needs
 /// to find the events the file lacks.
@@ -261,7 +237,7 @@ fn parse(raw: &[u8]) -> Result<Option<(Uuid, Line)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bus_schema::orders::Article;
+    use bus_schema::orders::{Article, PurchasedEvent};
 
     fn line(n: u64) -> Line {
         Line::new(
@@ -395,7 +371,7 @@ mod tests {
 #[cfg(test)]
 mod load_time {
     use super::*;
-    use bus_schema::orders::Article;
+    use bus_schema::orders::{Article, PurchasedEvent};
 
     /// `cargo test --release -p orders --lib load_time -- --ignored --nocapture`
     #[test]
