@@ -13,7 +13,7 @@ help:
 	@echo "make test-busy      make test beside stress-ng (both cores busy, a disk writing with fsync)"
 	@echo "make test-one-core  make test pinned to one core (taskset -c 0)"
 	@echo "make cluster-fault  only the cluster fault test (kills and a partition under load)"
-	@echo "make lint   formatting and clippy only"
+	@echo "make lint   formatting, clippy, the docs, import circles and the docs' links"
 	@echo "make bench  release builds under load (wrk), a table and target/bench/results.json"
 	@echo "make fault  buyers with idempotency keys while processes are killed; counts lost and doubled"
 	@echo "make deps   install nats-server, chromium and chromium-driver when missing (apt)"
@@ -70,9 +70,14 @@ cluster: deps-bench
 build:
 	$(CARGO) build --workspace --all-targets
 
+## lint: formatting, clippy, the docs (a broken intra-doc link fails), import circles
+## between files (bench/circles.py), and every relative link of the README and docs/.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings -A rustdoc::private-intra-doc-links" $(CARGO) doc --no-deps --workspace --document-private-items --quiet
+	python3 bench/circles.py
+	python3 bench/links.py
 
 fmt:
 	$(CARGO) fmt --all
