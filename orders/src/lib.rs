@@ -3,13 +3,14 @@
 //!
 //! - [`config`]: flags and environment.
 //! - [`service`]: [`service::Orders`], the operations both doors call.
-//! - [`domain`]: the rules; [`domain::catalog`] the articles, [`domain::index`] the
-//!   per-user history in memory.
+//! - [`domain`]: the rules; [`domain::catalog`] the articles, [`domain::purchase`] a
+//!   purchase as recorded, [`domain::index`] the per-user history in memory.
 //! - [`events`]: the `ORDERS` stream and the appender that follows it into the file.
 //! - [`store`]: [`store::journal`] the `purchases.json` file, [`store::flask`] the
 //!   conversion of the original's file.
 //! - [`bus`]: the NATS micro service `orders`.
-//! - [`http`]: the axum routes on :5003 (Bearer token checked with `auth.verify`).
+//! - [`http`]: the axum routes on :5003 (the Bearer token checked here, with the public
+//!   keys auth publishes: no bus call).
 //! - [`error`]: [`error::OrdersError`] and its single status mapping.
 //! - [`startup`]: [`build`], which loads, recovers, joins and binds everything.
 

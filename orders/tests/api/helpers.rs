@@ -83,7 +83,7 @@ impl TestApp {
             .expect("history")
     }
 
-    /// A token the stub auth accepts for `username`.
+    /// A token for `username`, signed by the stub key every verifier accepts.
     pub fn token(&self, username: &str) -> String {
         self.auth.token(username)
     }
