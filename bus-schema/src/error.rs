@@ -141,6 +141,10 @@ reasons! {
     UnknownArticle = "unknown_article",
     /// The idempotency key is empty, too long (the limit) or not visible ASCII.
     IdempotencyKeyInvalid = "idempotency_key_invalid",
+    /// A page size that is not a whole number from 1 to the limit.
+    PageLimitInvalid = "page_limit_invalid",
+    /// A page cursor that no reply gave (it comes from a reply's `next`).
+    CursorInvalid = "cursor_invalid",
     /// A form without the CSRF token of the browser's cookie.
     CsrfTokenInvalid = "csrf_token_invalid",
     /// A 404 without a more precise reason (no such endpoint or page).

@@ -65,11 +65,77 @@ pub struct ArticlesReply {
     pub articles: Vec<Article>,
 }
 
-/// Asks for one user's history.
+/// Most purchases in one page of `orders.purchases`, and the page size when a request
+/// names none.
+pub const MAX_PAGE: u32 = 1000;
+/// What one page's reply stays under, encoded: half of NATS's default `max_payload`
+/// (1 MB), whatever the articles' names, so that a page always fits one message.
+pub const MAX_PAGE_BYTES: usize = 512 * 1024;
+
+/// Asks for one page of one user's history. Without `limit` and `cursor` it is the
+/// first [`MAX_PAGE`] purchases, oldest first: a whole history as long as it is no
+/// longer (`next` says when it is).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PurchasesRequest {
     #[serde(default)]
     pub username: String,
+    /// Purchases per page, 1 to [`MAX_PAGE`] (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Where the page starts: the `next` of the page before. It also says in which
+    /// order the pages go, so `newest_first` matters only for the first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// The first page holds the latest purchases, and pages go back in time; by
+    /// default the first page holds the oldest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub newest_first: bool,
+}
+
+impl PurchasesRequest {
+    /// The first page of `username`'s history, oldest first.
+    pub fn of(username: impl Into<String>) -> Self {
+        Self {
+            username: username.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A place in one user's history, as the `next` of a page: the position (0 for the
+/// oldest purchase) where the next page starts, oldest first, or before which it ends,
+/// newest first. Positions do not move: a history only grows at its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// The page holds the purchases from this position on, oldest first.
+    From(u64),
+    /// The page holds the purchases before this position, newest first.
+    Before(u64),
+}
+
+impl Cursor {
+    /// The cursor of a reply's `next`; `None` for anything no reply gave.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (kind, position) = text.split_at_checked(1)?;
+        if position.is_empty() || !position.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let position: u64 = position.parse().ok()?;
+        match kind {
+            "f" => Some(Self::From(position)),
+            "b" => Some(Self::Before(position)),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::From(position) => write!(f, "f{position}"),
+            Self::Before(position) => write!(f, "b{position}"),
+        }
+    }
 }
 
 /// One recorded purchase.
@@ -82,13 +148,22 @@ pub struct PurchaseItem {
     pub purchased_at: String,
 }
 
-/// One user's history, oldest first.
+/// One page of one user's history, in the order asked (oldest first by default).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PurchasesReply {
     pub user: String,
     /// Article names, as the original answered.
     pub purchases: Vec<String>,
     pub items: Vec<PurchaseItem>,
+    /// How many purchases the user has in all, on every page.
+    #[serde(default)]
+    pub count: u64,
+    /// Their total price, in cents.
+    #[serde(default)]
+    pub total: u64,
+    /// The cursor of the next page, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// A purchase to record for `username` (the bus is trusted with the identity).
@@ -169,6 +244,27 @@ typed_call!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cursor_reads_back_what_it_wrote_and_nothing_else() {
+        for cursor in [Cursor::From(0), Cursor::From(1000), Cursor::Before(7)] {
+            assert_eq!(Cursor::parse(&cursor.to_string()), Some(cursor));
+        }
+        for bad in [
+            "",
+            "f",
+            "b",
+            "x12",
+            "f-1",
+            "f1.5",
+            "f 1",
+            "F1",
+            "b99999999999999999999",
+            "é1",
+        ] {
+            assert_eq!(Cursor::parse(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn a_purchase_id_depends_on_both_the_user_and_the_key() {

@@ -5,15 +5,14 @@ use std::time::Duration;
 
 use axum::{
     Json, Router,
-    extract::{FromRef, Path, State},
+    extract::{FromRef, Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use bus_schema::orders::{
-    ArticlesReply, BuyBody, BuyReply, BuyRequest, PurchasesReply, PurchasesRequest, STREAM,
-};
+use bus_schema::orders::{ArticlesReply, BuyBody, BuyReply, BuyRequest, PurchasesRequest, STREAM};
 use serde_json::json;
 use service_kit::{
+    history::{self, HistoryPage, HistoryQuery},
     http::HttpError,
     http::{Caller, JsonBody, metrics_response, with_common_routes},
     metrics::Metrics,
@@ -66,11 +65,13 @@ async fn articles(State(state): State<HttpState>, _caller: Caller) -> Json<Artic
     Json(state.core.articles())
 }
 
-/// The caller's own history, oldest first.
+/// The caller's own history: the whole of it, oldest first, however long (streamed),
+/// or with `limit`, `cursor` or `order` one page, its next page's address in `next_url`
+/// and a `Link` header.
 #[utoipa::path(get, path = "/orders/{username}/purchases", tag = "orders", security(("bearer" = [])),
-    params(("username" = String, Path, description = "The caller's own name")),
+    params(("username" = String, Path, description = "The caller's own name"), HistoryQuery),
     responses(
-        (status = 200, body = PurchasesReply),
+        (status = 200, body = HistoryPage),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, description = "Another user's history", body = ErrorBody),
         (status = 503, description = "The history could not be confirmed current", body = ErrorBody),
@@ -79,11 +80,32 @@ async fn purchases(
     State(state): State<HttpState>,
     caller: Caller,
     Path(username): Path<String>,
-) -> Result<Json<PurchasesReply>, HttpError> {
+    Query(query): Query<HistoryQuery>,
+) -> Result<Response, HttpError> {
     let username = state.core.authorize(&caller.username, &username)?;
-    Ok(Json(
-        state.core.purchases(&PurchasesRequest { username }).await?,
-    ))
+    let path = format!("/orders/{username}/purchases");
+    if let Some(request) = query.request(&username)? {
+        let reply = state.core.purchases(&request).await?;
+        return Ok(history::page_response(&path, &request, reply));
+    }
+    let first = state
+        .core
+        .purchases(&PurchasesRequest::of(&username))
+        .await?;
+    if first.next.is_none() {
+        return Ok(Json(first).into_response());
+    }
+    let core = state.core.clone();
+    Ok(history::whole_response(first, move |cursor| {
+        let (core, username) = (core.clone(), username.clone());
+        async move {
+            let request = PurchasesRequest {
+                cursor: Some(cursor),
+                ..PurchasesRequest::of(username)
+            };
+            core.purchases(&request).await
+        }
+    }))
 }
 
 /// Buys an article; answered once the purchase is in the stream and on disk.

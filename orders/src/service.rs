@@ -41,12 +41,7 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::{
-    domain::{
-        self, BUY_MESSAGE,
-        catalog::Catalog,
-        index::{Index, Item},
-        purchase::Line,
-    },
+    domain::{self, BUY_MESSAGE, catalog::Catalog, index::Index, purchase::Line},
     error::OrdersError,
     events::stream,
 };
@@ -113,19 +108,30 @@ impl Orders {
         }
     }
 
-    /// `orders.purchases`: the history of one user, oldest first; empty for a user who
-    /// never bought anything. Includes every purchase the stream held when the request
-    /// arrived, whichever instance recorded it: the file is first brought up to the
-    /// stream's end.
+    /// `orders.purchases`: one page of one user's history (the first [`MAX_PAGE`]
+    /// purchases, oldest first, unless the request says otherwise), with the count and
+    /// total of all of them; empty for a user who never bought anything. Includes every
+    /// purchase the stream held when the request arrived, whichever instance recorded
+    /// it: the file is first brought up to the stream's end.
+    ///
+    /// [`MAX_PAGE`]: bus_schema::orders::MAX_PAGE
     pub async fn purchases(&self, req: &PurchasesRequest) -> Result<PurchasesReply, OrdersError> {
         let username = domain::username(&req.username)?;
+        let (limit, cursor) = domain::page(
+            req.limit.map(u64::from),
+            req.cursor.as_deref(),
+            req.newest_first,
+        )?;
         self.caught_up().await?;
         let index = self.index();
-        let history = index.history(username.as_str());
+        let page = index.page(username.as_str(), cursor, limit);
         Ok(PurchasesReply {
             user: username.into_string(),
-            purchases: history.iter().map(|i| i.article.name.clone()).collect(),
-            items: history.iter().map(Item::to_reply).collect(),
+            purchases: page.items.iter().map(|i| i.article.name.clone()).collect(),
+            items: page.items.iter().map(|i| i.to_reply()).collect(),
+            count: page.count,
+            total: page.total,
+            next: page.next.map(|c| c.to_string()),
         })
     }
 

@@ -8,6 +8,8 @@
 //! - [`serve`]: runs a micro endpoint around a domain function.
 //! - [`http`]: the HTTP doors' conventions: [`http::HttpError`] (the `{"error"}` body),
 //!   the JSON extractor, the Bearer-token [`http::Caller`], request metrics, fallbacks.
+//! - [`history`]: purchase histories on an HTTP door: a page with its `Link`, or the
+//!   whole history streamed page after page.
 //! - [`openapi`]: the OpenAPI document of a door, made from its routes.
 //! - [`metrics`]: request counters and latency histograms in Prometheus text format.
 //! - [`feed`]: reading a JetStream consumer in batches, and pausing before a retry.
@@ -23,6 +25,7 @@
 pub mod clock;
 pub mod error;
 pub mod feed;
+pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod openapi;

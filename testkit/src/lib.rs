@@ -542,6 +542,60 @@ where
     }
 }
 
+/// Stores `count` purchases of `user` in the `ORDERS` stream, as orders instances
+/// would have (call it once orders has made the stream): article `1 + n % 3` at price
+/// `(1 + n % 3) * 1000`, named `name(n)`, as the buy of idempotency key `bulk-<n>`.
+/// Returns their ids in stream order. Publishes ahead of the acks, so thousands take
+/// about a second.
+///
+/// # Panics
+/// When the stream does not store them.
+pub async fn publish_purchases(
+    nats: &async_nats::Client,
+    user: &str,
+    count: usize,
+    name: impl Fn(usize) -> String,
+) -> Vec<String> {
+    use bus_schema::orders;
+    let js = async_nats::jetstream::new(nats.clone());
+    let mut ids = Vec::with_capacity(count);
+    let mut acks = Vec::new();
+    for n in 0..count {
+        let key = format!("bulk-{n}");
+        let id = orders::purchase_id(user, &key).to_string();
+        let price = u32::try_from(1 + n % 3).expect("small") * 1000;
+        let event = orders::PurchasedEvent {
+            id: id.clone(),
+            username: user.to_owned(),
+            article: orders::Article {
+                id: price / 1000,
+                name: name(n),
+                price,
+            },
+            purchased_at: "2026-12-06T12:00:00Z".into(),
+            idempotency_key: Some(key),
+        };
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id.as_str());
+        acks.push(
+            js.publish_with_headers(
+                orders::subject::purchased(user),
+                headers,
+                serde_json::to_vec(&event).expect("json").into(),
+            )
+            .await
+            .expect("testkit: published"),
+        );
+        ids.push(id);
+        if acks.len() == 256 || n + 1 == count {
+            for ack in acks.drain(..) {
+                ack.await.expect("testkit: the purchase is stored");
+            }
+        }
+    }
+    ids
+}
+
 /// A stand-in for the auth service's keys: an Ed25519 pair whose public half is
 /// published in `AUTH_KEYS` (the stream made when missing), so that every verifier on
 /// the server accepts the tokens [`StubAuth::token`] signs, as auth's own.

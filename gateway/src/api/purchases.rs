@@ -2,33 +2,63 @@
 
 use axum::{
     Json,
-    extract::State,
+    extract::{Query, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use bus_schema::orders::{self, BuyBody, BuyReply, BuyRequest, PurchasesRequest};
 use service_kit::{
+    history::{self, HistoryPage, HistoryQuery},
     http::{Caller, HttpError, JsonBody, idempotency_key},
     openapi::ErrorBody,
 };
 
 use crate::state::AppState;
 
-/// The caller's history, oldest first (as orders sent it: passed on without decoding
-/// and encoding it again).
+/// The caller's history: the whole of it, oldest first, however long, or with
+/// `limit`, `cursor` or `order` one page, its next page's address in `next_url` and a
+/// `Link` header. A history of one page is passed on as orders sent it (not decoded
+/// and encoded again); a longer one is read page after page and streamed.
 #[utoipa::path(get, path = "/purchases", tag = "purchases", security(("bearer" = [])),
+    params(HistoryQuery),
     responses(
-        (status = 200, body = orders::PurchasesReply),
+        (status = 200, body = HistoryPage),
+        (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 503, body = ErrorBody),
     ))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, HttpError> {
-    let request = PurchasesRequest {
-        username: caller.username,
-    };
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Response, HttpError> {
     let calls = state.calls.idempotent().bearer(&caller.token);
+    if let Some(request) = query.request(&caller.username)? {
+        let reply = orders::purchases_with(&state.nats, &request, &calls).await?;
+        return Ok(history::page_response("/api/purchases", &request, reply));
+    }
+    let request = PurchasesRequest::of(&caller.username);
     let body = orders::purchases_bytes(&state.nats, &request, &calls).await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    // `"next":` is a key of the reply alone (inside a string its quote is escaped).
+    if !has_next(&body) {
+        return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
+    }
+    let first: orders::PurchasesReply = serde_json::from_slice(&body)
+        .map_err(|err| HttpError(bus_schema::ErrorReply::internal(&err)))?;
+    let nats = state.nats.clone();
+    Ok(history::whole_response(first, move |cursor| {
+        let (nats, calls) = (nats.clone(), calls.clone());
+        let request = PurchasesRequest {
+            cursor: Some(cursor),
+            ..request.clone()
+        };
+        async move { orders::purchases_with(&nats, &request, &calls).await }
+    }))
+}
+
+/// Whether a reply of `orders.purchases` says there is a next page.
+fn has_next(reply: &[u8]) -> bool {
+    reply.windows(7).any(|w| w == b"\"next\":")
 }
 
 /// A purchase; the `Idempotency-Key` header makes a retry answer the first one.

@@ -2,7 +2,7 @@
 
 use axum::{
     Form,
-    extract::{Path, State, rejection::FormRejection},
+    extract::{Path, Query, State, rejection::FormRejection},
     http::{HeaderMap, StatusCode},
     response::Response,
 };
@@ -151,33 +151,56 @@ pub async fn buy(
     ))
 }
 
+/// Purchases per page of `/purchases`.
+const ROWS_PER_PAGE: u32 = 50;
+
+/// The query of `/purchases`: which page.
+#[derive(Debug, Default, Deserialize)]
+pub struct PurchasesQuery {
+    /// The `next` of the page before; none for the latest purchases.
+    cursor: Option<String>,
+}
+
+/// The history, newest first, a page at a time, with the count and total of all of it
+/// (kept by orders, not summed here) and a link to older purchases.
 pub async fn purchases(
     State(state): State<AppState>,
     session: Session,
+    Query(query): Query<PurchasesQuery>,
 ) -> Result<Response, PageError> {
     let user = session.username;
     let request = PurchasesRequest {
-        username: user.clone(),
+        limit: Some(ROWS_PER_PAGE),
+        cursor: query.cursor.clone().filter(|c| !c.is_empty()),
+        newest_first: true,
+        ..PurchasesRequest::of(&user)
     };
     let calls = state.calls.idempotent().bearer(&session.token);
     let reply = orders::purchases_with(&state.nats, &request, &calls)
         .await
         .map_err(|err| state.failed(err, Some(&user)))?;
-    let total: u64 = reply.items.iter().map(|i| u64::from(i.article.price)).sum();
     let rows: Vec<Row> = reply
         .items
         .iter()
-        .rev()
         .map(|i| Row {
             name: i.article.name.clone(),
             price: price(u64::from(i.article.price)),
             date: date(&i.purchased_at),
         })
         .collect();
-    let total = price(total);
+    let older = reply
+        .next
+        .map(|cursor| format!("/purchases?cursor={cursor}"));
     Ok(state.views.page(
         StatusCode::OK,
         "purchases.html",
-        context! { user, rows => Value::from(Serde(&rows)), total },
+        context! {
+            user,
+            rows => Value::from(Serde(&rows)),
+            count => reply.count,
+            total => price(reply.total),
+            older,
+            first_page => request.cursor.is_none(),
+        },
     ))
 }

@@ -6,7 +6,11 @@ pub mod catalog;
 pub mod index;
 pub mod purchase;
 
-use bus_schema::{Invalid, Reason, users::Username};
+use bus_schema::{
+    Invalid, Reason,
+    orders::{Cursor, MAX_PAGE},
+    users::Username,
+};
 
 use crate::error::OrdersError;
 
@@ -48,6 +52,41 @@ pub fn article_id(value: &serde_json::Value) -> Result<u32, OrdersError> {
         )
         .into()),
     }
+}
+
+/// The page a history request asks for: its size (1 to [`MAX_PAGE`], that by default)
+/// and where it starts (the cursor of a reply, or the first page in the order asked).
+pub fn page(
+    limit: Option<u64>,
+    cursor: Option<&str>,
+    newest_first: bool,
+) -> Result<(usize, Cursor), OrdersError> {
+    let limit = match limit {
+        None => MAX_PAGE,
+        Some(n) if (1..=u64::from(MAX_PAGE)).contains(&n) => n as u32,
+        Some(_) => return Err(page_limit_invalid()),
+    };
+    let cursor = match cursor {
+        None if newest_first => Cursor::Before(u64::MAX),
+        None => Cursor::From(0),
+        Some(text) => Cursor::parse(text).ok_or_else(|| {
+            Invalid::new(
+                Reason::CursorInvalid,
+                "cursor must be the `next` of an earlier page",
+            )
+        })?,
+    };
+    Ok((limit as usize, cursor))
+}
+
+/// The 400 of a page size that is not a whole number from 1 to [`MAX_PAGE`].
+pub fn page_limit_invalid() -> OrdersError {
+    Invalid::limit(
+        Reason::PageLimitInvalid,
+        MAX_PAGE as usize,
+        format!("limit must be a whole number from 1 to {MAX_PAGE}"),
+    )
+    .into()
 }
 
 pub fn idempotency_key(key: Option<String>) -> Result<Option<String>, OrdersError> {
@@ -97,6 +136,30 @@ mod tests {
             article_id(&json!(1u64 << 40)),
             Err(OrdersError::UnknownArticle(_))
         ));
+    }
+
+    #[test]
+    fn a_page_is_checked_before_it_is_read() {
+        assert_eq!(page(None, None, false).ok(), Some((1000, Cursor::From(0))));
+        assert_eq!(
+            page(Some(50), None, true).ok(),
+            Some((50, Cursor::Before(u64::MAX)))
+        );
+        assert_eq!(
+            page(Some(1), Some("f40"), true).ok(),
+            Some((1, Cursor::From(40)))
+        );
+        for (limit, cursor) in [
+            (Some(0), None),
+            (Some(1001), None),
+            (None, Some("40")),
+            (None, Some("fx")),
+        ] {
+            assert!(
+                matches!(page(limit, cursor, false), Err(OrdersError::Invalid(_))),
+                "{limit:?} {cursor:?}"
+            );
+        }
     }
 
     #[test]

@@ -280,8 +280,6 @@ pub async fn purchases_as(
     auth: &StubAuth,
     username: &str,
 ) -> Result<orders::PurchasesReply, bus_schema::CallError> {
-    let request = orders::PurchasesRequest {
-        username: username.into(),
-    };
+    let request = orders::PurchasesRequest::of(username);
     orders::purchases_with(nats, &request, &auth.calls_for(username)).await
 }

@@ -82,7 +82,7 @@ async fn purchases_are_private_and_empty_for_a_new_buyer() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({ "user": "victor", "purchases": [], "items": [] })
+        json!({ "user": "victor", "purchases": [], "items": [], "count": 0, "total": 0 })
     );
     let (status, body) = app.get("/orders/kilian/purchases", Some(&token)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

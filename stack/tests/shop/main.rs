@@ -7,6 +7,7 @@ mod api;
 mod bad_input;
 mod browser;
 mod helpers;
+mod history;
 mod launcher;
 mod pages;
 mod permissions;

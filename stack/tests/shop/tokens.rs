@@ -141,9 +141,7 @@ async fn nobody_buys_or_reads_for_someone_on_the_bus_without_their_token() {
         article_id: json!(1),
         idempotency_key: None,
     };
-    let read = PurchasesRequest {
-        username: "victor".into(),
-    };
+    let read = PurchasesRequest::of("victor");
     let as_token = |token: &str| CallOptions::default().bearer(token);
     for (what, opts, code, reason) in [
         (

@@ -1,0 +1,261 @@
+//! Purchase histories on an HTTP door (the gateway's `GET /api/purchases`, orders'
+//! `GET /orders/<user>/purchases`): one page when the query asks for one (`limit`,
+//! `cursor`, `order`), with the next page's link in the body and a `Link` header; else
+//! the whole history in the format of one reply, however long, read page after page
+//! (each one bus message at most) and written as it comes (chunked), never held whole
+//! in memory.
+
+use std::future::Future;
+
+use axum::{
+    Json,
+    body::{Body, Bytes},
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use bus_schema::{
+    ErrorReply, Invalid, Reason,
+    orders::{MAX_PAGE, PurchasesReply, PurchasesRequest},
+};
+use serde::{Deserialize, Serialize};
+
+/// The query of a history request, as typed by a person: checked by [`Self::request`].
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Purchases per page, 1 to 1000. With none of `limit`, `cursor` and `order`, the
+    /// answer is the whole history.
+    pub limit: Option<String>,
+    /// The `next` of the page before (it says which way the pages go).
+    pub cursor: Option<String>,
+    /// `oldest` (the default: the first page holds the oldest purchases) or `newest`.
+    pub order: Option<String>,
+}
+
+impl HistoryQuery {
+    /// The bus request for `username`: `None` asks for the whole history, `Some` for
+    /// one page. A limit that is not a whole number from 1 to 1000, or an order that is
+    /// neither `oldest` nor `newest`, is a 400 naming it.
+    pub fn request(&self, username: &str) -> Result<Option<PurchasesRequest>, ErrorReply> {
+        if self.limit.is_none() && self.cursor.is_none() && self.order.is_none() {
+            return Ok(None);
+        }
+        let limit = match self.limit.as_deref().map(str::trim) {
+            None => None,
+            Some(text) => Some(
+                text.parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| {
+                        Invalid::limit(
+                            Reason::PageLimitInvalid,
+                            MAX_PAGE as usize,
+                            format!("limit must be a whole number from 1 to {MAX_PAGE}"),
+                        )
+                    })?,
+            ),
+        };
+        let newest_first = match self.order.as_deref() {
+            None | Some("oldest") => false,
+            Some("newest") => true,
+            Some(_) => {
+                return Err(Invalid::new(
+                    Reason::InvalidRequest,
+                    "order must be `oldest` or `newest`",
+                )
+                .into());
+            }
+        };
+        Ok(Some(PurchasesRequest {
+            username: username.to_owned(),
+            limit,
+            cursor: self.cursor.clone(),
+            newest_first,
+        }))
+    }
+}
+
+/// One page as an HTTP door answers it: the reply and, when there is a next page, its
+/// address (also in a `Link: <...>; rel="next"` header).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryPage {
+    #[serde(flatten)]
+    pub reply: PurchasesReply,
+    /// The path and query of the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_url: Option<String>,
+}
+
+/// The answer of one page asked at `path` with `request`'s limit.
+pub fn page_response(path: &str, request: &PurchasesRequest, reply: PurchasesReply) -> Response {
+    let next_url = reply.next.as_ref().map(|cursor| {
+        let limit = request.limit.unwrap_or(MAX_PAGE);
+        // A cursor is letters and digits: nothing to escape.
+        format!("{path}?limit={limit}&cursor={cursor}")
+    });
+    let link = next_url
+        .as_ref()
+        .and_then(|url| HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")).ok());
+    let mut response = Json(HistoryPage { reply, next_url }).into_response();
+    if let Some(link) = link {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    response
+}
+
+/// The whole history as one body in the format of one reply
+/// (`{"user","count","total","purchases":[...],"items":[...]}`, oldest first), from its
+/// `first` page (oldest first) and the pages `fetch` reads by cursor. It holds the
+/// purchases counted by the first page: those bought while it is written are left for
+/// the next read. The names are written first, then the items, so each page is read
+/// twice. A page that cannot be read cuts the body short (the connection is closed
+/// before its end), as no status can be sent any more.
+pub fn whole_response<F, Fut, E>(first: PurchasesReply, fetch: F) -> Response
+where
+    F: FnMut(String) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<PurchasesReply, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let walk = Walk {
+        count: first.count,
+        first,
+        fetch,
+        part: Part::Head,
+        page: None,
+        after: None,
+        written: 0,
+    };
+    let chunks = futures_util::stream::unfold(walk, |mut walk| async move {
+        let chunk = walk.next_chunk().await?;
+        Some((chunk, walk))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(chunks),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Head,
+    Names,
+    Items,
+    Done,
+}
+
+/// Where the writing of a whole history stands.
+struct Walk<F> {
+    first: PurchasesReply,
+    fetch: F,
+    /// The purchases the body holds: those of the first page's count.
+    count: u64,
+    part: Part,
+    /// The next page to write, when it is read already.
+    page: Option<PurchasesReply>,
+    /// The cursor of the page after the last one written.
+    after: Option<String>,
+    /// Purchases written in the current part.
+    written: u64,
+}
+
+impl<F, Fut, E> Walk<F>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<PurchasesReply, E>>,
+    E: std::fmt::Display,
+{
+    async fn next_chunk(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        match self.part {
+            Part::Done => None,
+            Part::Head => {
+                let head = format!(
+                    "{{\"user\":{},\"count\":{},\"total\":{},\"purchases\":[",
+                    json(&self.first.user),
+                    self.count,
+                    self.first.total
+                );
+                self.start(Part::Names);
+                Some(Ok(Bytes::from(head)))
+            }
+            Part::Names | Part::Items => match self.page().await {
+                Err(err) => {
+                    self.part = Part::Done;
+                    Some(Err(std::io::Error::other(format!(
+                        "a page of the history could not be read: {err}"
+                    ))))
+                }
+                Ok(None) if self.part == Part::Names => {
+                    self.start(Part::Items);
+                    Some(Ok(Bytes::from_static(b"],\"items\":[")))
+                }
+                Ok(None) => {
+                    self.part = Part::Done;
+                    Some(Ok(Bytes::from_static(b"]}")))
+                }
+                Ok(Some(page)) => Some(Ok(self.write(&page))),
+            },
+        }
+    }
+
+    fn start(&mut self, part: Part) {
+        self.part = part;
+        self.page = Some(self.first.clone());
+        self.after = None;
+        self.written = 0;
+    }
+
+    /// The next page of the current part to write, or `None` when it is written.
+    async fn page(&mut self) -> Result<Option<PurchasesReply>, E> {
+        if self.written >= self.count {
+            return Ok(None);
+        }
+        if let Some(page) = self.page.take() {
+            return Ok(Some(page));
+        }
+        match self.after.take() {
+            Some(cursor) => (self.fetch)(cursor).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// `page`'s part of the body, and what to read after it.
+    fn write(&mut self, page: &PurchasesReply) -> Bytes {
+        let room = usize::try_from(self.count - self.written).unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        let taken = match self.part {
+            Part::Names => {
+                for name in page.purchases.iter().take(room) {
+                    self.separate(&mut out);
+                    out.extend_from_slice(json(name).as_bytes());
+                }
+                page.purchases.len().min(room)
+            }
+            _ => {
+                for item in page.items.iter().take(room) {
+                    self.separate(&mut out);
+                    serde_json::to_writer(&mut out, item).expect("BUG: an item always serialises");
+                }
+                page.items.len().min(room)
+            }
+        };
+        self.written += taken as u64;
+        // An empty page before the count (a history cannot shrink, but an instance
+        // behind may answer one) ends the part rather than asking forever.
+        if taken == 0 {
+            self.written = self.count;
+        }
+        self.after = page.next.clone();
+        Bytes::from(out)
+    }
+
+    fn separate(&self, out: &mut Vec<u8>) {
+        if self.written > 0 || !out.is_empty() {
+            out.push(b',');
+        }
+    }
+}
+
+fn json(text: &str) -> String {
+    serde_json::to_string(text).expect("BUG: a string always serialises")
+}

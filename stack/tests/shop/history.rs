@@ -1,0 +1,140 @@
+//! Histories of any length through the gateway: the whole of one on `GET /api/purchases`
+//! (read page after page over the bus and streamed), pages on request, and the page
+//! `/purchases` a page at a time with the count and total of all.
+
+use reqwest::{StatusCode, header};
+use serde_json::Value;
+
+use crate::helpers::*;
+
+/// Purchases whose history weighs about 2.4 MB as one reply: more than twice what one
+/// NATS message carries, so that the gateway cannot have it in one.
+const MANY: usize = 2500;
+
+fn long_name(n: usize) -> String {
+    format!("{n:05} {}", "a rather long article name ".repeat(15))
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["id"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_history_longer_than_one_bus_message_is_whole_on_the_json_api_and_paged_on_request() {
+    let shop = Shop::start().await;
+    let all = testkit::publish_purchases(&shop.nats, "victor", MANY, long_name).await;
+    let token = shop.token("victor", "1234").await;
+    let http = reqwest::Client::new();
+
+    let (status, body) =
+        testkit::send_carefully(http.get(shop.url("/api/purchases")).bearer_auth(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.to_string().len() > 2_000_000);
+    assert_eq!(body["user"], "victor");
+    assert_eq!(body["count"], MANY);
+    assert_eq!(ids(&body), all, "the whole history, oldest first, once");
+    assert_eq!(
+        body["purchases"].as_array().expect("names").len(),
+        MANY,
+        "a name per purchase"
+    );
+    assert_eq!(body["purchases"][MANY - 1], long_name(MANY - 1));
+
+    // Pages of 100, oldest first, following the Link header.
+    let mut url = shop.url("/api/purchases?limit=100");
+    let mut read = Vec::new();
+    loop {
+        let response = http
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("sent");
+        let link = response
+            .headers()
+            .get(header::LINK)
+            .map(|v| v.to_str().expect("ascii").to_owned());
+        let (status, page) = testkit::read(response).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["count"], MANY);
+        read.extend(ids(&page));
+        let Some(link) = link else {
+            assert!(page.get("next_url").is_none());
+            break;
+        };
+        let next = page["next_url"].as_str().expect("next_url").to_owned();
+        assert_eq!(link, format!("<{next}>; rel=\"next\""));
+        assert!(
+            next.starts_with("/api/purchases?limit=100&cursor="),
+            "{next}"
+        );
+        url = shop.url(&next);
+    }
+    assert_eq!(read, all);
+
+    let (status, body) = testkit::read(
+        http.get(shop.url("/api/purchases?limit=100000"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["reason"], "page_limit_invalid");
+}
+
+#[tokio::test]
+async fn the_purchases_page_shows_fifty_at_a_time_newest_first_with_the_count_and_total_of_all() {
+    let shop = Shop::start().await;
+    testkit::publish_purchases(&shop.nats, "victor", 120, |n| format!("Objet {n:03}")).await;
+    let http = browser();
+    let (_, html) = text(http.get(shop.url("/")).send().await.expect("sent")).await;
+    let csrf = csrf_of(&html);
+    let response = http
+        .post(shop.url("/"))
+        .form(&[
+            ("username", "victor"),
+            ("password", "1234"),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+
+    // 120 purchases at 10, 20 and 30 euros in turn: 2,400.00 in all.
+    let mut url = shop.url("/purchases");
+    let mut pages = Vec::new();
+    loop {
+        let (status, html) = text(http.get(&url).send().await.expect("sent")).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert!(html.contains("120 achats"), "{html}");
+        assert!(html.contains("2\u{202f}400,00\u{a0}€"), "{html}");
+        let rows: Vec<usize> = html
+            .match_indices("Objet ")
+            .map(|(at, _)| html[at + 6..at + 9].parse().expect("a number"))
+            .collect();
+        pages.push(rows);
+        let Some(at) = html.find("id=\"older\"") else {
+            break;
+        };
+        let href = &html[html[..at].rfind("href=\"").expect("a link") + 6..];
+        // As the page escapes it.
+        let href = href[..href.find('"').expect("ends")]
+            .replace("&#x2f;", "/")
+            .replace("&amp;", "&");
+        url = shop.url(&href);
+    }
+    let expected: Vec<Vec<usize>> = vec![
+        (70..120).rev().collect(),
+        (20..70).rev().collect(),
+        (0..20).rev().collect(),
+    ];
+    assert_eq!(pages, expected, "newest first, 50 a page");
+}
