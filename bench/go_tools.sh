@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The tools of the NATS world that are written in Go, pinned, built from their official
+# modules with `go install` into the project's target directory (`make deps` runs this):
+# the `nats` CLI, which the cookbook test of `make test` runs, and the current
+# nats-server, on which the cluster fault test runs beside Debian's. Go checks every
+# module against its checksum database (sum.golang.org). A tool already there at its
+# pinned version is reused.
+#
+#   bench/go_tools.sh <bin directory>
+set -euo pipefail
+
+NATSCLI_VERSION=v0.5.0       # v0.5.1 does not build with this Go
+NATS_SERVER_VERSION=v2.15.3
+
+bin="${1:?usage: $0 <bin directory>}"
+mkdir -p "$bin"
+
+if ! command -v go >/dev/null 2>&1; then
+  echo "go is missing: install Go (1.24 or newer, https://go.dev/dl/), then run make deps again" >&2
+  exit 1
+fi
+
+install() { # name module version
+  local name=$1 module=$2 version=$3
+  if [ -x "$bin/$name" ] && "$bin/$name" --version 2>&1 | grep -qF "$version"; then
+    echo "installed: $name $version ($bin/$name)"
+    return
+  fi
+  echo "building $name $version with go install (a minute or two the first time)"
+  GOBIN="$bin" GOFLAGS=-buildvcs=false go install "$module@$version"
+  "$bin/$name" --version 2>&1 | grep -qF "$version" || {
+    echo "$bin/$name does not say it is $version" >&2
+    exit 1
+  }
+}
+
+install nats github.com/nats-io/natscli/nats "$NATSCLI_VERSION"
+install nats-server github.com/nats-io/nats-server/v2 "$NATS_SERVER_VERSION"
