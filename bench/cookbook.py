@@ -56,6 +56,7 @@ EXPECTED = {
         ['"user":"victor"', '"count":', '"total":'],
     "nats req orders.purchases '{\"username\":\"victor\"}'": ["Nats-Service-Error-Code: 401",
                                                              "Shop-Error-Reason: token_required"],
+    'nats req auth.verify "{\\"token\\":\\"$TOKEN\\"}"': ['{"username":"victor","valid":true}'],
     "nats sub 'orders.events.>'": ['Received on "orders.events.purchased.victor"', '"username":"victor"'],
     "nats sub 'users.events.>'": ['Received on "users.events.created.', '"created_at"'],
     "nats sub 'auth.keys.>'": ["Subscribing on auth.keys.>"],
@@ -87,9 +88,13 @@ def doc_lines():
 
 def strip_comment(line):
     """The line without a trailing `# comment` (a # outside quotes, after a space)."""
-    quote = None
+    quote, escaped = None, False
     for i, c in enumerate(line):
-        if quote:
+        if escaped:
+            escaped = False
+        elif c == "\\" and quote != "'":
+            escaped = True
+        elif quote:
             if c == quote:
                 quote = None
         elif c in "'\"":

@@ -103,7 +103,9 @@ impl Identity {
                     "name": e.name, "subject": e.subject, "queue_group": QUEUE_GROUP,
                     "num_requests": c.requests, "num_errors": c.errors,
                     "last_error": c.last_error, "processing_time": total,
-                    "average_processing_time": average, "data": null,
+                    // An object, as the official schema (jsm.go's
+                    // micro/v1/stats_response) wants; nats.py needs the key.
+                    "average_processing_time": average, "data": {},
                 })
             })
             .collect();

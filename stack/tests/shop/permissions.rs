@@ -126,6 +126,11 @@ async fn ops_may_look_but_not_create_users() {
         .payload(r#"{"username":"victor"}"#.into())
         .timeout(Some(Duration::from_millis(300)));
     let _ = ops.send_request("users.get", get).await;
+    // A token one holds may be checked (`nats req auth.verify`).
+    let verify = async_nats::Request::new()
+        .payload(r#"{"token":"x"}"#.into())
+        .timeout(Some(Duration::from_millis(300)));
+    let _ = ops.send_request("auth.verify", verify).await;
     let ping = async_nats::Request::new().timeout(Some(Duration::from_millis(300)));
     let _ = ops.send_request("$SRV.PING", ping).await;
     let _events = ops.subscribe("orders.events.>").await.expect("subscribe");
