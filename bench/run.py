@@ -11,6 +11,7 @@ scenario for a fixed time after a warm-up, prints a table and writes
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -330,6 +331,8 @@ def main():
             runs.append(scenario(shop, "bare HTTP floor", shop.url("floor", "/bare"), c,
                                  pids={"floor": shop.procs["floor"].pid}))
             runs.append(scenario(shop, "one-hop bus floor", shop.url("floor", "/one-hop"), c, pids=floor_pids))
+            if c > 1:
+                runs.extend(nats_bench(shop, c))
         counted = {}
         buy = scenario(shop, "POST /api/buy", gw("/api/buy"), 64, "POST", {"article_id": 1}, buyer,
                        on_start=lambda: counted.update(before=len(shop.purchase_lines())))
@@ -374,6 +377,47 @@ def main():
         shop.stop()
     results["cluster"] = on_a_cluster(runs)
     report(results)
+
+
+NATS_CLI = os.path.join(TARGET, "go-bin", "nats")
+
+
+def nats_bench(shop, clients):
+    """The official tool's figures on the same server, for the floors beside them:
+    `nats bench service` (one responder, `clients` requesters, 128-byte messages) and,
+    once, `nats bench pub` (one publisher). Nothing when `make deps` has not built the
+    CLI."""
+    if not os.path.exists(NATS_CLI):
+        print(f"({NATS_CLI} is missing: run `make deps` for the nats bench figures)")
+        return []
+    auth = ["-s", shop.nats_url, "--user", "bench", "--password", shop.passwords["bench"]]
+    subject = "bench.nats"
+    serve = subprocess.Popen([NATS_CLI, *auth, "bench", "service", "serve", subject, "--clients", "1",
+                              "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        out = subprocess.run([NATS_CLI, *auth, "bench", "service", "request", subject, "--clients", str(clients),
+                              "--msgs", str(max(DURATION, 1) * 10000), "--no-progress"],
+                             capture_output=True, text=True, check=True).stdout
+    finally:
+        serve.terminate()
+        serve.wait()
+    rows = [bench_row(f"nats bench service request ({clients} clients)", clients, out)]
+    if clients == 16:
+        out = subprocess.run([NATS_CLI, *auth, "bench", "pub", "bench.pub", "--clients", "1",
+                              "--msgs", "2000000", "--no-progress"], capture_output=True, text=True, check=True).stdout
+        rows.append(bench_row("nats bench pub (1 publisher, 128 B)", 1, out))
+    return rows
+
+
+def bench_row(name, connections, out):
+    """A row of the table from `nats bench`'s aggregated line."""
+    rate = re.search(r"(?:aggregated stats|publisher stats): ([\d,]+) msgs/sec", out)
+    p50 = re.search(r"P50:? ([\d,.]+)us", out)
+    p99 = re.search(r"P99:? ([\d,.]+)us", out)
+    number = lambda m: float(m.group(1).replace(",", "")) if m else 0.0
+    return {"scenario": name, "connections": connections, "requests": None, "rps": number(rate),
+            "p50_ms": number(p50) / 1000, "p99_ms": number(p99) / 1000, "errors": 0, "cpu_ms_per_request": None}
 
 
 def disk_writer(directory):
