@@ -178,7 +178,10 @@ async fn the_discovery_replies_carry_every_field_other_clients_read() {
     for field in ["name", "subject", "queue_group", "last_error", "data"] {
         assert!(get.get(field).is_some(), "{field}: {get}");
     }
-    assert!(get["data"].is_object(), "data is an object, never null: {get}");
+    assert!(
+        get["data"].is_object(),
+        "data is an object, never null: {get}"
+    );
     assert_eq!(get["num_requests"], 2, "{get}");
     assert_eq!(get["num_errors"], 1, "{get}");
     assert!(
