@@ -36,6 +36,7 @@ EXPECTED = {
     'nats context add shop-gateway --server nats://127.0.0.1:4222 --user gateway --password "$SHOP_NATS_PASSWORD_GATEWAY" --inbox-prefix _INBOX_gateway':
         ['Context "shop-gateway"', "Inbox Prefix: _INBOX_gateway"],
     "nats micro ls": ["auth", "orders", "users", "0.1.0"],
+    "nats micro ping": ["orders ", "users ", "auth ", "rtt="],
     "nats micro info users": ["Service: users", "Subject: users.create", "Subject: users.verify",
                               "Subject: users.get", "Queue Group: q"],
     "nats micro stats orders": ["orders Service Statistics", "articles", "purchases", "buy"],
