@@ -251,6 +251,8 @@ def on_a_cluster(runs):
     import cluster as shop_cluster
     import cluster_fault
     server = os.environ.get("BENCH_CLUSTER_SERVER", "nats-server")
+    if server == "current":  # the pinned release `make deps` built (bench/go_tools.sh)
+        server = os.path.join(TARGET, "go-bin", "nats-server")
     sync = os.environ.get("SHOP_NATS_SYNC") == "always"
     data = tempfile.mkdtemp(prefix="shop-bench-cluster-")
     c = shop_cluster.Cluster(data, RELEASE, nats_server=server, base="free", sync_always=sync,
