@@ -6,7 +6,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TARGET_DIR := $(abspath $(or $(CARGO_TARGET_DIR),target))
 GO_BIN := $(TARGET_DIR)/go-bin
 
-.PHONY: help deps deps-run deps-bench install run cluster cluster-fault cluster-fault-run build test test-busy test-one-core bench fault lint fmt clean-data
+.PHONY: help deps deps-run deps-bench install run cluster cluster-fault cluster-fault-run build test test-busy test-one-core bench bench-scale fault lint fmt clean-data
 
 help:
 	@echo "make run    start nats-server and every service (Ctrl-C stops them)"
@@ -19,6 +19,7 @@ help:
 	@echo "make cluster-fault  only the cluster fault test (kills and a partition under load)"
 	@echo "make lint   formatting, clippy, the docs, import circles and the docs' links"
 	@echo "make bench  release builds under load (wrk), a table and target/bench/results.json"
+	@echo "make bench-scale  the shop with 1 and 10 million purchases: orders' start, memory, reads, buys"
 	@echo "make fault  buyers with idempotency keys while processes are killed; counts lost and doubled"
 	@echo "make deps   install nats-server, chromium, chromium-driver, wrk when missing (apt),"
 	@echo "            and build the nats CLI and the current nats-server (go install, pinned)"
@@ -120,6 +121,13 @@ bench: deps-bench
 	$(CARGO) build --release -p users -p auth -p orders -p gateway
 	$(CARGO) build --release -p stack --example floor
 	python3 bench/run.py
+
+## bench-scale: release builds; the shop with 1 and 10 million purchases (bench/scale.py,
+## SCALE_SIZES to choose): orders' start-up, memory, reads and buys as the shop grows.
+bench-scale: deps-bench
+	$(CARGO) build --release -p users -p auth -p orders -p gateway
+	$(CARGO) build --release -p stack --example floor --example fill
+	python3 bench/scale.py
 
 ## fault: release builds, buyers through the gateway while processes are killed.
 fault: deps-bench

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""make bench-scale: what the shop costs as it grows (release builds, not part of
+`make test`).
+
+For each size of SCALE_SIZES (default 1,000,000 and 10,000,000 purchases), on a fresh
+shop as `make bench` starts it: durable buys a second on the empty shop; then the
+`ORDERS` stream is filled straight from a tool (stack/examples/fill.rs: the purchases
+spread over 10,000 buyers, plus 100,000 of one heavy buyer), and orders writes them into
+its purchases.json as it would have; then are measured orders' start-up after a restart
+and cold (its file removed: written again from the stream), its RSS, `GET /api/purchases`
+of an ordinary buyer at 16 connections and a first page (50) of the heavy one, the heavy
+buyer's whole history (seconds, MB/s), and durable buys a second at that size. Prints a
+table and writes <target>/bench/scale.json.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402  (the bench's Shop and wrk)
+from harness import PATIENCE, TARGET, request, wait_until  # noqa: E402
+
+SIZES = [int(s) for s in os.environ.get("SCALE_SIZES", "1000000,10000000").split(",")]
+BUYERS = 10_000
+HEAVY = int(os.environ.get("SCALE_HEAVY", "100000"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+PASSWORD = "scale-password"
+
+
+def rss_mb(pid, field="VmRSS:"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def recorded(shop):
+    """Purchases in orders' file, from its metrics."""
+    status, _ = request("GET", shop.url("orders", "/readyz"))
+    if status != 200:
+        return -1
+    with __import__("urllib.request").request.urlopen(shop.url("orders", "/metrics"), timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("shop_purchases_recorded "):
+                return int(line.split()[1])
+    return -1
+
+
+def restart_orders(shop, remove_file=False):
+    """Stops orders (SIGTERM), starts it again, and returns the seconds until it answers
+    on both doors."""
+    proc = shop.procs["orders"]
+    proc.terminate()
+    proc.wait(timeout=PATIENCE)
+    if remove_file:
+        os.remove(os.path.join(shop.dir, "purchases.json"))
+    args, env, out = shop.commands["orders"]
+    t0 = time.monotonic()
+    shop.procs["orders"] = subprocess.Popen(args, env=env, stdout=out, stderr=out)
+    took = wait_until(lambda: request("GET", shop.url("orders", "/readyz"), timeout=2)[0] == 200, 30 * 60)
+    if took is None:
+        raise SystemExit("orders did not come back")
+    return time.monotonic() - t0
+
+
+def buys(shop, token):
+    summary = run.wrk(shop.url("gateway", "/api/buy"), 64, SECONDS, "POST", {"article_id": 1}, token)
+    return {"rps": summary["requests"] / (summary["duration_us"] / 1e6), "p99_ms": summary["p99_us"] / 1000,
+            "errors": summary["status_errors"] + summary["socket_errors"]}
+
+
+def reads(shop, url, token, connections=16):
+    summary = run.wrk(url, connections, SECONDS, token=token)
+    return {"rps": summary["requests"] / (summary["duration_us"] / 1e6), "p50_ms": summary["p50_us"] / 1000,
+            "p99_ms": summary["p99_us"] / 1000, "errors": summary["status_errors"] + summary["socket_errors"]}
+
+
+def one_size(size):
+    shop = run.Shop()
+    try:
+        shop.start()
+        gw = lambda path: shop.url("gateway", path)
+        tokens = {}
+        for name in ["user42", "heavy", "buyer"]:
+            request("POST", shop.url("users", "/users"), {"username": name, "password": PASSWORD})
+            tokens[name] = request("POST", gw("/api/login"), {"username": name, "password": PASSWORD})[1]["access_token"]
+        result = {"purchases": size, "heavy": HEAVY, "buyers": BUYERS}
+        result["buys_empty"] = buys(shop, tokens["buyer"])
+        bought = recorded(shop)
+        fill = subprocess.run([os.path.join(run.RELEASE, "examples", "fill"), shop.nats_url, "bench",
+                               shop.passwords["bench"], str(size), str(BUYERS), str(HEAVY)],
+                              capture_output=True, text=True, check=True)
+        result["fill"] = json.loads(fill.stdout)
+        expected = bought + size + HEAVY
+        t0 = time.monotonic()
+        if wait_until(lambda: recorded(shop) >= expected, 60 * 60) is None:
+            raise SystemExit(f"orders did not write the {expected} purchases")
+        result["written_s"] = round(time.monotonic() - t0, 1)
+        result["start_after_restart_s"] = round(restart_orders(shop), 2)
+        result["orders_rss_mb"] = round(rss_mb(shop.procs["orders"].pid), 1)
+        result["read_ordinary"] = reads(shop, gw("/api/purchases"), tokens["user42"])
+        result["first_page_heavy"] = reads(shop, gw("/api/purchases?limit=50&order=newest"), tokens["heavy"])
+        t0 = time.monotonic()
+        out = subprocess.run(["curl", "-s", "-o", os.path.join(shop.dir, "heavy.json"), "-w", "%{http_code} %{size_download}",
+                              "-H", "Authorization: Bearer " + tokens["heavy"], gw("/api/purchases")],
+                             capture_output=True, text=True, check=True).stdout.split()
+        seconds = time.monotonic() - t0
+        with open(os.path.join(shop.dir, "heavy.json")) as f:
+            items = len(json.load(f)["items"])
+        result["heavy_whole"] = {"status": int(out[0]), "items": items, "seconds": round(seconds, 2),
+                                 "mb_per_s": round(int(out[1]) / 1e6 / seconds, 1)}
+        result["buys"] = buys(shop, tokens["buyer"])
+        result["cold_start_s"] = round(restart_orders(shop, remove_file=True), 1)
+        result["orders_peak_rss_mb"] = round(rss_mb(shop.procs["orders"].pid, "VmHWM:"), 1)
+        return result
+    finally:
+        shop.stop()
+
+
+def main():
+    fill = os.path.join(run.RELEASE, "examples", "fill")
+    if not os.path.exists(fill):
+        raise SystemExit("build first: make bench-scale")
+    results = []
+    for size in SIZES:
+        print(f"== {size:,} purchases", flush=True)
+        results.append(one_size(size))
+        print(json.dumps(results[-1]), flush=True)
+    print(f"\n{'purchases':>11} {'start (restart)':>15} {'start (cold)':>12} {'orders RSS':>10} "
+          f"{'ordinary p50/p99 ms':>20} {'heavy page p99':>14} {'heavy whole':>16} {'buys/s (empty)':>18}")
+    for r in results:
+        print(f"{r['purchases']:>11,} {r['start_after_restart_s']:>13} s {r['cold_start_s']:>10} s "
+              f"{r['orders_rss_mb']:>7} MB {r['read_ordinary']['p50_ms']:>9.2f}/{r['read_ordinary']['p99_ms']:<9.2f} "
+              f"{r['first_page_heavy']['p99_ms']:>11.2f} ms {r['heavy_whole']['seconds']:>6} s {r['heavy_whole']['mb_per_s']:>5} MB/s "
+              f"{r['buys']['rps']:>8.0f} ({r['buys_empty']['rps']:.0f})")
+    out = os.path.join(TARGET, "bench")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "scale.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"written: {os.path.join(out, 'scale.json')}")
+
+
+if __name__ == "__main__":
+    main()
