@@ -1,8 +1,6 @@
 //! The gateway's JSON API: log in, buy, list; bad tokens; services that stop or lose
 //! requests.
 
-use std::time::Duration;
-
 use reqwest::{StatusCode, header};
 use serde_json::json;
 
@@ -162,7 +160,7 @@ async fn a_stopped_service_is_a_quick_503_on_the_api_the_pages_and_readyz() {
     let (status, body) = json_of(
         http.get(shop.url("/api/purchases"))
             .bearer_auth(&token)
-            .timeout(Duration::from_secs(10))
+            .timeout(testkit::PATIENCE)
             .send()
             .await
             .expect("answered, not hung"),

@@ -55,13 +55,17 @@ fn start_driver() -> Driver {
             )
         });
     let driver = Driver { child, port };
-    for _ in 0..200 {
+    let started = std::time::Instant::now();
+    while started.elapsed() < testkit::PATIENCE {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return driver;
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    panic!("chromedriver did not listen on port {port} within 5 s");
+    panic!(
+        "chromedriver did not listen on port {port} within {:?}",
+        testkit::PATIENCE
+    );
 }
 
 async fn open_browser(driver: &Driver, profile: &std::path::Path) -> Client {
@@ -105,7 +109,7 @@ async fn fill(browser: &Client, css: &str, text: &str) {
 async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
     browser
         .wait()
-        .at_most(Duration::from_secs(10))
+        .at_most(testkit::PATIENCE)
         .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|err| panic!("{css} did not appear: {err}"))

@@ -40,7 +40,7 @@ fn banner(child: &mut Child) -> Vec<String> {
         }
     });
     let mut lines = Vec::new();
-    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+    while let Ok(line) = rx.recv_timeout(testkit::PATIENCE) {
         let done = line.starts_with("Press Ctrl-C");
         lines.push(line);
         if done {
@@ -72,14 +72,18 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
         .status()
         .expect("kill runs");
     assert!(status.success());
-    for _ in 0..300 {
+    let started = std::time::Instant::now();
+    while started.elapsed() < testkit::PATIENCE {
         if let Some(status) = child.try_wait().expect("wait") {
             return status;
         }
         thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
-    panic!("the stack did not stop within 15 s of SIGTERM");
+    panic!(
+        "the stack did not stop within {:?} of SIGTERM",
+        testkit::PATIENCE
+    );
 }
 
 fn free_port() -> u16 {
