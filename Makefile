@@ -30,7 +30,7 @@ help:
 ## python3 with venv (schemathesis, from PyPI, for `make test`), iproute2 (`ip netns`:
 ## the cluster fault test's partition); then the `nats` CLI and the current
 ## nats-server, pinned, built with `go install` into $(GO_BIN).
-## deps-bench: wrk and python3, for `make bench`.
+## deps-bench: wrk, python3 and the Go tools, for `make bench` (on the current nats-server).
 RUN_PACKAGES := nats-server
 TEST_PACKAGES := nats-server chromium chromium-driver wrk python3 python3-venv iproute2
 BENCH_PACKAGES := nats-server wrk python3
@@ -44,6 +44,7 @@ deps:
 
 deps-bench:
 	@$(MAKE) --no-print-directory install PACKAGES="$(BENCH_PACKAGES)"
+	@bench/go_tools.sh $(GO_BIN)
 
 install:
 	@missing=""; \

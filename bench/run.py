@@ -25,6 +25,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT, TARGET, free_port, password, request, wait_for_port  # noqa: E402
 
 RELEASE = os.path.join(TARGET, "release")
+# The nats-server of the bench: the current release `make deps` builds (bench/go_tools.sh),
+# or another with BENCH_NATS_SERVER (`system`: the one on PATH, Debian's for `make run`).
+CURRENT_SERVER = os.path.join(TARGET, "go-bin", "nats-server")
+
+
+def nats_server(choice):
+    if choice in (None, "", "current"):
+        return CURRENT_SERVER if os.path.exists(CURRENT_SERVER) else "nats-server"
+    return "nats-server" if choice == "system" else choice
+
+
+NATS_SERVER = nats_server(os.environ.get("BENCH_NATS_SERVER"))
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
 WARMUP = int(os.environ.get("BENCH_WARMUP_SECONDS", "2"))
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -72,7 +84,7 @@ class Shop:
         with open(conf_path, "w") as f:
             f.write(conf)
         log = open(os.path.join(self.dir, "nats-server.log"), "w")
-        args = ["nats-server", "-c", conf_path, "-p", str(self.nats_port), "-m", str(self.monitor_port)]
+        args = [NATS_SERVER, "-c", conf_path, "-p", str(self.nats_port), "-m", str(self.monitor_port)]
         self.commands["nats-server"] = (args, self.env, log)
         self.procs["nats-server"] = subprocess.Popen(args, env=self.env, stdout=log, stderr=log)
         self.procs["nats-server"].log_path = log.name
@@ -250,9 +262,7 @@ def on_a_cluster(runs):
     and the buyers' recovery is measured as in the cluster fault test."""
     import cluster as shop_cluster
     import cluster_fault
-    server = os.environ.get("BENCH_CLUSTER_SERVER", "nats-server")
-    if server == "current":  # the pinned release `make deps` built (bench/go_tools.sh)
-        server = os.path.join(TARGET, "go-bin", "nats-server")
+    server = nats_server(os.environ.get("BENCH_CLUSTER_SERVER")) if os.environ.get("BENCH_CLUSTER_SERVER") else NATS_SERVER
     sync = os.environ.get("SHOP_NATS_SYNC") == "always"
     data = tempfile.mkdtemp(prefix="shop-bench-cluster-")
     c = shop_cluster.Cluster(data, RELEASE, nats_server=server, base="free", sync_always=sync,
@@ -299,7 +309,7 @@ def on_a_cluster(runs):
 
 
 def main():
-    if shutil.which("wrk") is None or shutil.which("nats-server") is None:
+    if shutil.which("wrk") is None or shutil.which(NATS_SERVER) is None:
         raise SystemExit("wrk and nats-server are needed: run `make deps`")
     if os.environ.get("BENCH_CLUSTER_ONLY"):
         runs = []
@@ -485,7 +495,7 @@ def machine():
                 cpu = line.split(":", 1)[1].strip()
                 break
     return {"cores": os.cpu_count(), "cpu": cpu,
-            "nats_server": subprocess.run(["nats-server", "--version"], capture_output=True, text=True).stdout.strip()}
+            "nats_server": subprocess.run([NATS_SERVER, "--version"], capture_output=True, text=True).stdout.strip()}
 
 
 def report(results):
