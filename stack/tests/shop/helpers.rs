@@ -105,6 +105,27 @@ pub fn browser() -> reqwest::Client {
         .expect("client")
 }
 
+/// Logs `username` in through the login form, as a browser would: the form's page for
+/// its CSRF token, then the POST. The answer (303 to `/home` when it worked).
+pub async fn log_in(
+    shop: &Shop,
+    http: &reqwest::Client,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    let (_, html) = text(http.get(shop.url("/")).send().await.expect("sent")).await;
+    let csrf = csrf_of(&html);
+    http.post(shop.url("/"))
+        .form(&[
+            ("username", username),
+            ("password", password),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .expect("sent")
+}
+
 /// The CSRF token in a page's forms.
 pub fn csrf_of(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";

@@ -94,18 +94,7 @@ async fn the_purchases_page_shows_fifty_at_a_time_newest_first_with_the_count_an
     let shop = Shop::start().await;
     testkit::publish_purchases(&shop.nats, "victor", 120, |n| format!("Objet {n:03}")).await;
     let http = browser();
-    let (_, html) = text(http.get(shop.url("/")).send().await.expect("sent")).await;
-    let csrf = csrf_of(&html);
-    let response = http
-        .post(shop.url("/"))
-        .form(&[
-            ("username", "victor"),
-            ("password", "1234"),
-            ("csrf", &csrf),
-        ])
-        .send()
-        .await
-        .expect("sent");
+    let response = log_in(&shop, &http, "victor", "1234").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 
     // 120 purchases at 10, 20 and 30 euros in turn: 2,400.00 in all.

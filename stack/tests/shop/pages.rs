@@ -4,7 +4,7 @@
 use reqwest::{StatusCode, header};
 use serde_json::json;
 
-use crate::helpers::{Shop, browser, csrf_of, json_of, location, text};
+use crate::helpers::{Shop, browser, csrf_of, json_of, location, log_in, text};
 
 #[tokio::test]
 async fn a_person_registers_logs_in_buys_sees_purchases_and_logs_out() {
@@ -373,18 +373,7 @@ async fn an_address_with_too_many_failed_logins_gets_429_on_the_api_and_the_form
             .is_some_and(|e| e.contains("your address"))
     );
 
-    let (_, html) = text(http.get(shop.url("/")).send().await.expect("sent")).await;
-    let csrf = csrf_of(&html);
-    let response = http
-        .post(shop.url("/"))
-        .form(&[
-            ("username", "victor"),
-            ("password", "1234"),
-            ("csrf", &csrf),
-        ])
-        .send()
-        .await
-        .expect("sent");
+    let response = log_in(&shop, &http, "victor", "1234").await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(response.headers().contains_key(header::RETRY_AFTER));
     let (_, html) = text(response).await;
