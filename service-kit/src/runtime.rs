@@ -283,12 +283,13 @@ pub async fn shutdown_signal() {
 /// stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
 pub struct RunConfig {
-    /// Threads running the async tasks. One (no work stealing) is the fastest for these
-    /// services: the async work of a request is a few microseconds and everything slow
-    /// (argon2, SQLite, fsync) runs on its own threads, so more workers only add
-    /// cross-thread wake-ups (on two cores under load, two workers took the gateway 60%
-    /// more CPU per request than one, auth and orders about twice as much). Scale out
-    /// with more instances instead: NATS spreads a queue group's requests over them.
+    /// Threads running the async tasks: one is the fastest for these services; scale
+    /// out with more instances instead (NATS spreads a queue group's requests).
+    //
+    // The async work of a request is a few microseconds and everything slow (argon2,
+    // SQLite, fsync) runs on its own threads, so more workers only add cross-thread
+    // wake-ups: on two cores under load, two workers took the gateway 60% more CPU per
+    // request than one, auth and orders about twice as much.
     #[arg(
         long = "worker-threads",
         env = "SHOP_WORKER_THREADS",
@@ -296,9 +297,8 @@ pub struct RunConfig {
         value_parser = clap::value_parser!(u16).range(1..=1024)
     )]
     pub worker_threads: u16,
-    /// How many nodes keep each stream this process makes (`ORDERS`, `USERS`,
-    /// `USER_EVENTS`, `AUTH_KEYS`, `AUTH_REVOKED`): 1 on a single nats-server, 3 on a
-    /// cluster of three. A stream made with fewer is updated by the service that owns it.
+    /// How many nodes keep each stream this process makes: 1 on a single nats-server, 3
+    /// on a cluster of three (a stream made with fewer is updated by its owner).
     #[arg(
         long = "stream-replicas",
         env = "SHOP_STREAM_REPLICAS",
