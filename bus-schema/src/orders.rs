@@ -72,6 +72,16 @@ pub const MAX_PAGE: u32 = 1000;
 /// (1 MB), whatever the articles' names, so that a page always fits one message.
 pub const MAX_PAGE_BYTES: usize = 512 * 1024;
 
+/// The refusal of a page size that is not a whole number from 1 to [`MAX_PAGE`], the
+/// same on every door.
+pub fn page_limit_invalid() -> crate::Invalid {
+    crate::Invalid::limit(
+        crate::Reason::PageLimitInvalid,
+        MAX_PAGE as usize,
+        format!("limit must be a whole number from 1 to {MAX_PAGE}"),
+    )
+}
+
 /// Asks for one page of one user's history. Without `limit` and `cursor` it is the
 /// first [`MAX_PAGE`] purchases, oldest first: a whole history as long as it is no
 /// longer (`next` says when it is).

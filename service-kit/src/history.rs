@@ -15,7 +15,7 @@ use axum::{
 };
 use bus_schema::{
     ErrorReply, Invalid, Reason,
-    orders::{MAX_PAGE, PurchasesReply, PurchasesRequest},
+    orders::{self, MAX_PAGE, PurchasesReply, PurchasesRequest},
 };
 use serde::{Deserialize, Serialize};
 
@@ -40,19 +40,13 @@ impl HistoryQuery {
         if self.limit.is_none() && self.cursor.is_none() && self.order.is_none() {
             return Ok(None);
         }
+        // A number goes to orders, which decides on its range; anything else is refused
+        // here, in the same words.
         let limit = match self.limit.as_deref().map(str::trim) {
             None => None,
             Some(text) => Some(
                 text.parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_PAGE).contains(n))
-                    .ok_or_else(|| {
-                        Invalid::limit(
-                            Reason::PageLimitInvalid,
-                            MAX_PAGE as usize,
-                            format!("limit must be a whole number from 1 to {MAX_PAGE}"),
-                        )
-                    })?,
+                    .map_err(|_| orders::page_limit_invalid())?,
             ),
         };
         let newest_first = match self.order.as_deref() {

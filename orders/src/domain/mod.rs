@@ -8,7 +8,7 @@ pub mod purchase;
 
 use bus_schema::{
     Invalid, Reason,
-    orders::{Cursor, MAX_PAGE},
+    orders::{self, Cursor, MAX_PAGE},
     users::Username,
 };
 
@@ -64,7 +64,7 @@ pub fn page(
     let limit = match limit {
         None => MAX_PAGE,
         Some(n) if (1..=u64::from(MAX_PAGE)).contains(&n) => n as u32,
-        Some(_) => return Err(page_limit_invalid()),
+        Some(_) => return Err(orders::page_limit_invalid().into()),
     };
     let cursor = match cursor {
         None if newest_first => Cursor::Before(u64::MAX),
@@ -77,16 +77,6 @@ pub fn page(
         })?,
     };
     Ok((limit as usize, cursor))
-}
-
-/// The 400 of a page size that is not a whole number from 1 to [`MAX_PAGE`].
-pub fn page_limit_invalid() -> OrdersError {
-    Invalid::limit(
-        Reason::PageLimitInvalid,
-        MAX_PAGE as usize,
-        format!("limit must be a whole number from 1 to {MAX_PAGE}"),
-    )
-    .into()
 }
 
 pub fn idempotency_key(key: Option<String>) -> Result<Option<String>, OrdersError> {
