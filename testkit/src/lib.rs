@@ -370,6 +370,47 @@ pub async fn send_carefully(
     }
 }
 
+/// Every page of a paged answer, from `path` on the door at `base` (`http://host:port`),
+/// following each page's `Link: <...>; rel="next"` header, which must name the page's
+/// `next_url` (and be missing on the last page). The pages' bodies, in order.
+///
+/// # Panics
+/// When a page is not a 200, or its header and body disagree.
+pub async fn follow_pages(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+) -> Vec<serde_json::Value> {
+    let mut pages = Vec::new();
+    let mut path = path.to_owned();
+    loop {
+        let response = http
+            .get(format!("{base}{path}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("testkit: sent");
+        let link = response
+            .headers()
+            .get(reqwest::header::LINK)
+            .map(|v| v.to_str().expect("testkit: an ASCII link").to_owned());
+        let (status, page) = read(response).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{path}: {page}");
+        let next = page["next_url"].as_str().map(str::to_owned);
+        assert_eq!(
+            link,
+            next.as_ref().map(|next| format!("<{next}>; rel=\"next\"")),
+            "the Link header names the next page of {path}"
+        );
+        pages.push(page);
+        match next {
+            Some(next) => path = next,
+            None => return pages,
+        }
+    }
+}
+
 /// The `error` message of an error body.
 ///
 /// # Panics
