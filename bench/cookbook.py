@@ -19,6 +19,7 @@ and a `nats` line of the docs this test does not know all fail the test.
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -165,7 +166,6 @@ def main():
     if failures:
         raise SystemExit("cookbook: lines that failed (the shop's log: " + shop.log + "):\n  "
                          + "\n  ".join(failures))
-    import shutil
     shutil.rmtree(home, ignore_errors=True)
     print(f"cookbook: {ran} nats lines of the README and docs/ ran as written and showed what they say "
           f"({os.path.relpath(nats, ROOT) if nats.startswith(ROOT) else nats}, "

@@ -9,7 +9,10 @@ bench and the fault test use: imports run one way (bench/circles.py checks).
 import json
 import os
 import secrets
+import shutil
+import signal
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -140,8 +143,6 @@ class Stack:
         return f"nats://127.0.0.1:{self.ports['nats']}"
 
     def __enter__(self):
-        import shutil
-        import subprocess
         stack = os.path.join(TARGET, "debug", "stack")
         if not os.path.exists(stack):
             subprocess.run(["cargo", "build", "-p", "stack"], check=True, cwd=ROOT)
@@ -161,8 +162,6 @@ class Stack:
         return self
 
     def __exit__(self, *_):
-        import signal
-        import subprocess
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (the bench's Shop and wrk)
@@ -43,7 +44,7 @@ def recorded(shop):
     status, _ = request("GET", shop.url("orders", "/readyz"))
     if status != 200:
         return -1
-    with __import__("urllib.request").request.urlopen(shop.url("orders", "/metrics"), timeout=5) as r:
+    with urllib.request.urlopen(shop.url("orders", "/metrics"), timeout=5) as r:
         for line in r.read().decode().splitlines():
             if line.startswith("shop_purchases_recorded "):
                 return int(line.split()[1])
