@@ -74,6 +74,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
             http::LOGIN_WAIT,
         ),
     });
+    runtime::subscribed(&nats, "auth").await?;
     Ok(Doors {
         name: "auth",
         listener,

@@ -48,6 +48,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
             .clone()
             .record(nats.clone(), workers.stop.clone()),
     );
+    runtime::subscribed(&nats, "gateway").await?;
     Ok(Doors {
         name: "gateway",
         listener,

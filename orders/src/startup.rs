@@ -99,6 +99,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         elapsed_ms = started.elapsed().as_millis(),
         "orders service ready"
     );
+    runtime::subscribed(&nats, "orders").await?;
     Ok(Doors {
         name: "orders",
         listener,

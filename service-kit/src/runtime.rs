@@ -113,6 +113,16 @@ pub async fn connect(config: &NatsConfig, name: &str) -> Result<Client, StartErr
         })
 }
 
+/// Waits until the server has every subscription `name` made on `nats` (a ping answered
+/// after them): a service is built only then, so that nothing published to it after
+/// `build` returns is lost (async-nats' `subscribe` only queues the SUB).
+pub async fn subscribed(nats: &Client, name: &'static str) -> Result<(), StartError> {
+    nats.flush().await.map_err(|err| StartError::Service {
+        service: name,
+        reason: format!("the NATS server did not confirm the subscriptions: {err}"),
+    })
+}
+
 /// Binds `addr`, naming `hint` (the flag or variable that changes it) on failure.
 pub async fn bind(addr: SocketAddr, hint: &'static str) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)

@@ -83,13 +83,14 @@ impl Throttle {
     }
 
     /// Shares the counts with every instance that shares on `subject` (one subject per
-    /// throttle, that only the service's own NATS user may use). Returns at once; the
-    /// announcements run on tasks until `nats` closes.
+    /// throttle, that only the service's own NATS user may use). Returns once the server
+    /// has the subscription (every announcement made after that reaches this instance);
+    /// the announcements run on tasks until `nats` closes.
     pub async fn share(
         self: &Arc<Self>,
         nats: &async_nats::Client,
         subject: String,
-    ) -> Result<(), async_nats::SubscribeError> {
+    ) -> Result<(), async_nats::Error> {
         let instance = loop {
             let mut bytes = [0u8; 8];
             getrandom::fill(&mut bytes).expect("BUG: the OS has no randomness");
@@ -99,6 +100,9 @@ impl Throttle {
             }
         };
         let mut incoming = nats.subscribe(subject.clone()).await?;
+        // `subscribe` only queues the SUB: an instance that started just before another
+        // would otherwise miss the first attempts announced to it.
+        nats.flush().await?;
         let (tx, mut rx) = mpsc::unbounded_channel::<Announcement>();
         if self.announce.set(tx).is_err() {
             return Ok(()); // shared already

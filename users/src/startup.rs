@@ -112,6 +112,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         nats: nats.clone(),
         metrics,
     });
+    runtime::subscribed(&nats, "users").await?;
     Ok(Doors {
         name: "users",
         listener,
