@@ -6,17 +6,19 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TARGET_DIR := $(abspath $(or $(CARGO_TARGET_DIR),target))
 GO_BIN := $(TARGET_DIR)/go-bin
 
-.PHONY: help deps deps-run deps-bench install run cluster cluster-fault cluster-fault-run build test test-busy test-one-core bench bench-scale fault lint fmt clean-data
+.PHONY: help deps deps-run deps-bench install run cluster cluster-fault cluster-fault-run power-cut power-cut-run build test test-busy test-one-core bench bench-scale fault lint fmt clean-data
 
 help:
 	@echo "make run    start nats-server and every service (Ctrl-C stops them)"
 	@echo "make cluster three nats-servers in a cluster, two instances of each service (Ctrl-C stops them)"
 	@echo "make test   formatting, clippy, every test, schemathesis against each door's OpenAPI,"
 	@echo "            every nats line of the docs run by the real nats CLI,"
-	@echo "            and the cluster fault test on Debian's nats-server and on the current release"
+	@echo "            the cluster fault test on Debian's nats-server and on the current release,"
+	@echo "            and the power-cut test"
 	@echo "make test-busy      make test beside stress-ng (both cores busy, a disk writing with fsync)"
 	@echo "make test-one-core  make test pinned to one core (taskset -c 0)"
 	@echo "make cluster-fault  only the cluster fault test (kills and a partition under load)"
+	@echo "make power-cut      only the power-cut test (the shop in a VM, killed under load)"
 	@echo "make lint   formatting, clippy, the docs, import circles and the docs' links"
 	@echo "make bench  release builds under load (wrk), a table and target/bench/results.json"
 	@echo "make bench-scale  the shop with 1 and 10 million purchases: orders' start, memory, reads, buys"
@@ -26,17 +28,24 @@ help:
 
 ## deps-run: nats-server, all `make run` needs. Debian's package starts a system
 ## service on port 4222, which would collide with the shop's own server: it is disabled.
+## Debian's is 2.9.10, which cannot fsync each write: with Go installed, the current
+## nats-server is built too (pinned, bench/go_tools.sh), and `make run` uses it.
 ## deps: also Chromium and its WebDriver (the browser test of `make test`), wrk, and
 ## python3 with venv (schemathesis, from PyPI, for `make test`), iproute2 (`ip netns`:
-## the cluster fault test's partition); then the `nats` CLI and the current
+## the cluster fault test's partition), qemu, e2fsprogs and binutils (the power-cut
+## test's VM; its kernel and busybox are unpacked from Debian's packages by
+## bench/vm.py); then the `nats` CLI and the current
 ## nats-server, pinned, built with `go install` into $(GO_BIN).
 ## deps-bench: wrk, python3 and the Go tools, for `make bench` (on the current nats-server).
 RUN_PACKAGES := nats-server
-TEST_PACKAGES := nats-server chromium chromium-driver wrk python3 python3-venv iproute2
+TEST_PACKAGES := nats-server chromium chromium-driver wrk python3 python3-venv iproute2 \
+  qemu-system-x86 e2fsprogs binutils
 BENCH_PACKAGES := nats-server wrk python3
 
 deps-run:
 	@$(MAKE) --no-print-directory install PACKAGES="$(RUN_PACKAGES)"
+	@if command -v go >/dev/null 2>&1; then bench/go_tools.sh $(GO_BIN) nats-server; \
+	else echo "go is missing: make run uses Debian's nats-server, which cannot fsync each write (see docs/operations.md)"; fi
 
 deps:
 	@$(MAKE) --no-print-directory install PACKAGES="$(TEST_PACKAGES)"
@@ -67,6 +76,11 @@ install:
 	  exit 1; \
 	fi
 
+## The nats-server `make run` and `make cluster` start: the pinned current one when make
+## deps-run could build it, else the one on PATH.
+NATS_SERVER_BIN ?= $(if $(wildcard $(GO_BIN)/nats-server),$(GO_BIN)/nats-server,nats-server)
+export NATS_SERVER_BIN
+
 run: deps-run
 	$(CARGO) run --release -p stack
 
@@ -74,7 +88,7 @@ run: deps-run
 ## instances of each service, streams on three replicas (bench/cluster.py).
 cluster: deps-bench
 	$(CARGO) build --release -p users -p auth -p orders -p gateway
-	python3 bench/cluster.py
+	NATS_SERVER=$(NATS_SERVER_BIN) python3 bench/cluster.py
 
 build:
 	$(CARGO) build --workspace --all-targets
@@ -96,6 +110,7 @@ test: deps lint
 	python3 bench/contracts.py
 	python3 bench/cookbook.py
 	@$(MAKE) --no-print-directory cluster-fault-run
+	@$(MAKE) --no-print-directory power-cut-run
 
 ## test-busy: the whole of `make test` on a busy machine (bench/busy.sh: stress-ng loads
 ## both cores and writes a file with fsync beside it), to catch a test that counts on
@@ -116,6 +131,15 @@ cluster-fault: deps
 cluster-fault-run:
 	$(CARGO) build -p users -p auth -p orders -p gateway
 	python3 bench/cluster_fault.py
+
+## power-cut: the shop (debug stack, the current nats-server) in a qemu VM on a virtual
+## disk, cut off under load by SIGKILL of qemu, several times (bench/power_cut.py).
+power-cut: deps
+	@$(MAKE) --no-print-directory power-cut-run
+
+power-cut-run:
+	$(CARGO) build -p stack
+	python3 bench/power_cut.py
 
 ## bench: release builds, each service its own process, driven by wrk.
 bench: deps-bench

@@ -6,7 +6,7 @@
 # module against its checksum database (sum.golang.org). A tool already there at its
 # pinned version is reused.
 #
-#   bench/go_tools.sh <bin directory>
+#   bench/go_tools.sh <bin directory> [nats|nats-server ...]   (both by default)
 set -euo pipefail
 
 NATSCLI_VERSION=v0.5.0       # v0.5.1 does not build with this Go
@@ -34,5 +34,13 @@ install() { # name module version
   }
 }
 
-install nats github.com/nats-io/natscli/nats "$NATSCLI_VERSION"
-install nats-server github.com/nats-io/nats-server/v2 "$NATS_SERVER_VERSION"
+shift
+for tool in "${@:-nats nats-server}"; do
+  for name in $tool; do
+    case "$name" in
+      nats) install nats github.com/nats-io/natscli/nats "$NATSCLI_VERSION" ;;
+      nats-server) install nats-server github.com/nats-io/nats-server/v2 "$NATS_SERVER_VERSION" ;;
+      *) echo "unknown tool $name" >&2; exit 1 ;;
+    esac
+  done
+done

@@ -12,6 +12,7 @@ scenario for a fixed time after a warm-up, prints a table and writes
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -57,8 +58,20 @@ def peak_rss_mb(pid):
     return 0.0
 
 
+# The body of a sign-up scenario: wrk.lua names each account itself.
+SIGN_UP = {"username": "(one per request)", "password": "bench-password"}
+
+
+def server_version(server):
+    printed = subprocess.run([server, "--version"], capture_output=True, text=True).stdout
+    return tuple(int(x) for x in printed.strip().rsplit("v", 1)[-1].split(".")[:2])
+
+
 class Shop:
-    def __init__(self):
+    def __init__(self, sync="always"):
+        """The shop on one nats-server; `sync` as the stack's --nats-sync: `always` (its
+        default) fsyncs every JetStream write before acknowledging it, on 2.10 and newer."""
+        self.sync = sync if server_version(NATS_SERVER) >= (2, 10) else "interval"
         self.dir = tempfile.mkdtemp(prefix="shop-bench-")
         self.procs = {}
         # name -> (args, env, output): how to start a process again (make fault).
@@ -79,6 +92,8 @@ class Shop:
         with open(os.path.join(ROOT, "nats.conf")) as f:
             conf = f.read()
         conf = conf.replace('"data/jetstream"', json.dumps(os.path.join(self.dir, "jetstream")))
+        if self.sync == "always":
+            conf = re.sub(r"(?m)^(\s*)(store_dir:.*)$", r"\1\2\n\1sync_interval: always", conf, count=1)
         conf = conf.replace("  users: [", "  users: [\n    { user: bench, password: $SHOP_NATS_PASSWORD_BENCH }", 1)
         conf_path = os.path.join(self.dir, "nats.conf")
         with open(conf_path, "w") as f:
@@ -170,6 +185,8 @@ class Shop:
 def wrk(url, connections, seconds, method="GET", body=None, token=None):
     env = dict(os.environ, BENCH_METHOD=method, BENCH_BODY=json.dumps(body) if body else "",
                BENCH_TOKEN=token or "")
+    if body == SIGN_UP:  # a new account per request (bench/wrk.lua)
+        env["BENCH_SIGNUP_PREFIX"] = "s" + secrets.token_hex(4)
     threads = str(min(2, connections))
     out = subprocess.run(
         ["wrk", "-t", threads, "-c", str(connections), "-d", f"{seconds}s", "--latency",
@@ -255,7 +272,25 @@ def two_instances(shop, runs, reader, buyer):
             "duplicate_lines": len(ids) - len(set(ids))}
 
 
-def on_a_cluster(runs):
+def without_sync(runs):
+    """Buys and sign-ups on a shop whose nats-server fsyncs every two minutes (its own
+    default, `--nats-sync interval`), beside the same rows on the power-safe default."""
+    shop = Shop(sync="interval")
+    if shop.sync != "interval" or server_version(NATS_SERVER) < (2, 10):
+        return
+    try:
+        shop.start()
+        request("POST", shop.url("users", "/users"), {"username": "buyer", "password": "bench-password"})
+        buyer = request("POST", shop.url("gateway", "/api/login"),
+                        {"username": "buyer", "password": "bench-password"})[1]["access_token"]
+        runs.append(scenario(shop, "POST /api/buy, sync interval", shop.url("gateway", "/api/buy"), 64, "POST",
+                             {"article_id": 1}, buyer))
+        runs.append(scenario(shop, "POST /users, sync interval", shop.url("users", "/users"), 4, "POST", SIGN_UP))
+    finally:
+        shop.stop()
+
+
+def on_a_cluster(runs, sync=True):
     """The same reads and buys on three clustered nats-servers (streams on three
     replicas) with two instances of each service, half the connections on each gateway;
     then, under reads and buyers, the node leading ORDERS is killed and started again,
@@ -263,7 +298,7 @@ def on_a_cluster(runs):
     import cluster as shop_cluster
     import cluster_fault
     server = nats_server(os.environ.get("BENCH_CLUSTER_SERVER")) if os.environ.get("BENCH_CLUSTER_SERVER") else NATS_SERVER
-    sync = os.environ.get("SHOP_NATS_SYNC") == "always"
+    sync = sync and os.environ.get("SHOP_NATS_SYNC", "always") == "always"
     data = tempfile.mkdtemp(prefix="shop-bench-cluster-")
     c = shop_cluster.Cluster(data, RELEASE, nats_server=server, base="free", sync_always=sync,
                              extra_env=dict(cluster_fault.CLIENTS_ON_ONE_ADDRESS, RUST_LOG="warn"))
@@ -277,7 +312,13 @@ def on_a_cluster(runs):
         for _ in range(20):
             assert request("POST", gateways("/api/buy")[0], {"article_id": 2}, token=reader)[0] == 201
         runs.append(paired(c, "GET /api/purchases, cluster", gateways("/api/purchases"), 64, token=reader))
+        if not sync:
+            runs.append(paired(c, "POST /api/buy, cluster, sync interval", gateways("/api/buy"), 64, "POST",
+                               {"article_id": 1}, buyer))
+            return None
         runs.append(paired(c, "POST /api/buy, cluster", gateways("/api/buy"), 64, "POST", {"article_id": 1}, buyer))
+        runs.append(paired(c, "POST /users, cluster", [c.url("users", i, "/users") for i in shop_cluster.INSTANCES],
+                           4, "POST", SIGN_UP))
         # A node lost under load: reads on both gateways all along, buyers measured.
         load = cluster_fault.Load(c)
         load.start(signups=0)
@@ -372,6 +413,8 @@ def main():
                 os.remove(os.path.join(shop.dir, "disk-writer"))
             except FileNotFoundError:
                 pass
+        # Sign-ups: argon2 bounds them; the stream's fsync is in each one's latency.
+        runs.append(scenario(shop, "POST /users", shop.url("users", "/users"), 4, "POST", SIGN_UP))
         # One address may have 4 logins in flight (more get 429 at once): 4 connections
         # keep both hashers busy.
         runs.append(scenario(shop, "POST /api/login", gw("/api/login"), 4, "POST",
@@ -387,7 +430,9 @@ def main():
         results["two_instances"] = two_instances(shop, runs, reader, buyer)
     finally:
         shop.stop()
+    without_sync(runs)
     results["cluster"] = on_a_cluster(runs)
+    on_a_cluster(runs, sync=False)
     report(results)
 
 

@@ -13,6 +13,24 @@ if token and token ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. token
 end
 
+-- Sign-ups: every request a new account, named BENCH_SIGNUP_PREFIX, the thread and a
+-- counter.
+local signup = os.getenv("BENCH_SIGNUP_PREFIX")
+if signup and signup ~= "" then
+  local threads = 0
+  setup = function(thread)
+    threads = threads + 1
+    thread:set("tid", threads)
+  end
+  local counter = 0
+  request = function()
+    counter = counter + 1
+    local name = signup .. tid .. "n" .. counter
+    return wrk.format(nil, nil, nil,
+      '{"username":"' .. name .. '","password":"bench-password"}')
+  end
+end
+
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

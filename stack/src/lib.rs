@@ -39,6 +39,11 @@ pub struct Config {
     /// Monitoring port of the started server (0: no monitoring).
     #[arg(long, env = "STACK_NATS_MONITOR_PORT", default_value_t = 8222)]
     pub nats_monitor_port: u16,
+    /// When the started server's JetStream fsyncs: `always`, before each write is
+    /// acknowledged (a 201 survives a power cut; nats-server 2.10 and newer), or
+    /// `interval`, the server's own default (every two minutes).
+    #[arg(long, env = "SHOP_NATS_SYNC", value_enum, default_value_t = nats::Sync::Always)]
+    pub nats_sync: nats::Sync,
     /// Runtime state: users.db, secrets/, purchases.json, catalog.json, nats-server.log.
     #[arg(long, env = "SHOP_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,

@@ -1,6 +1,12 @@
 //! The nats-server the stack starts: `nats.conf` with the ports given on the command
 //! line, its log in the data directory.
 //!
+//! By default its JetStream fsyncs every write before acknowledging it: the stack runs
+//! a copy of `nats.conf` with `sync_interval: always` added
+//! (`<data dir>/nats-server.conf`), so that a purchase or an account answered 201
+//! survives the machine losing power. nats-server 2.9 (Debian 12's) has no such setting
+//! and refuses it: it runs `nats.conf` as it is, with a warning.
+//!
 //! The JetStream store is where `nats.conf` puts it (`data/jetstream`, relative to the
 //! directory the stack runs in): nats-server 2.9 refuses `-sd` together with a
 //! `store_dir` in the file.
@@ -25,6 +31,53 @@ use crate::Config;
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long it may take to stop after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// When JetStream fsyncs (`--nats-sync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sync {
+    /// Before each write is acknowledged (nats-server 2.10 and newer).
+    Always,
+    /// The server's default: every two minutes.
+    Interval,
+}
+
+/// The configuration the server runs: `text` (nats.conf) with `sync_interval: always`
+/// after the `store_dir` of its `jetstream` block when `sync` asks for it and the
+/// server (`version`, as `nats-server --version` prints it) has the setting. `Err` when
+/// the file has no `store_dir` line to put it after.
+pub fn effective_config(text: &str, sync: Sync, version: (u32, u32)) -> Result<String, String> {
+    if sync == Sync::Interval || version < (2, 10) {
+        return Ok(text.to_owned());
+    }
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut added = false;
+    for line in text.lines() {
+        out.push_str(line);
+        out.push('\n');
+        let setting = line.trim_start();
+        if !added && setting.starts_with("store_dir") {
+            let indent = &line[..line.len() - setting.len()];
+            out.push_str(indent);
+            out.push_str("sync_interval: always\n");
+            added = true;
+        }
+    }
+    if added {
+        Ok(out)
+    } else {
+        Err(
+            "its jetstream block has no store_dir line to add `sync_interval: always` after"
+                .to_owned(),
+        )
+    }
+}
+
+/// `(major, minor)` from `nats-server --version` (`nats-server: v2.9.10`).
+pub fn parse_version(printed: &str) -> Option<(u32, u32)> {
+    let version = printed.trim().rsplit('v').next()?;
+    let mut numbers = version.split('.').map(|n| n.parse::<u32>().ok());
+    Some((numbers.next()??, numbers.next()??))
+}
 
 /// A nats-server child process.
 #[derive(Debug)]
@@ -74,6 +127,42 @@ impl NatsServer {
                 )));
             }
         }
+        let printed = Command::new(&config.nats_server_bin)
+            .arg("--version")
+            .output()
+            .await
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default();
+        let version = parse_version(&printed).unwrap_or((0, 0));
+        if config.nats_sync == Sync::Always && version < (2, 10) {
+            tracing::warn!(
+                server = printed.trim(),
+                "this nats-server cannot fsync every write (sync_interval needs 2.10 or newer): \
+                 a 201 survives a crash of any process, not a power cut; `make deps` builds \
+                 the current nats-server"
+            );
+        }
+        let effective = effective_config(&text, config.nats_sync, version)
+            .map_err(|err| StartError::Other(format!("{}: {err}", config.nats_config.display())))?;
+        let config_path = config.data_dir.join("nats-server.conf");
+        let written = {
+            let path = config_path.clone();
+            tokio::task::spawn_blocking(move || {
+                service_kit::private::file(&path)?;
+                let mut options = std::fs::OpenOptions::new();
+                service_kit::private::options(&mut options)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)
+                    .and_then(|mut file| std::io::Write::write_all(&mut file, effective.as_bytes()))
+            })
+            .await
+            .unwrap_or_else(|err| Err(std::io::Error::other(err)))
+        };
+        written.map_err(|err| {
+            StartError::Other(format!("cannot write {}: {err}", config_path.display()))
+        })?;
         let log = config.data_dir.join("nats-server.log");
         let log_file = tokio::fs::OpenOptions::new()
             .create(true)
@@ -96,7 +185,7 @@ impl NatsServer {
             .map_err(|err| StartError::Other(format!("cannot open {}: {err}", log.display())))?;
         let child = Command::new(&config.nats_server_bin)
             .arg("-c")
-            .arg(&config.nats_config)
+            .arg(&config_path)
             .args(["-p", &config.nats_port.to_string()])
             .args(["-m", &config.nats_monitor_port.to_string()])
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -277,6 +366,29 @@ pub fn plain_listeners_on_loopback(config: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::plain_listeners_on_loopback as check;
+
+    #[test]
+    fn sync_always_is_added_after_the_store_on_servers_that_have_it() {
+        use super::{Sync, effective_config, parse_version};
+        let config = include_str!("../../nats.conf");
+        let safe = effective_config(config, Sync::Always, (2, 15)).expect("a store_dir");
+        assert!(
+            safe.contains("  store_dir: \"data/jetstream\"\n  sync_interval: always\n"),
+            "{safe}"
+        );
+        assert_eq!(
+            effective_config(config, Sync::Always, (2, 9)).as_deref(),
+            Ok(config)
+        );
+        assert_eq!(
+            effective_config(config, Sync::Interval, (2, 15)).as_deref(),
+            Ok(config)
+        );
+        assert!(effective_config("jetstream {}\n", Sync::Always, (2, 10)).is_err());
+        assert_eq!(parse_version("nats-server: v2.9.10\n"), Some((2, 9)));
+        assert_eq!(parse_version("nats-server: v2.15.3"), Some((2, 15)));
+        assert_eq!(parse_version("garbage"), None);
+    }
 
     #[test]
     fn the_projects_config_listens_on_loopback_only() {
