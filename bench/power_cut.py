@@ -382,38 +382,42 @@ def main():
     shop = Shop(rng)
     tally = Tally()
     started = time.monotonic()
-    for n in range(args.cuts + 1):
-        machine = boot(vmlinuz, initrd, image, work, n)
-        shop.machine = machine
-        shop.stop.clear()
-        shop.tokens.clear()
-        if n == 0:
-            for buyer in shop.buyers:
-                if not shop.sign_up(buyer):
-                    raise SystemExit(f"power-cut: cannot sign {buyer} up")
-        else:
-            shop.finish_pending(tally)
-            events = check_running(shop, machine, passwords, tally)
-            log(f"after cut {n}: {len(shop.answered)} purchases and {len(shop.accounts)} accounts "
-                f"answered so far, {events} events in ORDERS, {len(tally.lost)} lost, "
-                f"{len(tally.doubled)} doubled")
-        if n == args.cuts:
-            if not machine.stop():
-                raise SystemExit(f"power-cut: the shop in the VM did not stop cleanly: {machine.console(30)}")
-            break
-        threads = [threading.Thread(target=shop.buyer, args=(b,), daemon=True) for b in shop.buyers]
-        threads.append(threading.Thread(target=shop.signer, daemon=True))
-        for t in threads:
-            t.start()
-        before = len(shop.answered)
-        harness.wait_until(lambda: len(shop.answered) >= before + 20, PATIENCE)
-        time.sleep(rng.uniform(0.5, 4.0))
-        machine.kill()
-        shop.stop.set()
-        for t in threads:
-            t.join(timeout=PATIENCE)
-        log(f"cut {n + 1}: power off with {len(shop.answered)} purchases answered, "
-            f"{len(shop.pending)} buys and {1 if shop.signup_pending else 0} sign-ups in flight")
+    try:
+        for n in range(args.cuts + 1):
+            machine = boot(vmlinuz, initrd, image, work, n)
+            shop.machine = machine
+            shop.stop.clear()
+            shop.tokens.clear()
+            if n == 0:
+                for buyer in shop.buyers:
+                    if not shop.sign_up(buyer):
+                        raise SystemExit(f"power-cut: cannot sign {buyer} up")
+            else:
+                shop.finish_pending(tally)
+                events = check_running(shop, machine, passwords, tally)
+                log(f"after cut {n}: {len(shop.answered)} purchases and {len(shop.accounts)} accounts "
+                    f"answered so far, {events} events in ORDERS, {len(tally.lost)} lost, "
+                    f"{len(tally.doubled)} doubled")
+            if n == args.cuts:
+                if not machine.stop():
+                    raise SystemExit(f"power-cut: the shop in the VM did not stop cleanly: {machine.console(30)}")
+                break
+            threads = [threading.Thread(target=shop.buyer, args=(b,), daemon=True) for b in shop.buyers]
+            threads.append(threading.Thread(target=shop.signer, daemon=True))
+            for t in threads:
+                t.start()
+            before = len(shop.answered)
+            harness.wait_until(lambda: len(shop.answered) >= before + 20, PATIENCE)
+            time.sleep(rng.uniform(0.5, 4.0))
+            machine.kill()
+            shop.stop.set()
+            for t in threads:
+                t.join(timeout=PATIENCE)
+            log(f"cut {n + 1}: power off with {len(shop.answered)} purchases answered, "
+                f"{len(shop.pending)} buys and {1 if shop.signup_pending else 0} sign-ups in flight")
+    finally:
+        if shop.machine is not None and shop.machine.alive():
+            shop.machine.kill()
     files = check_disk(shop, image, work, tally)
     tally.twice |= shop.charged_twice
     log(f"purchases.json holds {files} lines; {time.monotonic() - started:.0f} s in all")
