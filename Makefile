@@ -133,13 +133,15 @@ cluster-fault-run:
 	python3 bench/cluster_fault.py
 
 ## power-cut: the shop (debug stack, the current nats-server) in a qemu VM on a virtual
-## disk, cut off under load by SIGKILL of qemu, several times (bench/power_cut.py).
+## disk, cut off under load by SIGKILL of qemu, several times (bench/power_cut.py): on
+## make run's single server, then on make cluster's three nodes.
 power-cut: deps
 	@$(MAKE) --no-print-directory power-cut-run
 
 power-cut-run:
 	$(CARGO) build -p stack
 	python3 bench/power_cut.py
+	python3 bench/power_cut.py --nodes 3 --cuts 2
 
 ## bench: release builds, each service its own process, driven by wrk.
 bench: deps-bench

@@ -22,7 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import PATIENCE, ROOT, TARGET, get_json, port_free  # noqa: E402
+from harness import PATIENCE, ROOT, TARGET, get_json, port_free, server_version, with_sync_always  # noqa: E402
 
 USERS = ["gateway", "auth", "users", "orders", "ops"]
 SERVICES = ["users", "auth", "orders", "gateway"]  # in the order they start
@@ -239,23 +239,18 @@ class Cluster:
         path = os.path.join(ROOT, "nats-cluster.conf")
         if not self.sync_always:
             return path
-        version = subprocess.run([self.nats_server, "--version"], capture_output=True, text=True).stdout
-        numbers = tuple(int(x) for x in version.strip().rsplit("v", 1)[-1].split(".")[:2])
-        if numbers < (2, 10):
+        if server_version(self.nats_server) < (2, 10):
             if node is self.nodes[0]:
-                print(f"warning: {self.nats_server} is {version.strip()}, which cannot fsync each "
+                print(f"warning: {self.nats_server} is older than 2.10 and cannot fsync each "
                       "write (sync_interval needs 2.10): a 201 survives crashes, not a power cut "
                       "of every node; `make deps` builds the current nats-server", flush=True)
             return path
         with open(path) as f:
             text = f.read()
-        anchor = "  store_dir: $SHOP_NODE_STORE\n"
-        if anchor not in text:
-            raise SystemExit(f"nats-cluster.conf has no `{anchor.strip()}` line to add sync_interval after")
         copy = os.path.join(self.data, node.name, "nats-cluster.conf")
         os.makedirs(os.path.dirname(copy), mode=0o700, exist_ok=True)
         with open(copy, "w") as f:
-            f.write(text.replace(anchor, anchor + "  sync_interval: always\n"))
+            f.write(with_sync_always(text))
         return copy
 
     def service_env(self, service, instance):

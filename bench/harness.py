@@ -8,6 +8,7 @@ bench and the fault test use: imports run one way (bench/circles.py checks).
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -23,6 +24,22 @@ TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
 # after a fault, files and views catching up): generous, so that a slow or busy machine
 # makes a run slower, never red. Recovery times are printed; the bound is not a target.
 PATIENCE = int(os.environ.get("FAULT_PATIENCE_SECONDS", "120"))
+
+
+def server_version(server):
+    """(major, minor) of `server --version` (`nats-server: v2.9.10`)."""
+    printed = subprocess.run([server, "--version"], capture_output=True, text=True).stdout
+    return tuple(int(x) for x in printed.strip().rsplit("v", 1)[-1].split(".")[:2])
+
+
+def with_sync_always(conf):
+    """A nats-server configuration with `sync_interval: always` after its jetstream
+    block's `store_dir` (2.10 and newer fsync every write before acknowledging it), as the
+    stack does for `make run` (stack/src/nats.rs)."""
+    changed, n = re.subn(r"(?m)^(\s*)(store_dir:.*)$", r"\1\2\n\1sync_interval: always", conf, count=1)
+    if n != 1:
+        raise SystemExit("the nats-server configuration has no store_dir line to add sync_interval after")
+    return changed
 
 
 def free_port():

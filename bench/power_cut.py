@@ -7,7 +7,7 @@ every purchase and account that was answered 201 must be in the streams, in the
 histories and log in; at the end, in purchases.json and users.db on the disk; nothing
 twice, no key charged twice.
 
-    python3 bench/power_cut.py [--cuts 3] [--seed N] [--sync interval]
+    python3 bench/power_cut.py [--cuts 3] [--seed N] [--sync interval] [--nodes 3]
 
 `--sync interval` runs nats-server with its default (an fsync every two minutes), the
 shop's configuration before this test: it shows that the test can fail. The last line:
@@ -211,11 +211,14 @@ def history(shop, buyer):
     return None
 
 
-def stream_events(machine, passwords):
-    """Every purchase event in ORDERS, read as the ops user: [(seq, event)]."""
+def stream_events(machine, passwords, replicas):
+    """Every purchase event in ORDERS, read as the ops user: [(seq, event)]. Fails when
+    the stream is not on `replicas` nodes (the test would not test what it says)."""
     nats = Nats(machine.ports["nats"], "ops", passwords["ops"])
     try:
         (info,) = nats.requests([("$JS.API.STREAM.INFO.ORDERS", b"")])
+        if info.get("config", {}).get("num_replicas") != replicas:
+            raise SystemExit(f"power-cut: ORDERS is not on {replicas} replicas: {info.get('config')}")
         state = info["state"]
         seqs = range(state["first_seq"], state["last_seq"] + 1)
         events = []
@@ -260,7 +263,7 @@ class Tally:
         self.doubled.add(thing)
 
 
-def check_running(shop, machine, passwords, tally):
+def check_running(shop, machine, passwords, tally, replicas):
     """The checks on a running shop after a restart: histories, logins, both streams."""
     answered = dict(shop.answered)
     by_buyer = collections.defaultdict(set)
@@ -283,7 +286,7 @@ def check_running(shop, machine, passwords, tally):
         status = shop.login(name)
         if status != 200:
             tally.missing(f"account {name}", f"logins ({status})")
-    events = stream_events(machine, passwords)
+    events = stream_events(machine, passwords, replicas)
     counts = collections.Counter(event["id"] for _, event in events)
     for pid, n in counts.items():
         if n > 1:
@@ -352,9 +355,11 @@ def main():
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--sync", choices=["always", "interval"], default="always",
                         help="SHOP_NATS_SYNC of the stack in the VM (always: the default)")
+    parser.add_argument("--nodes", type=int, choices=[1, 3], default=1,
+                        help="1: make run's single server; 3: make cluster's three nodes")
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    log(f"seed {args.seed}, {args.cuts} cuts, SHOP_NATS_SYNC={args.sync}")
+    log(f"seed {args.seed}, {args.cuts} cuts, {args.nodes} nats-server node(s), SHOP_NATS_SYNC={args.sync}")
     home = os.path.join(harness.TARGET, "power-cut")
     work = os.path.join(home, f"run-{os.getpid()}")
     os.makedirs(work)
@@ -370,8 +375,14 @@ def main():
         with open(os.path.join(harness.ROOT, "nats.conf")) as f:
             nats_conf = f.read()
         initrd = os.path.join(work, "initrd.gz")
+        cluster_conf = None
+        if args.nodes == 3:  # as make cluster runs each node (bench/cluster.py)
+            with open(os.path.join(harness.ROOT, "nats-cluster.conf")) as f:
+                cluster_conf = f.read()
+            if args.sync == "always":
+                cluster_conf = harness.with_sync_always(cluster_conf)
         vm.initramfs(initrd, os.path.join(home, "assets"), stripped, nats_server, nats_conf,
-                     env={"SHOP_NATS_SYNC": args.sync})
+                     env={"SHOP_NATS_SYNC": args.sync}, cluster_conf_text=cluster_conf)
     except vm.Unavailable as err:
         raise SystemExit(f"power-cut: cannot run: {err}")
     passwords = {user: "p" + uuid.uuid4().hex for user in NATS_USERS}
@@ -394,7 +405,7 @@ def main():
                         raise SystemExit(f"power-cut: cannot sign {buyer} up")
             else:
                 shop.finish_pending(tally)
-                events = check_running(shop, machine, passwords, tally)
+                events = check_running(shop, machine, passwords, tally, args.nodes)
                 log(f"after cut {n}: {len(shop.answered)} purchases and {len(shop.accounts)} accounts "
                     f"answered so far, {events} events in ORDERS, {len(tally.lost)} lost, "
                     f"{len(tally.doubled)} doubled")
@@ -425,7 +436,8 @@ def main():
         log(problem)
     print(f"power-cut: {len(shop.answered)} purchases and {len(shop.accounts)} accounts answered, "
           f"{len(tally.lost)} lost, {len(tally.doubled)} doubled, {len(tally.twice)} keys charged "
-          f"twice, over {args.cuts} cuts", flush=True)
+          f"twice, over {args.cuts} cuts" + (" of a three-node cluster" if args.nodes == 3 else ""),
+          flush=True)
     if tally.lost or tally.doubled or tally.twice or tally.problems:
         print(f"power-cut: the VM's files are kept in {work}")
         sys.exit(1)

@@ -23,7 +23,8 @@ import time
 import http.client as http_client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ROOT, TARGET, free_port, password, request, wait_for_port  # noqa: E402
+from harness import (ROOT, TARGET, free_port, password, request, server_version,  # noqa: E402
+                     wait_for_port, with_sync_always)
 
 RELEASE = os.path.join(TARGET, "release")
 # The nats-server of the bench: the current release `make deps` builds (bench/go_tools.sh),
@@ -62,11 +63,6 @@ def peak_rss_mb(pid):
 SIGN_UP = {"username": "(one per request)", "password": "bench-password"}
 
 
-def server_version(server):
-    printed = subprocess.run([server, "--version"], capture_output=True, text=True).stdout
-    return tuple(int(x) for x in printed.strip().rsplit("v", 1)[-1].split(".")[:2])
-
-
 class Shop:
     def __init__(self, sync="always"):
         """The shop on one nats-server; `sync` as the stack's --nats-sync: `always` (its
@@ -93,7 +89,7 @@ class Shop:
             conf = f.read()
         conf = conf.replace('"data/jetstream"', json.dumps(os.path.join(self.dir, "jetstream")))
         if self.sync == "always":
-            conf = re.sub(r"(?m)^(\s*)(store_dir:.*)$", r"\1\2\n\1sync_interval: always", conf, count=1)
+            conf = with_sync_always(conf)
         conf = conf.replace("  users: [", "  users: [\n    { user: bench, password: $SHOP_NATS_PASSWORD_BENCH }", 1)
         conf_path = os.path.join(self.dir, "nats.conf")
         with open(conf_path, "w") as f:

@@ -22,8 +22,8 @@ import harness
 
 # The shop's ports in the guest, forwarded to free ports of 127.0.0.1.
 # nats-server listens on the guest's loopback only (nats.conf): a relay in the guest
-# (busybox nc) takes the host's NATS connections on 4223 to it.
-GUEST_PORTS = {"gateway": 5000, "auth": 5001, "users": 5002, "orders": 5003, "nats": 4223}
+# (busybox nc) takes the host's NATS connections on 4230 to it (the first node's).
+GUEST_PORTS = {"gateway": 5000, "auth": 5001, "users": 5002, "orders": 5003, "nats": 4230}
 # Modules the guest loads (with what they need): the disk, its file system, the network.
 MODULES = ["virtio_pci", "virtio_blk", "virtio_net", "ext4", "crc32c_generic", "virtio_rng"]
 
@@ -159,13 +159,30 @@ ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
-nc -ll -p 4223 -e nc 127.0.0.1 4222 &
+nc -ll -p 4230 -e nc 127.0.0.1 4222 &
 echo "init: up, starting the shop"
 cd /data
 export GATEWAY_HTTP_ADDR=0.0.0.0:5000 AUTH_HTTP_ADDR=0.0.0.0:5001
 export USERS_HTTP_ADDR=0.0.0.0:5002 ORDERS_HTTP_ADDR=0.0.0.0:5003
 export RUST_LOG=warn,stack=info
 {env}
+nodes=""
+if [ -f /shop/nats-cluster.conf ]; then
+  # Three clustered nodes, as make cluster runs them; the stack joins them.
+  set -a; . /data/data/secrets/nats-passwords.env; set +a
+  export SHOP_ROUTE_1='"nats-route://127.0.0.1:6222"' SHOP_ROUTE_2='"nats-route://127.0.0.1:6223"'
+  export SHOP_ROUTE_3='"nats-route://127.0.0.1:6224"'
+  for i in 0 1 2; do
+    mkdir -p /data/data/n$i/jetstream
+    SHOP_NODE_NAME="\"n$i\"" SHOP_NODE_LISTEN="\"127.0.0.1:422$((i + 2))\"" \
+    SHOP_NODE_MONITOR="\"127.0.0.1:822$((i + 2))\"" SHOP_NODE_ROUTES="\"127.0.0.1:622$((i + 2))\"" \
+    SHOP_NODE_STORE="\"/data/data/n$i/jetstream\"" \
+      /shop/nats-server -c /shop/nats-cluster.conf >> /data/data/n$i.log 2>&1 &
+    nodes="$nodes $!"
+  done
+  export NATS_URL=nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224
+  export SHOP_STREAM_REPLICAS=3
+fi
 /shop/stack --nats-server-bin /shop/nats-server --nats-config /shop/nats.conf \
   --data-dir /data/data --nats-monitor-port 0 &
 stack=$!
@@ -173,14 +190,17 @@ stack=$!
 ( read -r line < /dev/console; echo "init: stopping the shop"; kill -TERM $stack ) &
 wait $stack
 echo "init: the stack ended ($?)"
+if [ -n "$nodes" ]; then kill -TERM $nodes; wait $nodes; fi
 sync
 umount /data
 poweroff -f
 """
 
 
-def initramfs(path, assets, stack_bin, nats_server_bin, nats_conf_text, env):
-    """Writes the guest's initramfs to `path`; the stack runs with `env` added."""
+def initramfs(path, assets, stack_bin, nats_server_bin, nats_conf_text, env, cluster_conf_text=None):
+    """Writes the guest's initramfs to `path`; the stack runs with `env` added, on its own
+    nats-server (`nats_conf_text`), or with `cluster_conf_text` on three clustered
+    nodes."""
     busybox = os.path.join(package(assets, "busybox-static"), "bin", "busybox")
     _, modules_dir = kernel(assets)
     archive = Cpio()
@@ -197,6 +217,8 @@ def initramfs(path, assets, stack_bin, nats_server_bin, nats_conf_text, env):
     archive.copy("shop/stack", stack_bin)
     archive.copy("shop/nats-server", nats_server_bin)
     archive.file("shop/nats.conf", nats_conf_text.encode())
+    if cluster_conf_text is not None:
+        archive.file("shop/nats-cluster.conf", cluster_conf_text.encode())
     for binary in (stack_bin,):
         for lib in shared_libraries(binary):
             archive.copy(lib.lstrip("/"), lib)
