@@ -45,8 +45,16 @@ def package(assets, name):
     os.makedirs(assets, exist_ok=True)
     try:
         sh("apt-get", "download", name, cwd=assets)
-    except (OSError, subprocess.CalledProcessError) as err:
-        raise Unavailable(f"cannot download the Debian package {name}: {err}") from err
+    except (OSError, subprocess.CalledProcessError):
+        # Package lists older than the mirror name versions it no longer has: read them
+        # again (as root, or with sudo) and try once more.
+        sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+        subprocess.run([*sudo, "apt-get", "update", "-qq"], capture_output=True)
+        try:
+            sh("apt-get", "download", name, cwd=assets)
+        except (OSError, subprocess.CalledProcessError) as err:
+            detail = getattr(err, "stderr", "") or err
+            raise Unavailable(f"cannot download the Debian package {name}: {detail}") from err
     debs = sorted(glob.glob(os.path.join(assets, f"{name}_*.deb")))
     if not debs:
         raise Unavailable(f"apt-get download {name} left no .deb in {assets}")
@@ -59,11 +67,20 @@ def package(assets, name):
 
 def kernel(assets):
     """(vmlinuz, modules directory) of the kernel linux-image-amd64 depends on now."""
-    depends = sh("apt-cache", "depends", "linux-image-amd64")
-    found = re.search(r"Depends: (linux-image-[0-9][^\s]*)", depends)
-    if not found:
-        raise Unavailable(f"linux-image-amd64 names no kernel package: {depends!r}")
-    home = package(assets, found.group(1))
+    def named():
+        depends = sh("apt-cache", "depends", "linux-image-amd64")
+        found = re.search(r"Depends: (linux-image-[0-9][^\s]*)", depends)
+        if not found:
+            raise Unavailable(f"linux-image-amd64 names no kernel package: {depends!r}")
+        return found.group(1)
+
+    name = named()
+    try:
+        home = package(assets, name)
+    except Unavailable:
+        if named() == name:  # the lists package() read again name another kernel?
+            raise
+        home = package(assets, named())
     (vmlinuz,) = glob.glob(os.path.join(home, "boot", "vmlinuz-*"))
     (modules,) = glob.glob(os.path.join(home, "lib", "modules", "*"))
     return vmlinuz, modules
