@@ -436,7 +436,7 @@ def main():
         log(problem)
     print(f"power-cut: {len(shop.answered)} purchases and {len(shop.accounts)} accounts answered, "
           f"{len(tally.lost)} lost, {len(tally.doubled)} doubled, {len(tally.twice)} keys charged "
-          f"twice, over {args.cuts} cuts" + (" of a three-node cluster" if args.nodes == 3 else ""),
+          f"twice, over {args.cuts} cut{'' if args.cuts == 1 else 's'}" + (" of a three-node cluster" if args.nodes == 3 else ""),
           flush=True)
     if tally.lost or tally.doubled or tally.twice or tally.problems:
         print(f"power-cut: the VM's files are kept in {work}")
