@@ -94,6 +94,15 @@ pub fn is_stream_not_found(err: &async_nats::jetstream::context::GetStreamError)
 struct InfoReply {
     state: Option<State>,
     error: Option<ApiError>,
+    /// Present when the server runs JetStream clustered (and on 2.10+ always).
+    cluster: Option<Cluster>,
+}
+
+#[derive(Deserialize)]
+struct Cluster {
+    /// The stream's leader as the answering server knows it; empty while it has none.
+    #[serde(default)]
+    leader: String,
 }
 
 #[derive(Deserialize)]
@@ -112,11 +121,56 @@ async fn ask(nats: &async_nats::Client, subject: &str) -> Result<u64, String> {
         .await
         .map_err(|_| "JetStream did not answer in time".to_owned())?
         .map_err(|err| err.to_string())?;
-    let info: InfoReply = serde_json::from_slice(&reply.payload)
-        .map_err(|err| format!("unreadable stream info: {err}"))?;
-    match (info.state, info.error) {
-        (Some(state), None) => Ok(state.last_seq),
-        (_, Some(err)) => Err(err.description),
-        (None, None) => Err("the stream info has no state".to_owned()),
+    last_sequence_in(&reply.payload)
+}
+
+/// The last sequence a `STREAM.INFO` answer vouches for. A stream whose group has no
+/// leader (one being elected after its leader died or stalled) is answered by any of its
+/// replicas, with that replica's own state, which may lack what the leader acknowledged:
+/// that answer is refused, so that a read waits or answers 503, never an older state.
+fn last_sequence_in(payload: &[u8]) -> Result<u64, String> {
+    let info: InfoReply =
+        serde_json::from_slice(payload).map_err(|err| format!("unreadable stream info: {err}"))?;
+    if let Some(err) = info.error {
+        return Err(err.description);
+    }
+    if info
+        .cluster
+        .is_some_and(|cluster| cluster.leader.is_empty())
+    {
+        return Err(
+            "the stream has no leader now (a replica's state may lack acknowledged events)"
+                .to_owned(),
+        );
+    }
+    info.state
+        .map(|state| state.last_seq)
+        .ok_or_else(|| "the stream info has no state".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_sequence_in;
+
+    #[test]
+    fn only_a_stream_with_a_leader_vouches_for_its_end() {
+        // nats-server 2.9, not clustered: no cluster block.
+        let single = br#"{"state":{"last_seq":7},"config":{"name":"ORDERS"}}"#;
+        assert_eq!(last_sequence_in(single), Ok(7));
+        // The leader answers (2.10+, or any clustered server).
+        let led =
+            br#"{"state":{"last_seq":9},"cluster":{"name":"shop","leader":"n1","replicas":[]}}"#;
+        assert_eq!(last_sequence_in(led), Ok(9));
+        // A replica of a group without a leader answers with its own state.
+        let leaderless = br#"{"state":{"last_seq":8},"cluster":{"name":"shop","replicas":[]}}"#;
+        assert!(last_sequence_in(leaderless).is_err());
+        let empty_leader = br#"{"state":{"last_seq":8},"cluster":{"name":"shop","leader":""}}"#;
+        assert!(last_sequence_in(empty_leader).is_err());
+        let refused =
+            br#"{"error":{"code":503,"description":"JetStream system temporarily unavailable"}}"#;
+        assert_eq!(
+            last_sequence_in(refused),
+            Err("JetStream system temporarily unavailable".to_owned())
+        );
     }
 }
