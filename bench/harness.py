@@ -42,6 +42,15 @@ def with_sync_always(conf):
     return changed
 
 
+def write_results(name, results):
+    """Writes a bench's `results` as JSON to <target>/bench/<name> and says where."""
+    out = os.path.join(TARGET, "bench", name)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"written: {out}")
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as s:

@@ -22,7 +22,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (the bench's Shop and wrk)
-from harness import PATIENCE, TARGET, request, wait_until  # noqa: E402
+from harness import PATIENCE, request, wait_until, write_results  # noqa: E402
 
 SIZES = [int(s) for s in os.environ.get("SCALE_SIZES", "1000000,10000000").split(",")]
 BUYERS = 10_000
@@ -138,11 +138,7 @@ def main():
               f"{r['orders_rss_mb']:>7} MB {r['read_ordinary']['p50_ms']:>9.2f}/{r['read_ordinary']['p99_ms']:<9.2f} "
               f"{r['first_page_heavy']['p99_ms']:>11.2f} ms {r['heavy_whole']['seconds']:>6} s {r['heavy_whole']['mb_per_s']:>5} MB/s "
               f"{r['buys']['rps']:>8.0f} ({r['buys_empty']['rps']:.0f})")
-    out = os.path.join(TARGET, "bench")
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "scale.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    print(f"written: {os.path.join(out, 'scale.json')}")
+    write_results("scale.json", results)
 
 
 if __name__ == "__main__":
