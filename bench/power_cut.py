@@ -194,6 +194,17 @@ class Shop:
             tally.problems.append(f"the sign-up of {self.signup_pending}, repeated after the restart, got no answer")
 
 
+def login_carefully(shop, name):
+    """A login as a careful client makes it: a 503 or silence (a view still catching up
+    after the restart) is repeated for up to PATIENCE; the last status."""
+    deadline = time.monotonic() + PATIENCE
+    while True:
+        status = shop.login(name)
+        if status not in (None, 503) or time.monotonic() >= deadline:
+            return status
+        time.sleep(1)
+
+
 def history(shop, buyer):
     """The ids of `buyer`'s whole history (orders' HTTP door streams it whole); None when
     it cannot be read (the buyer cannot log in)."""
@@ -283,7 +294,7 @@ def check_running(shop, machine, passwords, tally, replicas):
         if len(ids) > len(shop.sent[buyer]):
             tally.double(f"{buyer}'s purchases", f"a history of {len(ids)} for {len(shop.sent[buyer])} keys")
     for name in sorted(shop.created):
-        status = shop.login(name)
+        status = login_carefully(shop, name)
         if status != 200:
             tally.missing(f"account {name}", f"logins ({status})")
     events = stream_events(machine, passwords, replicas)
