@@ -189,5 +189,13 @@ async fn metrics_text(State(state): State<HttpState>) -> Response {
         "shop_purchases_recorded {}\n",
         state.core.recorded()
     ));
+    text.push_str(
+        "# HELP shop_purchases_read_at_start Lines of purchases.json read at start: those its index lacked.\n",
+    );
+    text.push_str("# TYPE shop_purchases_read_at_start gauge\n");
+    text.push_str(&format!(
+        "shop_purchases_read_at_start {}\n",
+        state.core.lines_read_at_start()
+    ));
     metrics_response(text)
 }

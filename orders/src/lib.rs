@@ -4,10 +4,11 @@
 //! - [`config`]: flags and environment.
 //! - [`service`]: [`service::Orders`], the operations both doors call.
 //! - [`domain`]: the rules; [`domain::catalog`] the articles, [`domain::purchase`] a
-//!   purchase as recorded, [`domain::index`] the per-user history in memory.
+//!   purchase as recorded.
 //! - [`events`]: the `ORDERS` stream and the appender that follows it into the file.
-//! - [`store`]: [`store::journal`] the `purchases.json` file, [`store::flask`] the
-//!   conversion of the original's file.
+//! - [`store`]: [`store::journal`] the `purchases.json` file, [`store::index`] the
+//!   history index on disk beside it, [`store::flask`] the conversion of the original's
+//!   file.
 //! - [`bus`]: the NATS micro service `orders`.
 //! - [`http`]: the axum routes on :5003 (the Bearer token checked here, with the public
 //!   keys auth publishes: no bus call).

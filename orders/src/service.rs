@@ -1,7 +1,7 @@
 //! The operations of the orders service that both doors call.
 //!
 //! A buy is an event: [`Orders::buy`] publishes it to the `ORDERS` stream and answers
-//! once the [appender](crate::events::appender) has written it to `purchases.json` and to the [index](crate::domain::index), so a
+//! once the [appender](crate::events::appender) has written it to `purchases.json` and to the [index](crate::store::index), so a
 //! purchase that was confirmed is on disk and in the history. A buy with an idempotency
 //! key publishes the one event id that key may ever have
 //! ([`bus_schema::orders::purchase_id`]): the stream refuses a second copy within its
@@ -11,7 +11,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex, RwLock,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -41,9 +41,10 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::{
-    domain::{self, BUY_MESSAGE, catalog::Catalog, index::Index, purchase::Line},
+    domain::{self, BUY_MESSAGE, catalog::Catalog},
     error::OrdersError,
     events::stream,
+    store::index::{Index, Item},
 };
 
 /// How long a buy may take, publishing and waiting for its line, before it gives up with
@@ -64,7 +65,8 @@ pub struct Orders {
 #[derive(Debug)]
 struct Inner {
     catalog: Catalog,
-    index: RwLock<Index>,
+    /// The history on disk; read on blocking threads.
+    index: Arc<Index>,
     /// Buys waiting for the line of an event, by event id (several when one key is
     /// retried while its first request still waits).
     waiters: Mutex<HashMap<Uuid, Vec<oneshot::Sender<()>>>>,
@@ -74,6 +76,8 @@ struct Inner {
     cursor: watch::Sender<u64>,
     /// Lines written since start.
     appended: AtomicU64,
+    /// Lines read from the file at start: those the index lacked.
+    read_at_start: AtomicU64,
     /// The stream's end, for reads that must include other instances' purchases.
     tail: StreamTail,
     /// Checks the tokens of both doors with the keys auth publishes.
@@ -81,16 +85,22 @@ struct Inner {
 }
 
 impl Orders {
-    pub fn new(catalog: Catalog, index: Index, js: jetstream::Context, verifier: Verifier) -> Self {
+    pub fn new(
+        catalog: Catalog,
+        index: Arc<Index>,
+        js: jetstream::Context,
+        verifier: Verifier,
+    ) -> Self {
         let tail = StreamTail::new(js.client(), bus_schema::orders::STREAM);
         Self {
             inner: Arc::new(Inner {
                 catalog,
-                index: RwLock::new(index),
+                index,
                 waiters: Mutex::default(),
                 js,
                 cursor: watch::Sender::new(0),
                 appended: AtomicU64::new(0),
+                read_at_start: AtomicU64::new(0),
                 tail,
                 verifier,
             }),
@@ -123,12 +133,14 @@ impl Orders {
             req.newest_first,
         )?;
         self.caught_up().await?;
-        let index = self.index();
-        let page = index.page(username.as_str(), cursor, limit);
+        let user = username.as_str().to_owned();
+        let page = self
+            .read_index(move |index| index.page(&user, cursor, limit))
+            .await?;
         Ok(PurchasesReply {
             user: username.into_string(),
             purchases: page.items.iter().map(|i| i.article.name.clone()).collect(),
-            items: page.items.iter().map(|i| i.to_reply()).collect(),
+            items: page.items.iter().map(Item::to_reply).collect(),
             count: page.count,
             total: page.total,
             next: page.next.map(|c| c.to_string()),
@@ -202,7 +214,7 @@ impl Orders {
         let key = domain::idempotency_key(req.idempotency_key)?;
         let id = match &key {
             Some(key) => {
-                if let Some(reply) = self.by_key(&username, key) {
+                if let Some(reply) = self.by_key(&username, key).await? {
                     return Ok(reply);
                 }
                 purchase_id(username.as_str(), key)
@@ -219,24 +231,51 @@ impl Orders {
         self.record(&event).await?;
         // The file holds one line per id: the first event of this key that reached the
         // stream, which may be another request's.
-        Ok(event
-            .idempotency_key
-            .as_deref()
-            .and_then(|key| self.by_key(&username, key))
-            .unwrap_or_else(|| reply(event)))
+        if let Some(key) = event.idempotency_key.as_deref()
+            && let Some(first) = self.by_key(&username, key).await?
+        {
+            return Ok(first);
+        }
+        Ok(reply(event))
     }
 
     /// The purchase `username` made with `key`, as a buy reply.
-    fn by_key(&self, username: &Username, key: &str) -> Option<BuyReply> {
-        let index = self.index();
-        let item = index.by_key(username.as_str(), key)?;
-        Some(BuyReply {
+    async fn by_key(
+        &self,
+        username: &Username,
+        key: &str,
+    ) -> Result<Option<BuyReply>, OrdersError> {
+        let (user, key) = (username.as_str().to_owned(), key.to_owned());
+        let item = self
+            .read_index(move |index| index.by_key(&user, &key))
+            .await?;
+        Ok(item.map(|item| BuyReply {
             message: BUY_MESSAGE.to_owned(),
-            article: (*item.article).clone(),
+            article: item.article,
             user: username.as_str().to_owned(),
             id: item.id.to_string(),
-            purchased_at: item.purchased_at.to_string(),
-        })
+            purchased_at: item.purchased_at,
+        }))
+    }
+
+    /// Runs `read` on the index on a blocking thread; a failure is a 503.
+    async fn read_index<T, F>(&self, read: F) -> Result<T, OrdersError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Index) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        let index = Arc::clone(&self.inner.index);
+        let unavailable = |err: String| {
+            tracing::error!(%err, "cannot read the purchase history index");
+            OrdersError::Unavailable(
+                Reason::ViewBehind,
+                format!("cannot read the purchase history right now ({err}); try again"),
+            )
+        };
+        tokio::task::spawn_blocking(move || read(&index))
+            .await
+            .map_err(|err| unavailable(err.to_string()))?
+            .map_err(|err| unavailable(err.to_string()))
     }
 
     /// Publishes `event` to the stream (unless its id is in the file already) and waits
@@ -246,7 +285,11 @@ impl Orders {
             .map_err(|err| Invalid::new(Reason::InvalidRequest, format!("bad event id: {err}")))?;
         let (tx, appended) = oneshot::channel();
         self.waiters().entry(id).or_default().push(tx);
-        if self.index().contains(&id) {
+        let recorded = self
+            .read_index(move |index| index.contains(&id))
+            .await
+            .inspect_err(|_| self.forget_waiter(&id))?;
+        if recorded {
             drop(appended);
             self.forget_waiter(&id);
             return Ok(());
@@ -376,36 +419,25 @@ impl Orders {
             .await
     }
 
-    /// Called by the appender once `lines` are on disk: adds them to the index, moves
-    /// the cursor to `next` and wakes the buyers of the new lines and of `duplicates`
+    /// Called by the appender once the events `written` are in the file and the index:
+    /// moves the cursor to `next` and wakes their buyers and those of `duplicates`
     /// (events whose id was in the file already).
-    pub(crate) fn committed(&self, lines: &[(Uuid, Line)], duplicates: &[Uuid], next: u64) {
-        if !lines.is_empty() {
-            let mut index = self.inner.index.write().unwrap_or_else(|p| p.into_inner());
-            for (id, line) in lines {
-                index.insert(*id, line);
-            }
-        }
+    pub(crate) fn committed(&self, written: &[Uuid], duplicates: &[Uuid], next: u64) {
         self.inner
             .appended
-            .fetch_add(lines.len() as u64, Ordering::Relaxed);
+            .fetch_add(written.len() as u64, Ordering::Relaxed);
         self.set_cursor(next);
         let mut waiters = self.waiters();
-        for id in lines.iter().map(|(id, _)| id).chain(duplicates) {
+        for id in written.iter().chain(duplicates) {
             for waiter in waiters.remove(id).into_iter().flatten() {
                 let _ = waiter.send(());
             }
         }
     }
 
-    /// Replaces the index (the file was started again from the stream).
-    pub(crate) fn replace_index(&self, index: Index) {
-        *self.inner.index.write().unwrap_or_else(|p| p.into_inner()) = index;
-    }
-
-    /// Whether the event `id` is in the file.
-    pub fn is_recorded(&self, id: &Uuid) -> bool {
-        self.index().contains(id)
+    /// The history index, for the appender.
+    pub(crate) fn history_index(&self) -> &Arc<Index> {
+        &self.inner.index
     }
 
     /// Moves the appender's cursor (back, too, when the stream was made again).
@@ -429,14 +461,24 @@ impl Orders {
         let _ = cursor.wait_for(|next| *next > seq).await;
     }
 
+    /// Records how many lines of the file were read at start.
+    pub(crate) fn read_at_start(&self, lines: u64) {
+        self.inner.read_at_start.store(lines, Ordering::Relaxed);
+    }
+
+    /// Lines of the file read at start (those the index lacked).
+    pub fn lines_read_at_start(&self) -> u64 {
+        self.inner.read_at_start.load(Ordering::Relaxed)
+    }
+
     /// Lines appended since start.
     pub fn appended(&self) -> u64 {
         self.inner.appended.load(Ordering::Relaxed)
     }
 
     /// Purchases in the file.
-    pub fn recorded(&self) -> usize {
-        self.index().len()
+    pub fn recorded(&self) -> u64 {
+        self.inner.index.len()
     }
 
     /// Events the stream holds that the appender has not read yet, from the server
@@ -460,10 +502,6 @@ impl Orders {
 
     pub fn jetstream(&self) -> &jetstream::Context {
         &self.inner.js
-    }
-
-    fn index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
-        self.inner.index.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Vec<oneshot::Sender<()>>>> {

@@ -1,7 +1,7 @@
 //! Building the orders service: catalogue, journal (repaired and converted when need
 //! be), stream and consumer, then both doors.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use service_kit::{
     error::StartError,
@@ -11,21 +11,22 @@ use service_kit::{
 
 use crate::{
     Config, bus,
-    domain::{catalog::Catalog, index::Index},
+    domain::catalog::Catalog,
     events::{appender::Appender, stream},
     http,
     service::Orders,
     store::{
         flask,
-        journal::{self, Journal, Opened},
+        history::{self, Followed},
+        journal,
     },
 };
 
 /// An orders service that is built and ready to run with [`Doors::run_until_stopped`].
 pub type App = Doors;
 
-/// Loads the catalogue and `purchases.json` (repairing a cut-short last line, moving a
-/// Flask-format file aside), joins NATS, sets up the stream and the appender, converts
+/// Loads the catalogue, opens `purchases.json` and its index (repairing a cut-short last
+/// line, moving a Flask-format file aside, reading only what the index lacks), joins NATS, sets up the stream and the appender, converts
 /// the original's purchases if any, then registers the micro service and binds HTTP.
 pub async fn build(config: Config) -> Result<App, StartError> {
     let started = Instant::now();
@@ -34,19 +35,21 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         .map_err(StartError::Other)?;
 
     let path = config.purchases_path.clone();
-    let (converting, opened, index) = tokio::task::spawn_blocking(move || {
+    let (converting, opened) = tokio::task::spawn_blocking(move || {
         let converting = flask::take_over(&path)?;
-        let mut index = Index::default();
-        let opened = Journal::open(&path, &mut index)?;
-        Ok::<_, String>((converting, opened, index))
+        Ok::<_, String>((converting, history::open(&path)?))
     })
     .await
     .map_err(|err| StartError::Other(err.to_string()))?
     .map_err(StartError::Other)?;
-    let Opened {
-        journal,
-        repair,
-        positions,
+    let history::Opened {
+        index,
+        followed: Followed {
+            journal,
+            repair,
+            read,
+        },
+        rebuilt,
     } = opened;
     if let Some(repair) = repair {
         tracing::warn!(
@@ -57,11 +60,19 @@ pub async fn build(config: Config) -> Result<App, StartError> {
             "took lines that are not events out of the purchases file; their events are written again from the stream"
         );
     }
+    if rebuilt {
+        tracing::warn!(
+            index = %index.path().display(),
+            "the history index did not match purchases.json; built it again from the whole file"
+        );
+    }
     tracing::info!(
         purchases = index.len(),
+        read_from_file = read,
         elapsed_ms = started.elapsed().as_millis(),
-        "loaded the purchase history"
+        "opened the purchase history"
     );
+    let positions = index.positions();
 
     let listener = runtime::bind(config.http_addr, "--http-addr / ORDERS_HTTP_ADDR").await?;
     let nats = runtime::connect(&config.nats, "orders").await?;
@@ -70,7 +81,8 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         runtime::retry_at_start("the ORDERS stream", &config.nats, || stream::ensure(&js)).await?;
     stream::retire_legacy_consumer(&stream).await;
     let verifier = service_kit::tokens::Verifier::follow(&config.tokens, &nats);
-    let core = Orders::new(catalog, index, js.clone(), verifier.clone());
+    let core = Orders::new(catalog, Arc::new(index), js.clone(), verifier.clone());
+    core.read_at_start(read);
     let mut appender = Appender::new(core.clone(), journal, nats.clone());
     let last = appender
         .start(&stream, &positions)

@@ -1,9 +1,8 @@
 //! The rules of the orders service, with no transport and no storage in sight: what a
-//! username, an article id and an idempotency key must be, the catalogue, and the
-//! history in memory.
+//! username, an article id and an idempotency key must be, the catalogue, and a
+//! purchase as recorded.
 
 pub mod catalog;
-pub mod index;
 pub mod purchase;
 
 use bus_schema::{

@@ -1,6 +1,6 @@
 //! Follows the `ORDERS` stream in order and turns its purchase events into lines of
-//! `purchases.json`: a batch is written, fsynced once, added to the index, and only
-//! then does the cursor (the next stream sequence to read) move past it.
+//! `purchases.json`: a batch is written, fsynced once, added to the index on disk, and
+//! only then does the cursor (the next stream sequence to read) move past it.
 //!
 //! The file is reconciled with the stream itself, never with a consumer's
 //! acknowledgements: each instance reads the stream with its own consumer, from its own
@@ -28,9 +28,13 @@ use uuid::Uuid;
 
 use super::stream;
 use crate::{
-    domain::{index::Index, purchase::Line},
+    domain::purchase::Line,
     service::Orders,
-    store::journal::{Journal, Positions},
+    store::{
+        history,
+        index::{Index, Positions},
+        journal::Journal,
+    },
 };
 
 /// Most events read per pull and written with one fsync.
@@ -53,6 +57,7 @@ const API_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Appender {
     orders: Orders,
     journal: Arc<Mutex<Journal>>,
+    index: Arc<Index>,
     js: jetstream::Context,
     /// The last purchase read from the stream (sequence, id): when the stream no longer
     /// holds it there, the stream was deleted and made again (or wiped), and is read
@@ -67,24 +72,22 @@ pub struct Appender {
     stream_created: Option<String>,
 }
 
-/// The new lines of a batch and the ids it found in the file already.
+/// The events of a batch, in stream order, each id once.
 #[derive(Default)]
 struct Sorted {
     lines: Vec<(Uuid, Line)>,
+    /// Ids that came twice in the batch.
     duplicates: Vec<Uuid>,
-    bytes: Vec<u8>,
 }
 
 impl Sorted {
-    /// Adds `event` at `seq` unless it is in the file or already in this batch.
-    fn push(&mut self, orders: &Orders, event: PurchasedEvent, id: Uuid, seq: u64) {
-        if orders.is_recorded(&id) || self.lines.iter().any(|(known, _)| *known == id) {
+    /// Adds `event` at `seq` unless it is already in this batch.
+    fn push(&mut self, event: PurchasedEvent, id: Uuid, seq: u64) {
+        if self.lines.iter().any(|(known, _)| *known == id) {
             self.duplicates.push(id);
             return;
         }
-        let line = Line::new(event, seq);
-        line.encode_into(&mut self.bytes);
-        self.lines.push((id, line));
+        self.lines.push((id, Line::new(event, seq)));
     }
 }
 
@@ -92,6 +95,7 @@ impl Appender {
     pub fn new(orders: Orders, journal: Journal, nats: async_nats::Client) -> Self {
         let prefix = format!("orders-appender-{:08x}", rand_u32());
         Self {
+            index: Arc::clone(orders.history_index()),
             orders,
             journal: Arc::new(Mutex::new(journal)),
             js: jetstream::ContextBuilder::new()
@@ -261,7 +265,8 @@ impl Appender {
     /// an empty file and index, read from the stream's first event.
     async fn start_again(&mut self, stream: &Stream) -> Result<(), String> {
         let journal = Arc::clone(&self.journal);
-        let (index, aside) = tokio::task::spawn_blocking(move || {
+        let index = Arc::clone(&self.index);
+        let aside = tokio::task::spawn_blocking(move || {
             let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
             let path = journal.path().to_owned();
             let seconds = std::time::SystemTime::now()
@@ -271,9 +276,9 @@ impl Appender {
             aside.push(format!(".diverged-{seconds}"));
             std::fs::rename(&path, &aside)
                 .map_err(|err| format!("cannot move {} aside: {err}", path.display()))?;
-            let mut index = Index::default();
-            *journal = Journal::open(&path, &mut index)?.journal;
-            Ok::<_, String>((index, aside))
+            index.clear()?;
+            *journal = Journal::open(&path, 0, |_, _, _, _| Ok(()))?.journal;
+            Ok::<_, String>(aside)
         })
         .await
         .map_err(|err| err.to_string())??;
@@ -282,7 +287,6 @@ impl Appender {
             "purchases.json held events the ORDERS stream does not hold where they were read \
              (read from a node cut off from its cluster); writing it again from the stream"
         );
-        self.orders.replace_index(index);
         self.last_read = None;
         self.orders
             .set_cursor(stream.cached_info().state.first_sequence.max(1));
@@ -322,7 +326,7 @@ impl Appender {
             }
             match decode(&message.payload) {
                 Some((event, id)) => {
-                    sorted.push(&self.orders, event, id, seq);
+                    sorted.push(event, id, seq);
                     last_read = Some((seq, id));
                 }
                 None => {
@@ -338,28 +342,69 @@ impl Appender {
         Ok(in_order)
     }
 
-    /// Writes and fsyncs the lines on a blocking thread, then updates the index and the
-    /// cursor.
+    /// On a blocking thread: leaves out the lines whose event the file holds already,
+    /// writes and fsyncs the others, adds them to the index; then moves the cursor and
+    /// wakes their buyers.
     async fn commit(&self, sorted: Sorted, next: u64) -> std::io::Result<()> {
         let Sorted {
             lines,
-            duplicates,
-            bytes,
+            mut duplicates,
         } = sorted;
-        if !bytes.is_empty() {
+        let written = if lines.is_empty() {
+            Vec::new()
+        } else {
             let journal = Arc::clone(&self.journal);
-            tokio::task::spawn_blocking(move || {
-                journal
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .append(&bytes)
-            })
-            .await
-            .map_err(std::io::Error::other)??;
-        }
-        self.orders.committed(&lines, &duplicates, next);
+            let index = Arc::clone(&self.index);
+            let (written, known) =
+                tokio::task::spawn_blocking(move || write(&journal, &index, lines))
+                    .await
+                    .map_err(std::io::Error::other)??;
+            duplicates.extend(known);
+            written
+        };
+        self.orders.committed(&written, &duplicates, next);
         Ok(())
     }
+}
+
+/// Writes the `lines` whose event the index does not hold to the file (one fsync) and
+/// then to the index; the ids written, and those left out.
+fn write(
+    journal: &Mutex<Journal>,
+    index: &Index,
+    lines: Vec<(Uuid, Line)>,
+) -> std::io::Result<(Vec<Uuid>, Vec<Uuid>)> {
+    let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+    if index.covered().len != journal.len() {
+        // The last batch reached the file but not the index: the index reads it there.
+        *journal = history::follow(journal.path(), index)
+            .map_err(std::io::Error::other)?
+            .journal;
+    }
+    let ids: Vec<Uuid> = lines.iter().map(|(id, _)| *id).collect();
+    let known = index.known(&ids).map_err(std::io::Error::other)?;
+    let new: Vec<(Uuid, Line)> = lines
+        .into_iter()
+        .filter(|(id, _)| !known.contains(id))
+        .collect();
+    if new.is_empty() {
+        return Ok((Vec::new(), known.into_iter().collect()));
+    }
+    let mut bytes = Vec::with_capacity(new.len() * 256);
+    let mut last_len = 0;
+    for (_, line) in &new {
+        let before = bytes.len();
+        line.encode_into(&mut bytes);
+        last_len = bytes.len() - before;
+    }
+    let len = journal.append(&bytes)?;
+    index
+        .apply(&new, len, len - last_len as u64)
+        .map_err(std::io::Error::other)?;
+    Ok((
+        new.into_iter().map(|(id, _)| id).collect(),
+        known.into_iter().collect(),
+    ))
 }
 
 /// Whether the stream holds the event `id` at `seq`; an error when the stream could not

@@ -13,45 +13,19 @@ use std::{
 
 use uuid::Uuid;
 
-use crate::domain::{index::Index, purchase::Line};
-
-/// Where the file stands against the stream, from its lines: what the appender needs
-/// to find the events the file lacks.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Positions {
-    /// The last line in file order: its stream sequence and event id. Lines are appended
-    /// in stream order, so this is how far the file has followed the stream.
-    pub tail: Option<(u64, Uuid)>,
-    /// Every stream sequence in the file, sorted.
-    pub seqs: Vec<u64>,
-}
-
-impl Positions {
-    /// The first sequence from `first` up to the tail's that no line has: a line lost
-    /// after it was written (removed by hand, a restored backup), if any.
-    pub fn first_gap(&self, first: u64) -> Option<u64> {
-        let (tail, _) = self.tail?;
-        let mut expected = first;
-        for &seq in self.seqs.iter().skip_while(|&&seq| seq < first) {
-            if expected > tail {
-                break;
-            }
-            if seq > expected {
-                return Some(expected);
-            }
-            expected = seq + 1;
-        }
-        (expected <= tail).then_some(expected)
-    }
-}
+use super::index::Covered;
+use crate::domain::purchase::Line;
 
 /// What [`Journal::open`] had to mend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repair {
     /// Bytes of lines that were not events, taken out of the file.
     pub removed_bytes: u64,
-    /// Their line numbers (from 1).
+    /// Their line numbers (from where the reading started, 1 for its first line).
     pub lines: Vec<usize>,
+    /// Whether lines before the last good one were taken out (the file was written
+    /// again, and what followed them moved), not merely a damaged end cut off.
+    pub rewritten: bool,
 }
 
 /// What [`Journal::open`] gives.
@@ -60,7 +34,8 @@ pub struct Opened {
     pub journal: Journal,
     /// What had to be mended, if anything.
     pub repair: Option<Repair>,
-    pub positions: Positions,
+    /// Where the last good line read starts, if any was read.
+    pub last_start: Option<u64>,
 }
 
 /// The open file, positioned for appending.
@@ -73,11 +48,16 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens (or creates) the file and loads every line into `index`. Lines that are
-    /// not events (a last line cut short by a crash, a write a crash interrupted and the
-    /// next one ran into, a bad edit) are taken out of the file and kept in
-    /// `<file>.damaged`; the appender writes their events again from the stream.
-    pub fn open(path: &Path, index: &mut Index) -> Result<Opened, String> {
+    /// Opens (or creates) the file and gives every line from byte `start` on (the end
+    /// of a line, 0 for all of them) to `each`, with where the line starts and ends.
+    /// Lines that are not events (a last line cut short by a crash, a write a crash
+    /// interrupted and the next one ran into, a bad edit) are taken out of the file and
+    /// kept in `<file>.damaged`; the appender writes their events again from the stream.
+    pub fn open(
+        path: &Path,
+        start: u64,
+        mut each: impl FnMut(Uuid, Line, u64, u64) -> Result<(), String>,
+    ) -> Result<Opened, String> {
         let fail = |err: io::Error| format!("cannot open {}: {err}", path.display());
         service_kit::private::parent_dir(path).map_err(fail)?;
         let mut file =
@@ -85,13 +65,14 @@ impl Journal {
                 .open(path)
                 .map_err(fail)?;
         service_kit::private::file(path).map_err(fail)?;
+        file.seek(SeekFrom::Start(start)).map_err(fail)?;
         let mut reader = BufReader::with_capacity(1 << 20, &file);
         let mut buf = Vec::with_capacity(512);
-        let mut offset: u64 = 0;
-        let mut end: u64 = 0;
+        let mut offset: u64 = start;
+        let mut end: u64 = start;
         let mut damaged: Vec<(u64, u64, usize)> = Vec::new();
         let mut number = 0usize;
-        let mut positions = Positions::default();
+        let mut last_start = None;
         loop {
             buf.clear();
             let read = reader.read_until(b'\n', &mut buf).map_err(fail)?;
@@ -106,10 +87,9 @@ impl Journal {
             };
             match parsed {
                 Ok(Some((id, line))) => {
-                    positions.tail = Some((line.seq, id));
-                    positions.seqs.push(line.seq);
-                    index.insert(id, &line);
                     end = offset + read as u64;
+                    each(id, line, offset, end)?;
+                    last_start = Some(offset);
                 }
                 Ok(None) => end = offset + read as u64, // a blank line
                 Err(err) => {
@@ -121,10 +101,10 @@ impl Journal {
         }
         drop(reader);
         let mut repair = None;
-        if let Some(&(last_start, _, _)) = damaged.last() {
+        if let Some(&(last_damaged, _, _)) = damaged.last() {
             let removed_bytes = damaged.iter().map(|(_, len, _)| len).sum();
             // Damage only at the end (the usual crash) is cut off in place.
-            let only_tail = damaged.len() == 1 && last_start >= end;
+            let only_tail = damaged.len() == 1 && last_damaged >= end;
             keep_damaged(path, &damaged).map_err(fail)?;
             if only_tail {
                 file.set_len(end).map_err(fail)?;
@@ -133,13 +113,15 @@ impl Journal {
                 file = rewrite_without(path, &damaged, offset).map_err(fail)?;
             }
             end = offset - removed_bytes;
+            if !only_tail {
+                last_start = None; // moved: the caller reads the file again
+            }
             repair = Some(Repair {
                 removed_bytes,
                 lines: damaged.iter().map(|(_, _, number)| *number).collect(),
+                rewritten: !only_tail,
             });
         }
-        positions.seqs.sort_unstable();
-        positions.seqs.dedup();
         Ok(Opened {
             journal: Self {
                 path: path.to_owned(),
@@ -147,13 +129,14 @@ impl Journal {
                 len: end,
             },
             repair,
-            positions,
+            last_start,
         })
     }
 
-    /// Appends `bytes` (whole lines) and waits until they are on disk. On failure the
-    /// file is cut back to its previous length, so no partial line stays behind.
-    pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// Appends `bytes` (whole lines) and waits until they are on disk; the file's new
+    /// length. On failure the file is cut back to its previous length, so no partial
+    /// line stays behind.
+    pub fn append(&mut self, bytes: &[u8]) -> io::Result<u64> {
         let written = self
             .file
             .write_all(bytes)
@@ -161,7 +144,7 @@ impl Journal {
         match written {
             Ok(()) => {
                 self.len += bytes.len() as u64;
-                Ok(())
+                Ok(self.len)
             }
             Err(err) => {
                 let _ = self.file.set_len(self.len);
@@ -173,6 +156,37 @@ impl Journal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The file's length, up to its last complete line.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Whether `path` is the file an index covering `covered` was built from: at least that
+/// long, with the line the index took last where it says (an index of another file, or
+/// of this one before it was cut or written again, is built again).
+pub fn is_covered_by(path: &Path, covered: &Covered) -> io::Result<bool> {
+    let Some((_, id)) = covered.tail else {
+        return Ok(covered.len == 0);
+    };
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(err),
+    };
+    if file.metadata()?.len() < covered.len || covered.tail_start >= covered.len {
+        return Ok(false);
+    }
+    let mut line =
+        vec![0; usize::try_from(covered.len - covered.tail_start).map_err(io::Error::other)?];
+    file.seek(SeekFrom::Start(covered.tail_start))?;
+    file.read_exact(&mut line)?;
+    Ok(line.last() == Some(&b'\n') && matches!(parse(&line), Ok(Some((found, _))) if found == id))
 }
 
 /// Where lines taken out of `path` are kept.
@@ -264,33 +278,52 @@ mod tests {
         buf
     }
 
+    /// Opens `path` from `start`: the journal and the (seq, start, end) of each line read.
+    fn open_from(path: &Path, start: u64) -> (Opened, Vec<(u64, u64, u64)>) {
+        let mut read = Vec::new();
+        let opened = Journal::open(path, start, |_, line, from, to| {
+            read.push((line.seq, from, to));
+            Ok(())
+        })
+        .expect("open");
+        (opened, read)
+    }
+
     #[test]
-    fn appended_lines_are_loaded_again_in_order() {
+    fn appended_lines_are_read_again_in_order_and_from_where_asked() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("purchases.json");
         let lines = [line(1), line(2), line(3)];
-        let opened = Journal::open(&path, &mut Index::default()).expect("open");
-        assert_eq!(opened.repair, None);
-        assert_eq!(opened.positions, Positions::default());
+        let (opened, read) = open_from(&path, 0);
+        assert_eq!(
+            (opened.repair, opened.last_start, read),
+            (None, None, vec![])
+        );
         let mut journal = opened.journal;
-        journal.append(&bytes(&lines)).expect("append");
+        let len = journal.append(&bytes(&lines)).expect("append");
+        assert_eq!(len, bytes(&lines).len() as u64);
         drop(journal);
 
-        let mut index = Index::default();
-        let positions = Journal::open(&path, &mut index).expect("reopen").positions;
-        let ids: Vec<String> = index
-            .history("victor")
-            .iter()
-            .map(|i| i.id.to_string())
-            .collect();
-        assert_eq!(
-            ids,
-            lines.iter().map(|l| l.event.id.clone()).collect::<Vec<_>>()
-        );
-        assert_eq!(positions.seqs, [1, 2, 3]);
+        let (opened, read) = open_from(&path, 0);
+        let seqs: Vec<u64> = read.iter().map(|r| r.0).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!(opened.last_start, Some(read[2].1));
+        assert_eq!(read[2].2, len);
         let last = Uuid::parse_str(&lines[2].event.id).expect("uuid");
-        assert_eq!(positions.tail, Some((3, last)));
-        assert_eq!(positions.first_gap(1), None);
+        let covered = Covered {
+            len,
+            tail_start: read[2].1,
+            tail: Some((3, last)),
+        };
+        assert!(is_covered_by(&path, &covered).expect("check"));
+        let wrong = Covered {
+            tail_start: read[1].1,
+            ..covered
+        };
+        assert!(!is_covered_by(&path, &wrong).expect("check"));
+        // From the end of the second line: only the third.
+        let (_, read) = open_from(&path, read[1].2);
+        assert_eq!(read.iter().map(|r| r.0).collect::<Vec<_>>(), [3]);
     }
 
     #[test]
@@ -302,36 +335,18 @@ mod tests {
         content.extend_from_slice(&bytes(&[line(2)])[..40]);
         std::fs::write(&path, &content).expect("write");
 
-        let mut index = Index::default();
-        let opened = Journal::open(&path, &mut index).expect("open");
+        let (opened, read) = open_from(&path, 0);
         assert_eq!(
             opened.repair,
             Some(Repair {
                 removed_bytes: 40,
-                lines: vec![2]
+                lines: vec![2],
+                rewritten: false,
             })
         );
-        assert_eq!(opened.positions.seqs, [1]);
+        assert_eq!(read.len(), 1);
+        assert_eq!(opened.journal.len(), good.len() as u64);
         assert_eq!(std::fs::read(&path).expect("read"), good);
-        assert_eq!(index.len(), 1);
-    }
-
-    #[test]
-    fn a_gap_is_the_first_sequence_up_to_the_tail_without_a_line() {
-        let id = Uuid::now_v7();
-        let at = |seqs: &[u64], tail: u64| Positions {
-            tail: Some((tail, id)),
-            seqs: seqs.to_vec(),
-        };
-        assert_eq!(at(&[1, 2, 3], 3).first_gap(1), None);
-        assert_eq!(at(&[1, 3], 3).first_gap(1), Some(2));
-        assert_eq!(at(&[2, 3], 3).first_gap(1), Some(1));
-        // Sequences the stream no longer holds (below its first) are not gaps.
-        assert_eq!(at(&[2, 3], 3).first_gap(2), None);
-        assert_eq!(at(&[1, 2, 5, 6], 6).first_gap(2), Some(3));
-        // A line filled in later sits after the tail in the file, in `seqs` all the same.
-        assert_eq!(at(&[1, 2, 3, 4], 3).first_gap(1), None);
-        assert_eq!(Positions::default().first_gap(1), None);
     }
 
     #[test]
@@ -348,11 +363,10 @@ mod tests {
         content.extend_from_slice(&bytes(std::slice::from_ref(&third)));
         std::fs::write(&path, &content).expect("write");
 
-        let mut index = Index::default();
-        let opened = Journal::open(&path, &mut index).expect("open");
-        assert_eq!(opened.repair.expect("repaired").lines, [2, 3]);
-        assert_eq!(opened.positions.seqs, [1, 3]);
-        assert_eq!(index.len(), 2);
+        let (opened, read) = open_from(&path, 0);
+        let repair = opened.repair.expect("repaired");
+        assert_eq!((repair.lines, repair.rewritten), (vec![2, 3], true));
+        assert_eq!(read.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 3]);
         let mut journal = opened.journal;
         let fourth = line(4);
         journal
@@ -399,11 +413,15 @@ mod load_time {
         }
         std::fs::write(&path, &bytes).expect("write");
         let started = std::time::Instant::now();
-        let mut index = Index::default();
-        Journal::open(&path, &mut index).expect("open");
+        let mut read = 0;
+        Journal::open(&path, 0, |_, _, _, _| {
+            read += 1;
+            Ok(())
+        })
+        .expect("open");
         eprintln!(
             "{} lines, {} MB: {:?}",
-            index.len(),
+            read,
             bytes.len() / 1_000_000,
             started.elapsed()
         );

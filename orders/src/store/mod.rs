@@ -1,7 +1,10 @@
-//! This instance's files: `purchases.json` ([`journal`]) and the conversion of the Flask
-//! original's file ([`flask`]).
+//! This instance's files: `purchases.json` ([`journal`]), the history index beside it
+//! ([`index`]), the two opened together ([`history`]) and the conversion of the Flask
+//! original's file ([`flask`]). Blocking: call from a blocking thread.
 
 pub mod flask;
+pub mod history;
+pub mod index;
 pub mod journal;
 
 use std::path::{Path, PathBuf};

@@ -96,6 +96,93 @@ async fn a_cut_short_last_line_is_repaired_from_the_stream() {
     assert_eq!(history.purchases, ["Article 1", "Article 2"]);
 }
 
+/// The value of `name` in orders' `/metrics`.
+async fn metric(app: &TestApp, name: &str) -> u64 {
+    let (_, metrics) = app.get("/metrics", None).await;
+    let text = metrics.as_str().expect("text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in {text}"))
+}
+
+/// Three keyed buys by victor, over the bus.
+async fn three_buys(app: &TestApp) {
+    for article in [1, 2, 3] {
+        buy_as(
+            &app.nats,
+            &app.auth,
+            &keyed_buy("victor", json!(article), &format!("k{article}")),
+        )
+        .await
+        .expect("201");
+    }
+}
+
+#[tokio::test]
+async fn a_restart_reads_only_the_lines_its_index_on_disk_lacks() {
+    let mut app = TestApp::spawn().await;
+    three_buys(&app).await;
+    app.restart_orders().await;
+    app.settled().await;
+    assert_eq!(metric(&app, "shop_purchases_read_at_start").await, 0);
+    let history = app.history("victor").await;
+    assert_eq!(history.purchases, ["Article 1", "Article 2", "Article 3"]);
+    assert_eq!((history.count, history.total), (3, 1000 + 2000 + 3000));
+
+    // A line the index lacks: written to the file by an appender that stopped before
+    // its index took it (its ack lost too).
+    app.orders.stop().await;
+    let event = event("victor", 2);
+    let seq = publish(&app.js, &event).await;
+    let mut line = serde_json::to_value(&event).expect("json");
+    line["seq"] = json!(seq);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(app.purchases_file())
+        .expect("open");
+    std::io::Write::write_all(&mut file, format!("{line}\n").as_bytes()).expect("append");
+    app.restart_orders().await;
+    app.settled().await;
+    assert_eq!(metric(&app, "shop_purchases_read_at_start").await, 1);
+    assert_eq!(app.lines().len(), 4);
+    let history = app.history("victor").await;
+    assert_eq!(history.purchases.len(), 4);
+    assert_eq!(history.items[3].id, event.id);
+}
+
+#[tokio::test]
+async fn an_index_lost_or_of_a_file_cut_since_is_built_again_from_the_file() {
+    let mut app = TestApp::spawn().await;
+    three_buys(&app).await;
+    app.orders.stop().await;
+    let index = app.dir.path().join("purchases.json.index");
+    assert!(index.exists(), "the index lives beside purchases.json");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", index.display()));
+    }
+    app.restart_orders().await;
+    assert_eq!(metric(&app, "shop_purchases_read_at_start").await, 3);
+    let history = app.history("victor").await;
+    assert_eq!(history.purchases, ["Article 1", "Article 2", "Article 3"]);
+
+    // The file cut back to its first two lines (a backup restored): the index, which
+    // holds three, is not this file's; it is built again, and the stream gives the
+    // third line back.
+    app.orders.stop().await;
+    let lines = app.lines();
+    let two: String = lines[..2].iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(app.purchases_file(), two).expect("cut");
+    app.restart_orders().await;
+    app.settled().await;
+    assert_eq!(metric(&app, "shop_purchases_read_at_start").await, 2);
+    let again = app.lines();
+    assert_eq!(again.len(), 3);
+    assert_eq!(again[2]["id"], lines[2]["id"]);
+    let history = app.history("victor").await;
+    assert_eq!(history.purchases, ["Article 1", "Article 2", "Article 3"]);
+    assert_eq!(history.count, 3);
+}
+
 #[tokio::test]
 async fn a_purchases_file_of_the_flask_original_is_converted_once_with_a_backup() {
     let original = r#"{"victor": ["Article 3", "Article 1"], "Kilian": ["Article 2"]}"#;

@@ -1,0 +1,728 @@
+//! The history index on disk: `purchases.json.index`, a SQLite database beside the
+//! file, so that no request reads the file and an instance's memory and start-up do not
+//! grow with the shop. Blocking: call from a blocking thread.
+//!
+//! The index is derived from `purchases.json` and written after it: the appender
+//! appends and fsyncs a batch of lines, then applies them here in one transaction with
+//! how far into the file the index now reaches ([`Covered`]). At start only the lines
+//! past that point are read; an index that does not match the file (a file replaced,
+//! cut or rewritten) is built again from the whole file. The index is never fsynced on
+//! its own (WAL, `synchronous = NORMAL`): after a power cut it may lack the last
+//! batches, which the file still holds, and the next start reads them again.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    path::{Path, PathBuf},
+    sync::{
+        Mutex, MutexGuard,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+};
+
+use bus_schema::orders::{Article, Cursor, MAX_PAGE_BYTES, PurchaseItem};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use uuid::Uuid;
+
+use super::sibling;
+use crate::domain::purchase::Line;
+
+/// Read connections: enough for both cores' blocking reads and some waiting.
+const READERS: usize = 4;
+/// Page cache of each connection, in KiB (SQLite's negative `cache_size`).
+const CACHE_KIB: i64 = 8 * 1024;
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS purchases (
+        user TEXT NOT NULL,
+        pos INTEGER NOT NULL,
+        id BLOB NOT NULL,
+        article_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        price INTEGER NOT NULL,
+        purchased_at TEXT NOT NULL,
+        key TEXT,
+        PRIMARY KEY (user, pos)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX IF NOT EXISTS purchases_by_id ON purchases (id);
+    CREATE INDEX IF NOT EXISTS purchases_by_key ON purchases (user, key) WHERE key IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS users (
+        user TEXT PRIMARY KEY,
+        count INTEGER NOT NULL,
+        total INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS spans (
+        first INTEGER PRIMARY KEY,
+        last INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS covered (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        len INTEGER NOT NULL,
+        tail_start INTEGER NOT NULL,
+        tail_seq INTEGER,
+        tail_id BLOB,
+        count INTEGER NOT NULL
+    );";
+
+/// Where the index database of `purchases` lives.
+pub fn index_path(purchases: &Path) -> PathBuf {
+    sibling(purchases, ".index")
+}
+
+/// How much of `purchases.json` the index holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Covered {
+    /// Bytes of the file, up to the end of a line.
+    pub len: u64,
+    /// Where the last line covered starts (when `tail` is some).
+    pub tail_start: u64,
+    /// That line's stream sequence and event id.
+    pub tail: Option<(u64, Uuid)>,
+}
+
+/// The stream sequences the file holds, as runs of consecutive numbers (first -> last),
+/// and its last line: what the appender needs to find the events the file lacks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Positions {
+    /// The last line in file order: its stream sequence and event id. Lines are appended
+    /// in stream order, so this is how far the file has followed the stream.
+    pub tail: Option<(u64, Uuid)>,
+    pub spans: Spans,
+}
+
+impl Positions {
+    /// The first sequence from `first` up to the tail's that no line has: a line lost
+    /// after it was written (taken out as damaged, removed by hand), if any.
+    pub fn first_gap(&self, first: u64) -> Option<u64> {
+        let (tail, _) = self.tail?;
+        let mut expected = first;
+        for (&start, &end) in &self.spans.0 {
+            if end < expected {
+                continue;
+            }
+            if expected > tail {
+                break;
+            }
+            if start > expected {
+                return Some(expected);
+            }
+            expected = end + 1;
+        }
+        (expected <= tail).then_some(expected)
+    }
+}
+
+/// Runs of consecutive sequences, by their first: one run for a file that followed the
+/// stream without a hole, whatever its length.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spans(BTreeMap<u64, u64>);
+
+impl Spans {
+    /// Adds `seq`; returns the runs removed (by first) and the run that now holds it.
+    fn insert(&mut self, seq: u64) -> (Vec<u64>, (u64, u64)) {
+        let before = self.0.range(..=seq).next_back().map(|(&f, &l)| (f, l));
+        if let Some((first, last)) = before
+            && last >= seq
+        {
+            return (Vec::new(), (first, last));
+        }
+        let mut removed = Vec::new();
+        let (mut first, mut last) = (seq, seq);
+        if let Some((f, l)) = before
+            && l + 1 == seq
+        {
+            first = f;
+            removed.push(f);
+        }
+        if let Some(l) = seq
+            .checked_add(1)
+            .and_then(|next| self.0.get(&next).copied())
+        {
+            last = l;
+            removed.push(seq + 1);
+        }
+        for f in &removed {
+            self.0.remove(f);
+        }
+        self.0.insert(first, last);
+        (removed, (first, last))
+    }
+}
+
+/// One recorded purchase, as the index gives it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub id: Uuid,
+    pub article: Article,
+    pub purchased_at: String,
+}
+
+impl Item {
+    pub fn to_reply(&self) -> PurchaseItem {
+        PurchaseItem {
+            id: self.id.to_string(),
+            article: self.article.clone(),
+            purchased_at: self.purchased_at.clone(),
+        }
+    }
+}
+
+/// One page of a history.
+#[derive(Debug, Default)]
+pub struct Page {
+    /// In the page's order.
+    pub items: Vec<Item>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<Cursor>,
+    /// Every purchase of the user.
+    pub count: u64,
+    /// Their total price, in cents.
+    pub total: u64,
+}
+
+/// What one purchase may take in a reply, encoded, at most: its item and its name in
+/// `purchases`, a name's every byte escaped (`\u0000`) at worst.
+fn reply_bytes(item: &Item) -> usize {
+    160 + 12 * item.article.name.len() + item.purchased_at.len()
+}
+
+/// The index: one connection writes (the appender's, and start-up's), a few read.
+#[derive(Debug)]
+pub struct Index {
+    path: PathBuf,
+    writer: Mutex<Writer>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    /// Purchases in the index.
+    count: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Writer {
+    conn: Connection,
+    covered: Covered,
+    spans: Spans,
+}
+
+impl Index {
+    /// Opens (or creates) the index at `path`.
+    pub fn open(path: &Path) -> Result<Self, String> {
+        let fail = |err: String| format!("cannot open the index {}: {err}", path.display());
+        let conn = connect(path).map_err(fail)?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|err| fail(err.to_string()))?;
+        let (covered, count, spans) = load(&conn).map_err(|err| fail(err.to_string()))?;
+        let readers = (0..READERS)
+            .map(|_| connect(path).map(Mutex::new))
+            .collect::<Result<_, _>>()
+            .map_err(fail)?;
+        Ok(Self {
+            path: path.to_owned(),
+            writer: Mutex::new(Writer {
+                conn,
+                covered,
+                spans,
+            }),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            count: AtomicU64::new(count),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How much of the file the index holds.
+    pub fn covered(&self) -> Covered {
+        self.writer().covered
+    }
+
+    /// The file's positions against the stream, as the index knows them.
+    pub fn positions(&self) -> Positions {
+        let writer = self.writer();
+        Positions {
+            tail: writer.covered.tail,
+            spans: writer.spans.clone(),
+        }
+    }
+
+    /// Purchases in the index.
+    pub fn len(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Empties the index (to build it again from a file, or for a file started again).
+    pub fn clear(&self) -> Result<(), String> {
+        let mut writer = self.writer();
+        writer
+            .conn
+            .execute_batch(
+                "BEGIN; DELETE FROM purchases; DELETE FROM users; DELETE FROM spans;
+                 DELETE FROM covered; COMMIT;",
+            )
+            .map_err(|err| format!("cannot empty the index: {err}"))?;
+        writer.covered = Covered::default();
+        writer.spans = Spans::default();
+        self.count.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Which of `ids` the index holds.
+    pub fn known(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, String> {
+        let writer = self.writer();
+        let mut statement = writer
+            .conn
+            .prepare_cached("SELECT 1 FROM purchases WHERE id = ?1")
+            .map_err(|err| err.to_string())?;
+        let mut known = HashSet::new();
+        for id in ids {
+            if statement
+                .exists(params![id.as_bytes()])
+                .map_err(|err| err.to_string())?
+            {
+                known.insert(*id);
+            }
+        }
+        Ok(known)
+    }
+
+    /// Adds `lines` (in file order, none in the index yet) and records that the index
+    /// now covers the file up to `len`, its last line starting at `tail_start`: one
+    /// transaction.
+    pub fn apply(&self, lines: &[(Uuid, Line)], len: u64, tail_start: u64) -> Result<(), String> {
+        let mut writer = self.writer();
+        let Writer {
+            conn,
+            covered,
+            spans,
+        } = &mut *writer;
+        let mut spans_after = spans.clone();
+        let tx = conn.transaction().map_err(|err| err.to_string())?;
+        let added = insert(&tx, lines, &mut spans_after).map_err(|err| err.to_string())?;
+        let after = Covered {
+            len,
+            tail_start,
+            tail: lines
+                .last()
+                .map(|(id, line)| (line.seq, *id))
+                .or(covered.tail),
+        };
+        let count = self.len() + added;
+        write_covered(&tx, &after, count).map_err(|err| err.to_string())?;
+        tx.commit().map_err(|err| err.to_string())?;
+        *covered = after;
+        *spans = spans_after;
+        self.count.store(count, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether the event `id` is in the index.
+    pub fn contains(&self, id: &Uuid) -> Result<bool, rusqlite::Error> {
+        self.reader()
+            .prepare_cached("SELECT 1 FROM purchases WHERE id = ?1")?
+            .exists(params![id.as_bytes()])
+    }
+
+    /// The purchase `username` made with idempotency key `key`, if any.
+    pub fn by_key(&self, username: &str, key: &str) -> Result<Option<Item>, rusqlite::Error> {
+        self.reader()
+            .prepare_cached(
+                "SELECT id, article_id, name, price, purchased_at FROM purchases
+                 WHERE user = ?1 AND key = ?2 ORDER BY pos LIMIT 1",
+            )?
+            .query_row(params![username, key], item)
+            .optional()
+    }
+
+    /// Up to `limit` purchases of `username` from `cursor` on, fewer when they would not
+    /// fit [`MAX_PAGE_BYTES`] (one at least), with the cursor of the next page and the
+    /// count and total of all of them.
+    pub fn page(
+        &self,
+        username: &str,
+        cursor: Cursor,
+        limit: usize,
+    ) -> Result<Page, rusqlite::Error> {
+        let conn = self.reader();
+        // One read transaction: the count and the rows of the same moment.
+        conn.execute_batch("BEGIN")?;
+        let page = read_page(&conn, username, cursor, limit);
+        conn.execute_batch("COMMIT")?;
+        page
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A free read connection, or the next one in turn when all are taken.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        for reader in &self.readers {
+            if let Ok(conn) = reader.try_lock() {
+                return conn;
+            }
+        }
+        let turn = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        self.readers[turn].lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection, String> {
+    let private = |err: std::io::Error| format!("cannot make it private: {err}");
+    service_kit::private::parent_dir(path).map_err(private)?;
+    service_kit::private::options(std::fs::OpenOptions::new().create(true).append(true))
+        .open(path)
+        .map_err(private)?;
+    for suffix in ["", "-wal", "-shm"] {
+        service_kit::private::file(&sibling(path, suffix)).map_err(private)?;
+    }
+    let conn = Connection::open(path).map_err(|err| err.to_string())?;
+    let setup = || -> Result<(), rusqlite::Error> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        Ok(())
+    };
+    setup().map_err(|err| err.to_string())?;
+    Ok(conn)
+}
+
+fn load(conn: &Connection) -> Result<(Covered, u64, Spans), rusqlite::Error> {
+    let row = conn
+        .query_row(
+            "SELECT len, tail_start, tail_seq, tail_id, count FROM covered WHERE one = 1",
+            [],
+            |row| {
+                let tail = match (
+                    row.get::<_, Option<i64>>(2)?,
+                    row.get::<_, Option<Vec<u8>>>(3)?,
+                ) {
+                    (Some(seq), Some(id)) => Uuid::from_slice(&id).ok().map(|id| (seq as u64, id)),
+                    _ => None,
+                };
+                Ok((
+                    Covered {
+                        len: row.get::<_, i64>(0)? as u64,
+                        tail_start: row.get::<_, i64>(1)? as u64,
+                        tail,
+                    },
+                    row.get::<_, i64>(4)? as u64,
+                ))
+            },
+        )
+        .optional()?;
+    let (covered, count) = row.unwrap_or_default();
+    let mut spans = Spans::default();
+    let mut statement = conn.prepare("SELECT first, last FROM spans")?;
+    let rows = statement.query_map([], |row| {
+        Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64))
+    })?;
+    for row in rows {
+        let (first, last) = row?;
+        spans.0.insert(first, last);
+    }
+    Ok((covered, count, spans))
+}
+
+/// Inserts `lines`, each user's position after the last, and their runs of sequences;
+/// how many were new.
+fn insert(
+    tx: &Transaction<'_>,
+    lines: &[(Uuid, Line)],
+    spans: &mut Spans,
+) -> Result<u64, rusqlite::Error> {
+    let mut purchase = tx.prepare_cached(
+        "INSERT OR IGNORE INTO purchases (user, pos, id, article_id, name, price, purchased_at, key)
+         VALUES (?1, (SELECT coalesce(max(count), 0) FROM users WHERE user = ?1), ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut user = tx.prepare_cached(
+        "INSERT INTO users (user, count, total) VALUES (?1, 1, ?2)
+         ON CONFLICT (user) DO UPDATE SET count = count + 1, total = total + excluded.total",
+    )?;
+    let mut remove_span = tx.prepare_cached("DELETE FROM spans WHERE first = ?1")?;
+    let mut put_span =
+        tx.prepare_cached("INSERT OR REPLACE INTO spans (first, last) VALUES (?1, ?2)")?;
+    let mut added = 0;
+    for (id, line) in lines {
+        let event = &line.event;
+        let new = purchase.execute(params![
+            event.username,
+            id.as_bytes(),
+            event.article.id,
+            event.article.name,
+            event.article.price,
+            event.purchased_at,
+            event.idempotency_key,
+        ])? == 1;
+        if new {
+            user.execute(params![event.username, event.article.price])?;
+            added += 1;
+        }
+        let (removed, (first, last)) = spans.insert(line.seq);
+        for first in removed {
+            remove_span.execute(params![first as i64])?;
+        }
+        put_span.execute(params![first as i64, last as i64])?;
+    }
+    Ok(added)
+}
+
+fn write_covered(
+    tx: &Transaction<'_>,
+    covered: &Covered,
+    count: u64,
+) -> Result<(), rusqlite::Error> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO covered (one, len, tail_start, tail_seq, tail_id, count)
+         VALUES (1, ?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        covered.len as i64,
+        covered.tail_start as i64,
+        covered.tail.map(|(seq, _)| seq as i64),
+        covered.tail.map(|(_, id)| id.as_bytes().to_vec()),
+        count as i64,
+    ])?;
+    Ok(())
+}
+
+fn item(row: &rusqlite::Row<'_>) -> Result<Item, rusqlite::Error> {
+    let id: Vec<u8> = row.get(0)?;
+    Ok(Item {
+        id: Uuid::from_slice(&id).unwrap_or_default(),
+        article: Article {
+            id: row.get(1)?,
+            name: row.get(2)?,
+            price: row.get(3)?,
+        },
+        purchased_at: row.get(4)?,
+    })
+}
+
+fn read_page(
+    conn: &Connection,
+    username: &str,
+    cursor: Cursor,
+    limit: usize,
+) -> Result<Page, rusqlite::Error> {
+    let (count, total) = conn
+        .prepare_cached("SELECT count, total FROM users WHERE user = ?1")?
+        .query_row(params![username], |row| {
+            Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64))
+        })
+        .optional()?
+        .unwrap_or((0, 0));
+    let (sql, from) = match cursor {
+        Cursor::From(start) => (
+            "SELECT id, article_id, name, price, purchased_at FROM purchases
+             WHERE user = ?1 AND pos >= ?2 ORDER BY pos LIMIT ?3",
+            start.min(count),
+        ),
+        Cursor::Before(end) => (
+            "SELECT id, article_id, name, price, purchased_at FROM purchases
+             WHERE user = ?1 AND pos < ?2 ORDER BY pos DESC LIMIT ?3",
+            end.min(count),
+        ),
+    };
+    let mut statement = conn.prepare_cached(sql)?;
+    let rows = statement.query_map(params![username, from as i64, limit as i64], item)?;
+    let mut items = Vec::new();
+    let mut bytes = 0;
+    for row in rows {
+        let item = row?;
+        bytes += reply_bytes(&item);
+        if !items.is_empty() && bytes > MAX_PAGE_BYTES {
+            break;
+        }
+        items.push(item);
+    }
+    let taken = items.len() as u64;
+    let next = match cursor {
+        Cursor::From(_) => (from + taken < count).then_some(Cursor::From(from + taken)),
+        Cursor::Before(_) => (from > taken).then(|| Cursor::Before(from - taken)),
+    };
+    Ok(Page {
+        items,
+        next,
+        count,
+        total,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use bus_schema::orders::PurchasedEvent;
+
+    use super::*;
+
+    fn lines_of(user: &str, names: &[String], first_seq: u64) -> Vec<(Uuid, Line)> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(n, name)| {
+                let id = Uuid::now_v7();
+                let event = PurchasedEvent {
+                    id: id.to_string(),
+                    username: user.into(),
+                    article: Article {
+                        id: 1,
+                        name: name.clone(),
+                        price: 100 + n as u32,
+                    },
+                    purchased_at: "2026-12-06T12:00:00Z".into(),
+                    idempotency_key: (n == 2).then(|| "key-2".to_owned()),
+                };
+                (id, Line::new(event, first_seq + n as u64))
+            })
+            .collect()
+    }
+
+    fn names(page: &Page) -> Vec<String> {
+        page.items.iter().map(|i| i.article.name.clone()).collect()
+    }
+
+    #[test]
+    fn pages_walk_a_history_both_ways_with_its_count_and_total() {
+        let dir = tempfile::tempdir().expect("dir");
+        let index = Index::open(&dir.path().join("index")).expect("open");
+        let all: Vec<String> = (0..7).map(|n| format!("a{n}")).collect();
+        let lines = lines_of("ada", &all, 1);
+        index.apply(&lines, 700, 600).expect("apply");
+        let mut seen = Vec::new();
+        let mut cursor = Cursor::From(0);
+        loop {
+            let page = index.page("ada", cursor, 3).expect("page");
+            assert_eq!((page.count, page.total), (7, 721));
+            seen.extend(names(&page));
+            match page.next {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        assert_eq!(seen, all);
+        let first = index
+            .page("ada", Cursor::Before(u64::MAX), 3)
+            .expect("page");
+        assert_eq!(names(&first), ["a6", "a5", "a4"]);
+        let second = index
+            .page("ada", first.next.expect("more"), 3)
+            .expect("page");
+        assert_eq!(names(&second), ["a3", "a2", "a1"]);
+        let last = index
+            .page("ada", second.next.expect("more"), 3)
+            .expect("page");
+        assert_eq!((names(&last), last.next), (vec!["a0".to_owned()], None));
+        let nobody = index.page("bob", Cursor::From(0), 3).expect("page");
+        assert_eq!(
+            (nobody.items.len(), nobody.count, nobody.next),
+            (0, 0, None)
+        );
+        // A cursor past the end is an empty last page, not an error.
+        assert!(
+            index
+                .page("ada", Cursor::From(99), 3)
+                .expect("page")
+                .items
+                .is_empty()
+        );
+        assert_eq!(
+            index.by_key("ada", "key-2").expect("read").map(|i| i.id),
+            Some(lines[2].0)
+        );
+        assert_eq!(index.by_key("bob", "key-2").expect("read"), None);
+        assert!(index.contains(&lines[6].0).expect("read"));
+    }
+
+    #[test]
+    fn the_index_is_found_again_as_it_was_left() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("index");
+        let first = lines_of("ada", &["a".into(), "b".into()], 1);
+        let later = lines_of("bob", &["c".into()], 4);
+        {
+            let index = Index::open(&path).expect("open");
+            index.apply(&first, 200, 100).expect("apply");
+            // A line already in the index (a replay) is not counted twice.
+            index.apply(&first[1..], 200, 100).expect("apply");
+            index.apply(&later, 300, 200).expect("apply");
+        }
+        let index = Index::open(&path).expect("reopen");
+        assert_eq!(index.len(), 3);
+        assert_eq!(
+            index.covered(),
+            Covered {
+                len: 300,
+                tail_start: 200,
+                tail: Some((4, later[0].0)),
+            }
+        );
+        let positions = index.positions();
+        assert_eq!(positions.first_gap(1), Some(3));
+        assert_eq!(
+            index
+                .known(&[first[0].0, Uuid::now_v7()])
+                .expect("known")
+                .len(),
+            1
+        );
+        index.clear().expect("clear");
+        assert_eq!((index.len(), index.covered()), (0, Covered::default()));
+        assert_eq!(
+            index.page("ada", Cursor::From(0), 10).expect("page").count,
+            0
+        );
+    }
+
+    #[test]
+    fn a_page_of_long_names_is_cut_to_fit_one_message() {
+        let dir = tempfile::tempdir().expect("dir");
+        let index = Index::open(&dir.path().join("index")).expect("open");
+        let long: Vec<String> = (0..400)
+            .map(|n| format!("{n:04}{}", "x".repeat(2000)))
+            .collect();
+        index
+            .apply(&lines_of("ada", &long, 1), 1, 0)
+            .expect("apply");
+        let page = index.page("ada", Cursor::From(0), 1000).expect("page");
+        assert!(page.items.len() < 400 && !page.items.is_empty());
+        let bytes: usize = page.items.iter().map(reply_bytes).sum();
+        assert!(bytes <= MAX_PAGE_BYTES, "{bytes}");
+        assert_eq!(page.next, Some(Cursor::From(page.items.len() as u64)));
+    }
+
+    #[test]
+    fn runs_of_sequences_merge_and_gaps_are_found() {
+        let mut spans = Spans::default();
+        for seq in [1, 2, 3, 7, 5] {
+            spans.insert(seq);
+        }
+        assert_eq!(spans.0, BTreeMap::from([(1, 3), (5, 5), (7, 7)]));
+        assert_eq!(spans.insert(6), (vec![5, 7], (5, 7)));
+        assert_eq!(spans.insert(6), (vec![], (5, 7)));
+        let id = Uuid::now_v7();
+        let at = |seqs: &[u64], tail: u64| {
+            let mut spans = Spans::default();
+            for &seq in seqs {
+                spans.insert(seq);
+            }
+            Positions {
+                tail: Some((tail, id)),
+                spans,
+            }
+        };
+        assert_eq!(at(&[1, 2, 3], 3).first_gap(1), None);
+        assert_eq!(at(&[1, 3], 3).first_gap(1), Some(2));
+        assert_eq!(at(&[2, 3], 3).first_gap(1), Some(1));
+        // Sequences the stream no longer holds (below its first) are not gaps.
+        assert_eq!(at(&[2, 3], 3).first_gap(2), None);
+        assert_eq!(at(&[1, 2, 5, 6], 6).first_gap(2), Some(3));
+        // A line filled in later sits after the tail in the file, in the runs all the same.
+        assert_eq!(at(&[1, 2, 3, 4], 3).first_gap(1), None);
+        assert_eq!(Positions::default().first_gap(1), None);
+    }
+}
