@@ -63,7 +63,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     if rebuilt {
         tracing::warn!(
             index = %index.path().display(),
-            "the history index did not match purchases.json; built it again from the whole file"
+            "the history index was not of this purchases.json (the file missing, replaced or cut back since); built it again from the file"
         );
     }
     tracing::info!(

@@ -11,7 +11,7 @@
 //! batches, which the file still holds, and the next start reads them again.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     path::{Path, PathBuf},
     sync::{
         Mutex, MutexGuard,
@@ -28,8 +28,10 @@ use crate::domain::purchase::Line;
 
 /// Read connections: enough for both cores' blocking reads and some waiting.
 const READERS: usize = 4;
-/// Page cache of each connection, in KiB (SQLite's negative `cache_size`).
+/// Page cache of each read connection, in KiB (SQLite's negative `cache_size`).
 const CACHE_KIB: i64 = 8 * 1024;
+/// Page cache of the writing connection: the pages of the indexes a batch lands in.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS purchases (
@@ -208,6 +210,8 @@ impl Index {
     pub fn open(path: &Path) -> Result<Self, String> {
         let fail = |err: String| format!("cannot open the index {}: {err}", path.display());
         let conn = connect(path).map_err(fail)?;
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+            .map_err(|err| fail(err.to_string()))?;
         conn.execute_batch(SCHEMA)
             .map_err(|err| fail(err.to_string()))?;
         let (covered, count, spans) = load(&conn).map_err(|err| fail(err.to_string()))?;
@@ -430,7 +434,7 @@ fn load(conn: &Connection) -> Result<(Covered, u64, Spans), rusqlite::Error> {
 }
 
 /// Inserts `lines`, each user's position after the last, and their runs of sequences;
-/// how many were new.
+/// how many were new. Users and runs are written once per batch, not once per line.
 fn insert(
     tx: &Transaction<'_>,
     lines: &[(Uuid, Line)],
@@ -438,20 +442,30 @@ fn insert(
 ) -> Result<u64, rusqlite::Error> {
     let mut purchase = tx.prepare_cached(
         "INSERT OR IGNORE INTO purchases (user, pos, id, article_id, name, price, purchased_at, key)
-         VALUES (?1, (SELECT coalesce(max(count), 0) FROM users WHERE user = ?1), ?2, ?3, ?4, ?5, ?6, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
-    let mut user = tx.prepare_cached(
-        "INSERT INTO users (user, count, total) VALUES (?1, 1, ?2)
-         ON CONFLICT (user) DO UPDATE SET count = count + 1, total = total + excluded.total",
-    )?;
-    let mut remove_span = tx.prepare_cached("DELETE FROM spans WHERE first = ?1")?;
-    let mut put_span =
-        tx.prepare_cached("INSERT OR REPLACE INTO spans (first, last) VALUES (?1, ?2)")?;
+    let mut count_of = tx.prepare_cached("SELECT count FROM users WHERE user = ?1")?;
+    // user -> (count before, count after, total added)
+    let mut users: HashMap<&str, (u64, u64, u64)> = HashMap::new();
+    let (mut removed, mut touched) = (HashSet::new(), HashSet::new());
     let mut added = 0;
     for (id, line) in lines {
         let event = &line.event;
+        let user = match users.get_mut(event.username.as_str()) {
+            Some(user) => user,
+            None => {
+                let count = count_of
+                    .query_row(params![event.username], |row| row.get::<_, i64>(0))
+                    .optional()?
+                    .unwrap_or(0) as u64;
+                users
+                    .entry(event.username.as_str())
+                    .or_insert((count, count, 0))
+            }
+        };
         let new = purchase.execute(params![
             event.username,
+            user.1 as i64,
             id.as_bytes(),
             event.article.id,
             event.article.name,
@@ -460,14 +474,33 @@ fn insert(
             event.idempotency_key,
         ])? == 1;
         if new {
-            user.execute(params![event.username, event.article.price])?;
+            user.1 += 1;
+            user.2 += u64::from(event.article.price);
             added += 1;
         }
-        let (removed, (first, last)) = spans.insert(line.seq);
-        for first in removed {
-            remove_span.execute(params![first as i64])?;
+        let (gone, (first, _)) = spans.insert(line.seq);
+        removed.extend(gone);
+        touched.insert(first);
+    }
+    let mut put_user = tx.prepare_cached(
+        "INSERT INTO users (user, count, total) VALUES (?1, ?2, ?3)
+         ON CONFLICT (user) DO UPDATE SET count = excluded.count, total = total + excluded.total",
+    )?;
+    for (user, (before, after, total)) in users {
+        if after != before {
+            put_user.execute(params![user, after as i64, total as i64])?;
         }
-        put_span.execute(params![first as i64, last as i64])?;
+    }
+    let mut remove_span = tx.prepare_cached("DELETE FROM spans WHERE first = ?1")?;
+    for first in removed.iter().filter(|first| !spans.0.contains_key(first)) {
+        remove_span.execute(params![*first as i64])?;
+    }
+    let mut put_span =
+        tx.prepare_cached("INSERT OR REPLACE INTO spans (first, last) VALUES (?1, ?2)")?;
+    for first in touched {
+        if let Some(&last) = spans.0.get(&first) {
+            put_span.execute(params![first as i64, last as i64])?;
+        }
     }
     Ok(added)
 }
