@@ -32,6 +32,12 @@ const READERS: usize = 4;
 const CACHE_KIB: i64 = 8 * 1024;
 /// Page cache of the writing connection: the pages of the indexes a batch lands in.
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
+/// Bytes of a database page. A batch lands on as many pages as it has buyers, and each
+/// page it changes is written whole to the WAL: small pages write less per purchase.
+const PAGE_SIZE: i64 = 1024;
+/// Pages in the WAL before they are copied into the database: a page changed by many
+/// batches in between is copied once.
+const CHECKPOINT_PAGES: i64 = 16 * 1024;
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS purchases (
@@ -211,6 +217,7 @@ impl Index {
         let fail = |err: String| format!("cannot open the index {}: {err}", path.display());
         let conn = connect(path).map_err(fail)?;
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+            .and_then(|()| conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES))
             .map_err(|err| fail(err.to_string()))?;
         conn.execute_batch(SCHEMA)
             .map_err(|err| fail(err.to_string()))?;
@@ -387,6 +394,7 @@ fn connect(path: &Path) -> Result<Connection, String> {
     let conn = Connection::open(path).map_err(|err| err.to_string())?;
     let setup = || -> Result<(), rusqlite::Error> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "page_size", PAGE_SIZE)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
@@ -757,5 +765,52 @@ mod tests {
         // A line filled in later sits after the tail in the file, in the runs all the same.
         assert_eq!(at(&[1, 2, 3, 4], 3).first_gap(1), None);
         assert_eq!(Positions::default().first_gap(1), None);
+    }
+}
+
+#[cfg(test)]
+mod write_rate {
+    use bus_schema::orders::PurchasedEvent;
+
+    use super::*;
+
+    /// `cargo test --release -p orders --lib write_rate -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn a_million_purchases_of_ten_thousand_buyers_in_batches_of_1024() {
+        let dir = tempfile::tempdir().expect("dir");
+        let index = Index::open(&dir.path().join("index")).expect("open");
+        let started = std::time::Instant::now();
+        let mut seq = 0;
+        for _ in 0..1_000 {
+            let batch: Vec<(Uuid, Line)> = (0..1024)
+                .map(|_| {
+                    seq += 1;
+                    let id = Uuid::now_v7();
+                    let event = PurchasedEvent {
+                        id: id.to_string(),
+                        username: format!("user{}", seq % 10_000),
+                        article: Article {
+                            id: 1,
+                            name: "Article 1".into(),
+                            price: 1000,
+                        },
+                        purchased_at: "2026-12-07T12:00:00Z".into(),
+                        idempotency_key: None,
+                    };
+                    (id, Line::new(event, seq))
+                })
+                .collect();
+            let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
+            assert!(index.known(&ids).expect("known").is_empty());
+            index
+                .apply(&batch, seq * 200, seq * 200 - 200)
+                .expect("apply");
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!(
+            "{seq} purchases in {seconds:.1} s: {:.0} a second",
+            seq as f64 / seconds
+        );
     }
 }

@@ -273,6 +273,8 @@ async fn the_stack_starts_its_own_nats_server_with_permissions_and_everything_wo
         "users.db",
         "users.db-wal",
         "purchases.json",
+        "purchases.json.index",
+        "purchases.json.index-wal",
         "nats-server.log",
         "secrets/nats-passwords.env",
     ] {
