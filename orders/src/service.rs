@@ -228,7 +228,8 @@ impl Orders {
             purchased_at: service_kit::clock::now_rfc3339(),
             idempotency_key: key,
         };
-        self.record(&event).await?;
+        self.record_id(&event, event.idempotency_key.is_some())
+            .await?;
         // The file holds one line per id: the first event of this key that reached the
         // stream, which may be another request's.
         if let Some(key) = event.idempotency_key.as_deref()
@@ -281,14 +282,25 @@ impl Orders {
     /// Publishes `event` to the stream (unless its id is in the file already) and waits
     /// until a line with its id is in the file.
     pub async fn record(&self, event: &PurchasedEvent) -> Result<(), OrdersError> {
+        self.record_id(event, true).await
+    }
+
+    /// [`Self::record`]; the index is asked whether the id is in the file already only
+    /// when `may_be_known` (a key's id, a converted purchase's): a new UUIDv7 cannot be.
+    async fn record_id(
+        &self,
+        event: &PurchasedEvent,
+        may_be_known: bool,
+    ) -> Result<(), OrdersError> {
         let id = Uuid::parse_str(&event.id)
             .map_err(|err| Invalid::new(Reason::InvalidRequest, format!("bad event id: {err}")))?;
         let (tx, appended) = oneshot::channel();
         self.waiters().entry(id).or_default().push(tx);
-        let recorded = self
-            .read_index(move |index| index.contains(&id))
-            .await
-            .inspect_err(|_| self.forget_waiter(&id))?;
+        let recorded = may_be_known
+            && self
+                .read_index(move |index| index.contains(&id))
+                .await
+                .inspect_err(|_| self.forget_waiter(&id))?;
         if recorded {
             drop(appended);
             self.forget_waiter(&id);
