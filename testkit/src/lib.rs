@@ -558,6 +558,16 @@ mod reqwest_lite {
 /// test binary can make any of these take many seconds. Passing tests never wait for it.
 pub const PATIENCE: Duration = Duration::from_secs(120);
 
+/// The project's top directory (where `nats.conf` and `docs/` are), from the
+/// `CARGO_MANIFEST_DIR` cargo gives the running test. Not the one compiled in: cargo may
+/// reuse a test binary built from another checkout sharing the target directory, and
+/// that checkout may be gone.
+pub fn project_dir() -> PathBuf {
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    crate_dir.join("..")
+}
+
 /// Calls `call` as a careful client would: a 503 (the service busy or late, a purchase
 /// accepted but not on disk yet) is asked again after a short pause, until it answers
 /// anything else or [`PATIENCE`] runs out; then the last answer is returned.
@@ -740,7 +750,7 @@ mod tests {
 
     #[test]
     fn the_projects_nats_conf_loads_with_its_store_in_the_temp_dir() {
-        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../nats.conf");
+        let config = project_dir().join("nats.conf");
         let env = ["GATEWAY", "AUTH", "USERS", "ORDERS", "OPS"]
             .iter()
             .map(|u| (format!("SHOP_NATS_PASSWORD_{u}"), "test".to_owned()))

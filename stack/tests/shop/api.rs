@@ -337,7 +337,7 @@ async fn the_gateway_serves_the_asyncapi_document_kept_in_docs() {
         served["operations"]["orders.buy"]["bindings"]["nats"]["queue"],
         "q"
     );
-    let kept = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/asyncapi.json");
+    let kept = testkit::project_dir().join("docs/asyncapi.json");
     let pretty = serde_json::to_string_pretty(&served).expect("json") + "\n";
     if std::env::var_os("UPDATE_DOCS").is_some() {
         std::fs::write(&kept, &pretty).expect("write docs/asyncapi.json");

@@ -180,8 +180,8 @@ async fn the_stack_starts_its_own_nats_server_with_permissions_and_everything_wo
             .expect("chmod");
     }
     // The project's config with the store moved into the temp dir.
-    let conf = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../nats.conf"))
-        .expect("nats.conf");
+    let conf =
+        std::fs::read_to_string(testkit::project_dir().join("nats.conf")).expect("nats.conf");
     let store = data.path().join("jetstream");
     let conf = conf.replace("\"data/jetstream\"", &format!("\"{}\"", store.display()));
     let conf_path = data.path().join("nats.conf");
@@ -323,7 +323,7 @@ fn a_taken_port_is_a_one_line_error_that_says_what_to_do() {
 #[test]
 fn a_missing_nats_server_is_a_one_line_error_that_says_how_to_install_it() {
     let data = tempfile::tempdir().expect("temp dir");
-    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../nats.conf");
+    let conf = testkit::project_dir().join("nats.conf");
     let stderr = failed_start(
         stack(data.path())
             .env("NATS_SERVER_BIN", "/nonexistent/nats-server")

@@ -1,7 +1,7 @@
 //! The bus's permissions, against a real nats-server started with the project's
 //! `nats.conf`: each user may do what its role needs and nothing else.
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use async_nats::{Client, ConnectOptions};
 use testkit::{NatsServer, Options};
@@ -15,7 +15,7 @@ fn password(user: &str) -> String {
 
 fn server() -> NatsServer {
     NatsServer::start_with(Options {
-        config: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../nats.conf")),
+        config: Some(testkit::project_dir().join("nats.conf")),
         env: USERS
             .iter()
             .map(|u| (stack::secrets::variable(u), password(u)))
@@ -328,7 +328,7 @@ async fn only_auth_publishes_keys_and_revocations() {
 
 #[test]
 fn the_cluster_configuration_has_the_same_limits_users_and_permissions() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = testkit::project_dir();
     let single = std::fs::read_to_string(dir.join("nats.conf")).expect("nats.conf");
     let cluster =
         std::fs::read_to_string(dir.join("nats-cluster.conf")).expect("nats-cluster.conf");
