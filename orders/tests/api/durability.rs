@@ -71,15 +71,7 @@ async fn an_event_whose_ack_was_lost_is_not_written_twice() {
 #[tokio::test]
 async fn a_cut_short_last_line_is_repaired_from_the_stream() {
     let mut app = TestApp::spawn().await;
-    for article in [1, 2] {
-        buy_as(
-            &app.nats,
-            &app.auth,
-            &keyed_buy("victor", json!(article), &format!("k{article}")),
-        )
-        .await
-        .expect("201");
-    }
+    keyed_buys(&app, &[1, 2]).await;
     app.orders.stop().await;
     let whole = std::fs::read(app.purchases_file()).expect("read");
     let last = app.lines()[1].clone();
@@ -105,9 +97,9 @@ async fn metric(app: &TestApp, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("{name} not in {text}"))
 }
 
-/// Three keyed buys by victor, over the bus.
-async fn three_buys(app: &TestApp) {
-    for article in [1, 2, 3] {
+/// A keyed buy by victor of each of `articles`, over the bus.
+async fn keyed_buys(app: &TestApp, articles: &[u32]) {
+    for article in articles {
         buy_as(
             &app.nats,
             &app.auth,
@@ -121,7 +113,7 @@ async fn three_buys(app: &TestApp) {
 #[tokio::test]
 async fn a_restart_reads_only_the_lines_its_index_on_disk_lacks() {
     let mut app = TestApp::spawn().await;
-    three_buys(&app).await;
+    keyed_buys(&app, &[1, 2, 3]).await;
     app.restart_orders().await;
     app.settled().await;
     assert_eq!(metric(&app, "shop_purchases_read_at_start").await, 0);
@@ -153,7 +145,7 @@ async fn a_restart_reads_only_the_lines_its_index_on_disk_lacks() {
 #[tokio::test]
 async fn an_index_lost_or_of_a_file_cut_since_is_built_again_from_the_file() {
     let mut app = TestApp::spawn().await;
-    three_buys(&app).await;
+    keyed_buys(&app, &[1, 2, 3]).await;
     app.orders.stop().await;
     let index = app.dir.path().join("purchases.json.index");
     assert!(index.exists(), "the index lives beside purchases.json");
