@@ -5,10 +5,12 @@
 For each size of SCALE_SIZES (default 1,000,000 and 10,000,000 purchases), on a fresh
 shop as `make bench` starts it: durable buys a second on the empty shop; then the
 `ORDERS` stream is filled straight from a tool (stack/examples/fill.rs: the purchases
-spread over 10,000 buyers, plus 100,000 of one heavy buyer), and orders writes them into
+spread over 10,000 buyers, plus 100,000 of one heavy buyer and 100 of one light buyer,
+whose history is as long at every size), and orders writes them into
 its purchases.json as it would have; then are measured orders' start-up after a restart
 and cold (its file removed: written again from the stream), its RSS, `GET /api/purchases`
-of an ordinary buyer at 16 connections and a first page (50) of the heavy one, the heavy
+at 16 connections of an ordinary buyer (whole, and a first page of 50), of the light
+buyer (whole) and a first page (50) of the heavy one, the heavy
 buyer's whole history (seconds, MB/s), and durable buys a second at that size. Prints a
 table and writes <target>/bench/scale.json. nats-server runs with its own fsync interval
 (`--nats-sync interval`): see `one_size`.
@@ -28,6 +30,7 @@ from harness import PATIENCE, request, wait_until, write_results  # noqa: E402
 SIZES = [int(s) for s in os.environ.get("SCALE_SIZES", "1000000,10000000").split(",")]
 BUYERS = 10_000
 HEAVY = int(os.environ.get("SCALE_HEAVY", "100000"))
+LIGHT = 100
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 PASSWORD = "scale-password"
 
@@ -90,17 +93,17 @@ def one_size(size):
         shop.start()
         gw = lambda path: shop.url("gateway", path)
         tokens = {}
-        for name in ["user42", "heavy", "buyer"]:
+        for name in ["user42", "heavy", "light", "buyer"]:
             request("POST", shop.url("users", "/users"), {"username": name, "password": PASSWORD})
             tokens[name] = request("POST", gw("/api/login"), {"username": name, "password": PASSWORD})[1]["access_token"]
         result = {"purchases": size, "heavy": HEAVY, "buyers": BUYERS}
         result["buys_empty"] = buys(shop, tokens["buyer"])
         bought = recorded(shop)
         fill = subprocess.run([os.path.join(run.RELEASE, "examples", "fill"), shop.nats_url, "bench",
-                               shop.passwords["bench"], str(size), str(BUYERS), str(HEAVY)],
+                               shop.passwords["bench"], str(size), str(BUYERS), str(HEAVY), str(LIGHT)],
                               capture_output=True, text=True, check=True)
         result["fill"] = json.loads(fill.stdout)
-        expected = bought + size + HEAVY
+        expected = bought + size + HEAVY + LIGHT
         t0 = time.monotonic()
         if wait_until(lambda: recorded(shop) >= expected, 60 * 60) is None:
             raise SystemExit(f"orders did not write the {expected} purchases")
@@ -108,7 +111,10 @@ def one_size(size):
         result["start_after_restart_s"] = round(restart_orders(shop), 2)
         result["orders_rss_mb"] = round(rss_mb(shop.procs["orders"].pid), 1)
         result["read_ordinary"] = reads(shop, gw("/api/purchases"), tokens["user42"])
-        result["first_page_heavy"] = reads(shop, gw("/api/purchases?limit=50&order=newest"), tokens["heavy"])
+        first_page = gw("/api/purchases?limit=50&order=newest")
+        result["first_page_ordinary"] = reads(shop, first_page, tokens["user42"])
+        result["read_light"] = reads(shop, gw("/api/purchases"), tokens["light"])
+        result["first_page_heavy"] = reads(shop, first_page, tokens["heavy"])
         t0 = time.monotonic()
         out = subprocess.run(["curl", "-s", "-o", os.path.join(shop.dir, "heavy.json"), "-w", "%{http_code} %{size_download}",
                               "-H", "Authorization: Bearer " + tokens["heavy"], gw("/api/purchases")],
@@ -135,12 +141,15 @@ def main():
         print(f"== {size:,} purchases", flush=True)
         results.append(one_size(size))
         print(json.dumps(results[-1]), flush=True)
+    p = lambda r: f"{r['p50_ms']:.2f}/{r['p99_ms']:.2f}"
     print(f"\n{'purchases':>11} {'start (restart)':>15} {'start (cold)':>12} {'orders RSS':>10} "
-          f"{'ordinary p50/p99 ms':>20} {'heavy page p99':>14} {'heavy whole':>16} {'buys/s (empty)':>18}")
+          f"{'ordinary whole':>15} {'ordinary page':>14} {'light whole':>12} {'heavy page':>12} "
+          f"{'heavy whole':>16} {'buys/s (empty)':>18}   (reads: p50/p99 ms at 16 connections)")
     for r in results:
         print(f"{r['purchases']:>11,} {r['start_after_restart_s']:>13} s {r['cold_start_s']:>10} s "
-              f"{r['orders_rss_mb']:>7} MB {r['read_ordinary']['p50_ms']:>9.2f}/{r['read_ordinary']['p99_ms']:<9.2f} "
-              f"{r['first_page_heavy']['p99_ms']:>11.2f} ms {r['heavy_whole']['seconds']:>6} s {r['heavy_whole']['mb_per_s']:>5} MB/s "
+              f"{r['orders_rss_mb']:>7} MB {p(r['read_ordinary']):>15} {p(r['first_page_ordinary']):>14} "
+              f"{p(r['read_light']):>12} {p(r['first_page_heavy']):>12} "
+              f"{r['heavy_whole']['seconds']:>6} s {r['heavy_whole']['mb_per_s']:>5} MB/s "
               f"{r['buys']['rps']:>8.0f} ({r['buys_empty']['rps']:.0f})")
     write_results("scale.json", results)
 

