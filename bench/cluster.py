@@ -289,6 +289,14 @@ class Cluster:
         self.procs[name].send_signal(sig)
         self.procs[name].wait()
 
+    def stall(self, name):
+        """Freezes `name` (SIGSTOP): its connections stay open and nothing answers, as
+        with a paused VM or a long I/O stall."""
+        self.procs[name].send_signal(signal.SIGSTOP)
+
+    def resume(self, name):
+        self.procs[name].send_signal(signal.SIGCONT)
+
     def wait(self, predicate, what, seconds=PATIENCE):
         deadline = time.time() + seconds
         while time.time() < deadline:
@@ -348,6 +356,7 @@ class Cluster:
         for group in (services, nodes):
             for name in group:
                 if self.procs[name].poll() is None:
+                    self.procs[name].send_signal(signal.SIGCONT)  # if stalled
                     self.procs[name].send_signal(signal.SIGTERM)
             for name in group:
                 try:

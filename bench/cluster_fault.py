@@ -4,18 +4,26 @@
 Three clustered nats-servers (nats-cluster.conf, streams on three replicas) and two
 instances of each service, as separate processes in a temporary directory, the third
 node in its own network namespace. Buyers (idempotency keys, retrying the same key on the
-other gateway after a 5xx, a timeout or a cut connection, logging in again now and then)
-and sign-ups (retrying the same name on the other users instance) run while, in turn:
+other gateway after a 5xx, a timeout or a cut connection, logging in again now and then,
+and after every 201 reading their newest purchases on the other gateway: the purchase
+must be there, or the read answer 503) and sign-ups (retrying the same name on the other
+users instance) run while, in turn:
 
 1. the third node's routes are cut for 15 s (its clients stay connected to it, as in a
    real partition), then restored; then its clients' link is cut too for 15 s (they
    must leave it for the other nodes); on nats-server 2.10 and newer only (see
    server_unfit_for_partitions);
 2. the node leading the ORDERS stream is killed (SIGKILL) and started again;
-3. one instance of each service is killed (SIGKILL) and started again.
+3. one instance of each service is killed (SIGKILL) and started again;
+4. the node leading ORDERS is frozen (SIGSTOP) for 10 s, then resumed (SIGCONT): its
+   connections stay open and nothing on it answers, as with a paused VM;
+5. the same for a node holding a gateway's connection and not leading ORDERS;
+6. two nodes are killed at once (quorum lost) and started again 8 s later;
+7. the whole cluster is killed and started again 3 s later.
 
 Each fault's recovery time is printed: from the fault until every buyer has had a
-purchase acknowledged that it started after the fault. Then the test checks that no
+purchase acknowledged that it started after the fault. Then the test checks that no read
+went back in time (answered 200 without the purchase acknowledged just before it), that no
 acknowledged purchase or account is lost or doubled, that no key is charged twice, that
 both orders instances' purchases.json hold the same events in the same order, and that
 both users instances know every account with the same id. Exit status 1 when any check
@@ -47,6 +55,7 @@ BUYERS = 8
 SIGNUPS = 2
 PASSWORD = "cluster-fault-password"
 CUT_SECONDS = 15
+STALL_SECONDS = 10
 STREAMS = ["ORDERS", "USERS", "USER_EVENTS", "AUTH_KEYS", "AUTH_REVOKED"]
 # Every client of the test is 127.0.0.1: the gateway's per-address limits would throttle
 # the load itself.
@@ -72,6 +81,9 @@ class Load:
         self.failures = []  # (when, what): each answer that made a buyer try again
         self.logins = 0
         self.login_failures = 0
+        self.reads = 0  # reads right after a 201 that answered 200
+        self.reads_unsure = 0  # ... that answered otherwise (503 view_behind, nothing)
+        self.back_in_time = []  # ... that answered 200 without the purchase
         self.threads = []
 
     def start(self, signups=SIGNUPS):
@@ -127,6 +139,7 @@ class Load:
                             self.conflicting.append((user, key, known, body["id"]))
                         self.successes[n].append((started, time.monotonic()))
                     bought += 1
+                    self.read_back(user, g + 1, token, body["id"])
                     if bought % 25 == 0:
                         token = None  # log in again now and then: auth is under the faults too
                     break
@@ -143,6 +156,20 @@ class Load:
                     self.failures.append((time.monotonic(), f"{status or 'no answer'} {reason or ''}".strip()))
                 g += 1
                 time.sleep(0.05)
+
+    def read_back(self, user, g, token, purchase):
+        """Reads `user`'s newest purchases on gateway `g` right after `purchase` was
+        acknowledged (on the other one): it must be there, or the read must say it cannot
+        be sure (503); a 200 without it is a read that went back in time."""
+        status, body = request("GET", self.gateway(g, "/api/purchases?limit=10&order=newest"),
+                               headers={"Authorization": "Bearer " + token}, timeout=5)
+        with self.lock:
+            if status != 200:
+                self.reads_unsure += 1
+                return
+            self.reads += 1
+            if purchase not in {item["id"] for item in (body or {}).get("items", [])}:
+                self.back_in_time.append((user, purchase, INSTANCES[g % 2]))
 
     def signup(self, n):
         i, u = 0, n
@@ -240,6 +267,39 @@ def kill_orders_leader(cluster):
     ended = time.monotonic()
     current = wait_until(lambda: settled(cluster), PATIENCE)
     return leader, t0, ended, None if current is None else time.monotonic() - t0
+
+
+def clients_of(node):
+    """The names of the connections a node holds."""
+    return sorted(c.get("name", "?") for c in node.monitoring("/connz?limit=1024").get("connections", []))
+
+
+def since_restart(load, restarted):
+    """The recovery counted from the restart instead of the fault."""
+    seconds = load.recovered_after(restarted)
+    return "" if seconds is None else f"; {seconds:.2f} s after the restart"
+
+
+def stall(cluster, name, role, recovery, load):
+    """Freezes node `name` for STALL_SECONDS and resumes it; prints the recovery, and
+    whether every buyer was buying again while it was still frozen."""
+    node = next(n for n in cluster.nodes if n.name == name)
+    clients = clients_of(node)
+    leads = [stream for stream in STREAMS if stream_leader(cluster, stream) == name]
+    t0 = time.monotonic()
+    cluster.stall(f"nats-{name}")
+    time.sleep(STALL_SECONDS)
+    resumed = time.monotonic()
+    cluster.resume(f"nats-{name}")
+    during = load.recovered_after(t0, until=resumed)
+    current = wait_until(lambda: settled(cluster), 60)
+    more = (f"; every replica current {current:.2f} s after it resumed" if current is not None
+            else "; a replica not current within 60 s of its resuming")
+    recovery(f"{name} ({role}; clients: {', '.join(clients) or 'none'}; leading: {', '.join(leads) or 'nothing'}) "
+             f"frozen (SIGSTOP) for {STALL_SECONDS} s", t0, resumed, more)
+    print(f"    every client buying again {during:.2f} s into the stall, while it was frozen" if during is not None
+          else "    not every client was buying again while it was frozen", flush=True)
+    time.sleep(2)
 
 
 def purchases(cluster, instance):
@@ -390,6 +450,43 @@ def run(nats_server):
         recovery("SIGKILL of users-a, auth-b, orders-a, gateway-b, restarted after 2 s", t0, ended,
                  f"; all four healthy again {time.monotonic() - t0:.2f} s after the kill")
         time.sleep(2)
+
+        # 4. The node leading ORDERS stalls, and then 5. a node holding a gateway's
+        # connection that leads no ORDERS.
+        wait_until(lambda: settled(cluster), 30)
+        leader = stream_leader(cluster, "ORDERS") or "n1"
+        stall(cluster, leader, "ORDERS leader", recovery, load)
+        wait_until(lambda: settled(cluster), 30)
+        leader = stream_leader(cluster, "ORDERS")
+        holders = [n.name for n in cluster.nodes if n.name != leader and "gateway" in clients_of(n)]
+        stall(cluster, (holders or [n.name for n in cluster.nodes if n.name != leader])[0],
+              "a gateway's node" if holders else "a follower", recovery, load)
+
+        # 6. Two nodes die at once: no quorum until they are back.
+        wait_until(lambda: settled(cluster), 30)
+        leader = stream_leader(cluster, "ORDERS") or "n1"
+        other = next(n.name for n in cluster.nodes if n.name != leader)
+        t0 = time.monotonic()
+        for name in (leader, other):
+            cluster.kill(f"nats-{name}")
+        time.sleep(8)
+        for name in (leader, other):
+            cluster.restart(f"nats-{name}")
+        ended = time.monotonic()
+        recovery(f"SIGKILL of {leader} (ORDERS leader) and {other} at once, restarted after 8 s", t0, ended,
+                 since_restart(load, ended))
+
+        # 7. The whole cluster dies and comes back.
+        wait_until(lambda: settled(cluster), 30)
+        t0 = time.monotonic()
+        for node in cluster.nodes:
+            cluster.kill(f"nats-{node.name}")
+        time.sleep(3)
+        for node in cluster.nodes:
+            cluster.restart(f"nats-{node.name}")
+        ended = time.monotonic()
+        recovery("SIGKILL of all three nodes, restarted after 3 s", t0, ended, since_restart(load, ended))
+        time.sleep(2)
     finally:
         load.finish()
     try:
@@ -401,7 +498,9 @@ def run(nats_server):
     if report:
         with open(report, "a") as f:
             json.dump({"server": version, "faults": [{"fault": w, "recovery_s": s, "more": m} for w, s, m in faults],
-                       "purchases": len(load.bought), "accounts": len(load.accounts), "ok": ok}, f)
+                       "purchases": len(load.bought), "accounts": len(load.accounts),
+                       "reads_checked": load.reads, "reads_unsure": load.reads_unsure,
+                       "back_in_time": len(load.back_in_time), "ok": ok}, f)
             f.write("\n")
     missing = [w for w, s, _ in faults if s is None]
     if missing:
@@ -491,6 +590,11 @@ def check(cluster, load):
         problems.append(f"sign-ups refused: {load.account_errors[:3]}")
     if load.refused:
         problems.append(f"buys refused: {load.refused[:3]}")
+    if load.back_in_time:
+        problems.append(f"{len(load.back_in_time)} reads right after a 201 answered 200 without the purchase "
+                        f"(user, purchase, gateway): {load.back_in_time[:3]}")
+    print(f"reads of the newest purchases on the other gateway right after a 201: {load.reads} answered 200, "
+          f"{len(load.back_in_time)} of them without the purchase; {load.reads_unsure} answered 503 or nothing")
     print(f"purchases acknowledged: {len(load.bought)} (after {load.retries} retries); "
           f"accounts acknowledged: {len(load.accounts)}; logins {load.logins} "
           f"({load.login_failures} answered otherwise and tried again)")

@@ -73,6 +73,9 @@ def restart_orders(shop, remove_file=False):
 
 
 def buys(shop, token):
+    # The fill's writes, which nats-server leaves to the kernel (sync="interval"), would
+    # otherwise be written back to disk during the measurement, against orders' fsyncs.
+    os.sync()
     summary = run.wrk(shop.url("gateway", "/api/buy"), 64, SECONDS, "POST", {"article_id": 1}, token)
     return {"rps": summary["requests"] / (summary["duration_us"] / 1e6), "p99_ms": summary["p99_us"] / 1000,
             "errors": summary["status_errors"] + summary["socket_errors"]}
@@ -108,6 +111,7 @@ def one_size(size):
         if wait_until(lambda: recorded(shop) >= expected, 60 * 60) is None:
             raise SystemExit(f"orders did not write the {expected} purchases")
         result["written_s"] = round(time.monotonic() - t0, 1)
+        os.sync()
         result["start_after_restart_s"] = round(restart_orders(shop), 2)
         result["orders_rss_mb"] = round(rss_mb(shop.procs["orders"].pid), 1)
         result["read_ordinary"] = reads(shop, gw("/api/purchases"), tokens["user42"])

@@ -1,9 +1,17 @@
 //! What every service process does the same way: connect to NATS, set up logging,
 //! serve HTTP until told to stop, and wait for Ctrl-C or SIGTERM.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
-use async_nats::{Client, ConnectOptions};
+use async_nats::{Client, ConnectOptions, ReconnectToServer};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -11,8 +19,13 @@ use crate::{error::StartError, serve::MicroService};
 
 /// How long a service waits for the bus at start-up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often the client pings its server; three unanswered pings end the connection.
-const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the client pings a server it heard nothing from; three unanswered pings
+/// end the connection: a stalled server (a frozen process, a paused VM, which keep
+/// their connections open) is left for another within about 3 s.
+const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest wait between two reconnection attempts. An attempt at a node that is down
+/// is refused at once, so trying twice a second costs nothing.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
 /// Where the bus is and who this process is on it; the same flags in every service.
 #[derive(Debug, Clone, clap::Args)]
@@ -88,9 +101,11 @@ pub async fn connect(config: &NatsConfig, name: &str) -> Result<Client, StartErr
         .custom_inbox_prefix(inbox_prefix(name))
         .connection_timeout(CONNECT_TIMEOUT)
         // A server that stopped answering without closing the connection (a node cut
-        // off by the network) is left after three unanswered pings, within 15 s, for
+        // off by the network, or stalled) is left after three unanswered pings for
         // another node of NATS_URL; async-nats' default is a ping a minute.
-        .ping_interval(PING_INTERVAL);
+        .ping_interval(PING_INTERVAL)
+        .reconnect_to_server_callback(round_robin())
+        .reconnect_delay_callback(reconnect_delay);
     if let (Some(user), Some(password)) = (&config.user, &config.password) {
         options = options.user_and_password(user.clone(), password.expose().to_owned());
     }
@@ -111,6 +126,39 @@ pub async fn connect(config: &NatsConfig, name: &str) -> Result<Client, StartErr
             url: config.url.clone(),
             source,
         })
+}
+
+/// The wait before reconnection attempt `attempts`: at once, then doubling from 2 ms up
+/// to [`MAX_RECONNECT_DELAY`] (async-nats' default goes up to 4 s, which a node back
+/// after a few seconds down then cost on top of its own start).
+fn reconnect_delay(attempts: usize) -> Duration {
+    if attempts <= 1 {
+        return Duration::ZERO;
+    }
+    let exponent = (attempts - 1).min(16) as u32;
+    Duration::from_millis(2_u64.pow(exponent)).min(MAX_RECONNECT_DELAY)
+}
+
+/// Where to reconnect: the first connection tries the servers in the order given (the
+/// default selection); each reconnection then tries the next server in turn, so that the
+/// one just lost is tried last. A stalled node still accepts connections and never
+/// answers: tried first again (the servers' order is kept for placement), it would cost
+/// a whole connection timeout.
+fn round_robin() -> impl Fn(
+    Vec<async_nats::Server>,
+    async_nats::ServerInfo,
+) -> std::future::Ready<Option<ReconnectToServer>>
++ Send
++ Sync
++ 'static {
+    let turn = Arc::new(AtomicUsize::new(0));
+    move |servers, _last| {
+        let n = turn.fetch_add(1, Ordering::Relaxed);
+        std::future::ready((n > 0 && !servers.is_empty()).then(|| ReconnectToServer {
+            addr: servers[n % servers.len()].addr.clone(),
+            delay: None,
+        }))
+    }
 }
 
 /// Waits until the server has every subscription `name` made on `nats` (a ping answered
@@ -211,10 +259,10 @@ pub const MAX_CONNECTIONS: usize = 2048;
 /// a cap on connections.
 async fn serve_http(listener: TcpListener, router: axum::Router, stop: CancellationToken) {
     let connections = TaskTracker::new();
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let slot = tokio::select! {
-            slot = std::sync::Arc::clone(&slots).acquire_owned() => match slot {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
                 Ok(slot) => slot,
                 Err(_) => break, // never closed
             },
@@ -453,6 +501,38 @@ mod tests {
     struct Binary {
         #[command(flatten)]
         run: RunConfig,
+    }
+
+    #[test]
+    fn reconnections_come_at_once_then_at_most_twice_a_second() {
+        let delays: Vec<u128> = (0..=12).map(|a| reconnect_delay(a).as_millis()).collect();
+        assert_eq!(delays, [0, 0, 2, 4, 8, 16, 32, 64, 128, 256, 500, 500, 500]);
+        assert_eq!(reconnect_delay(usize::MAX), MAX_RECONNECT_DELAY);
+    }
+
+    #[test]
+    fn reconnections_go_round_the_servers_after_the_first_connection() {
+        let servers: Vec<async_nats::Server> = ["nats://a:1", "nats://b:2", "nats://c:3"]
+            .iter()
+            .map(|url| async_nats::Server {
+                addr: url.parse().expect("an address"),
+                failed_attempts: 0,
+                did_connect: false,
+                is_discovered: false,
+                last_error: None,
+            })
+            .collect();
+        let choose = round_robin();
+        let info = async_nats::ServerInfo::default();
+        let mut chosen = Vec::new();
+        for _ in 0..5 {
+            let choice =
+                futures_util::FutureExt::now_or_never(choose(servers.clone(), info.clone()))
+                    .expect("ready");
+            chosen.push(choice.map(|c| c.addr.port()));
+        }
+        // The first connection is async-nats' own (every server in the order given).
+        assert_eq!(chosen, [None, Some(2), Some(3), Some(1), Some(2)]);
     }
 
     #[test]

@@ -16,6 +16,13 @@ use tokio::sync::{mpsc, oneshot};
 
 /// How long the server may take to answer before the view is declared unsure.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How recently a replicated stream's leader must have heard from a majority of its
+/// followers for its answer to be trusted. A leader hears from each follower at least
+/// every second (its heartbeats are answered; an idle R3 stream showed at most 1.8 s);
+/// a leader that was stalled (a frozen process, a paused VM) long enough for the others
+/// to elect another has heard from nobody for at least the 4 s of raft's shortest
+/// election timeout, and until it learns of the new term it answers with its old state.
+const LEADER_HEARD_FOLLOWERS_WITHIN: Duration = Duration::from_secs(3);
 /// Questions out at once.
 const IN_FLIGHT: usize = 2;
 
@@ -103,6 +110,26 @@ struct Cluster {
     /// The stream's leader as the answering server knows it; empty while it has none.
     #[serde(default)]
     leader: String,
+    /// The other replicas, as the leader sees them.
+    #[serde(default)]
+    replicas: Vec<Replica>,
+}
+
+#[derive(Deserialize)]
+struct Replica {
+    /// Nanoseconds since the leader last heard from this replica.
+    #[serde(default)]
+    active: u64,
+}
+
+impl Cluster {
+    /// Whether the leader heard from enough followers lately to be the leader still: of
+    /// a group of n replicas, n / 2 followers make a majority with it.
+    fn leader_is_current(&self) -> bool {
+        let within = LEADER_HEARD_FOLLOWERS_WITHIN.as_nanos() as u64;
+        let heard = self.replicas.iter().filter(|r| r.active < within).count();
+        heard >= (self.replicas.len() + 1) / 2
+    }
 }
 
 #[derive(Deserialize)]
@@ -126,22 +153,30 @@ async fn ask(nats: &async_nats::Client, subject: &str) -> Result<u64, String> {
 
 /// The last sequence a `STREAM.INFO` answer vouches for. A stream whose group has no
 /// leader (one being elected after its leader died or stalled) is answered by any of its
-/// replicas, with that replica's own state, which may lack what the leader acknowledged:
-/// that answer is refused, so that a read waits or answers 503, never an older state.
+/// replicas, with that replica's own state, which may lack what the leader acknowledged;
+/// a leader that was stalled answers, for a moment after it resumes, with the state it
+/// had before the others elected another: both answers are refused, so that a read
+/// waits or answers 503, never an older state.
 fn last_sequence_in(payload: &[u8]) -> Result<u64, String> {
     let info: InfoReply =
         serde_json::from_slice(payload).map_err(|err| format!("unreadable stream info: {err}"))?;
     if let Some(err) = info.error {
         return Err(err.description);
     }
-    if info
-        .cluster
-        .is_some_and(|cluster| cluster.leader.is_empty())
-    {
-        return Err(
-            "the stream has no leader now (a replica's state may lack acknowledged events)"
-                .to_owned(),
-        );
+    if let Some(cluster) = &info.cluster {
+        if cluster.leader.is_empty() {
+            return Err(
+                "the stream has no leader now (a replica's state may lack acknowledged events)"
+                    .to_owned(),
+            );
+        }
+        if !cluster.leader_is_current() {
+            return Err(format!(
+                "the stream's leader {} has not heard from its followers lately (it may have \
+                 been stalled while another was elected)",
+                cluster.leader
+            ));
+        }
     }
     info.state
         .map(|state| state.last_seq)
@@ -166,6 +201,33 @@ mod tests {
         assert!(last_sequence_in(leaderless).is_err());
         let empty_leader = br#"{"state":{"last_seq":8},"cluster":{"name":"shop","leader":""}}"#;
         assert!(last_sequence_in(empty_leader).is_err());
+        // A leader of three that heard from a follower 0.9 s ago, the other one lost.
+        let one_follower = br#"{"state":{"last_seq":10},"cluster":{"leader":"n1",
+            "replicas":[{"name":"n2","current":true,"active":900000000},
+                        {"name":"n3","current":false,"active":25000000000}]}}"#;
+        assert_eq!(last_sequence_in(one_follower), Ok(10));
+        // A leader resumed after 10 s frozen, before it learnt of the new term.
+        let stalled = br#"{"state":{"last_seq":6},"cluster":{"leader":"n1",
+            "replicas":[{"name":"n2","current":true,"active":10200000000},
+                        {"name":"n3","current":true,"active":10200000000}]}}"#;
+        assert!(last_sequence_in(stalled).is_err());
+        // A stream of five: two followers make the majority.
+        let five = |active: [u64; 4]| {
+            let replicas: Vec<String> = active
+                .iter()
+                .map(|a| format!(r#"{{"name":"x","active":{a}}}"#))
+                .collect();
+            format!(
+                r#"{{"state":{{"last_seq":3}},"cluster":{{"leader":"n1","replicas":[{}]}}}}"#,
+                replicas.join(",")
+            )
+        };
+        let (heard, lost) = (1_000_000_000, 5_000_000_000);
+        assert_eq!(
+            last_sequence_in(five([heard, heard, lost, lost]).as_bytes()),
+            Ok(3)
+        );
+        assert!(last_sequence_in(five([heard, lost, lost, lost]).as_bytes()).is_err());
         let refused =
             br#"{"error":{"code":503,"description":"JetStream system temporarily unavailable"}}"#;
         assert_eq!(
