@@ -274,12 +274,6 @@ def clients_of(node):
     return sorted(c.get("name", "?") for c in node.monitoring("/connz?limit=1024").get("connections", []))
 
 
-def since_restart(load, restarted):
-    """The recovery counted from the restart instead of the fault."""
-    seconds = load.recovered_after(restarted)
-    return "" if seconds is None else f"; {seconds:.2f} s after the restart"
-
-
 def stall(cluster, name, role, recovery, load):
     """Freezes node `name` for STALL_SECONDS and resumes it; prints the recovery, and
     whether every buyer was buying again while it was still frozen."""
@@ -375,11 +369,14 @@ def run(nats_server):
         load.start()
         time.sleep(4)
 
-        def recovery(what, t0, ended, more=""):
+        def recovery(what, t0, ended, more="", restarted=None):
             """Prints and keeps how long the buyers took to recover from a fault made at
-            t0 and undone at `ended` (PATIENCE more at most)."""
+            t0 and undone at `ended` (PATIENCE more at most); with `restarted`, also
+            counted from then."""
             wait_until(lambda: load.recovered_after(t0) is not None, ended + PATIENCE - time.monotonic())
             seconds = load.recovered_after(t0)
+            if restarted is not None and seconds is not None:
+                more += f" ({t0 + seconds - restarted:.2f} s after the restart)"
             faults.append((what, seconds, more))
             shown = f"not within {PATIENCE} s of its end" if seconds is None else f"{seconds:.2f} s"
             print(f"  {what}: buys for every client again after {shown}{more}", flush=True)
@@ -474,7 +471,7 @@ def run(nats_server):
             cluster.restart(f"nats-{name}")
         ended = time.monotonic()
         recovery(f"SIGKILL of {leader} (ORDERS leader) and {other} at once, restarted after 8 s", t0, ended,
-                 since_restart(load, ended))
+                 restarted=ended)
 
         # 7. The whole cluster dies and comes back.
         wait_until(lambda: settled(cluster), 30)
@@ -485,7 +482,7 @@ def run(nats_server):
         for node in cluster.nodes:
             cluster.restart(f"nats-{node.name}")
         ended = time.monotonic()
-        recovery("SIGKILL of all three nodes, restarted after 3 s", t0, ended, since_restart(load, ended))
+        recovery("SIGKILL of all three nodes, restarted after 3 s", t0, ended, restarted=ended)
         time.sleep(2)
     finally:
         load.finish()

@@ -140,7 +140,7 @@ impl Orders {
         Ok(PurchasesReply {
             user: username.into_string(),
             purchases: page.items.iter().map(|i| i.article.name.clone()).collect(),
-            items: page.items.iter().map(Item::to_reply).collect(),
+            items: page.items.into_iter().map(Item::into_reply).collect(),
             count: page.count,
             total: page.total,
             next: page.next.map(|c| c.to_string()),

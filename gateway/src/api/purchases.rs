@@ -17,8 +17,9 @@ use crate::state::AppState;
 
 /// The caller's history: the whole of it, oldest first, however long, or with
 /// `limit`, `cursor` or `order` one page, its next page's address in `next_url` and a
-/// `Link` header. A history of one page is passed on as orders sent it (not decoded
-/// and encoded again); a longer one is read page after page and streamed.
+/// `Link` header. A page, and a whole history of one page, are passed on as orders sent
+/// them (not decoded and encoded again); a longer history is read page after page and
+/// streamed.
 #[utoipa::path(get, path = "/purchases", tag = "purchases", security(("bearer" = [])),
     params(HistoryQuery),
     responses(
@@ -34,8 +35,12 @@ pub async fn list(
 ) -> Result<Response, HttpError> {
     let calls = state.calls.idempotent().bearer(&caller.token);
     if let Some(request) = query.request(&caller.username)? {
-        let reply = orders::purchases_with(&state.nats, &request, &calls).await?;
-        return Ok(history::page_response("/api/purchases", &request, reply));
+        let reply = orders::purchases_bytes(&state.nats, &request, &calls).await?;
+        return Ok(history::page_response_bytes(
+            "/api/purchases",
+            &request,
+            reply,
+        )?);
     }
     let request = PurchasesRequest::of(&caller.username);
     let body = orders::purchases_bytes(&state.nats, &request, &calls).await?;

@@ -167,11 +167,11 @@ pub struct Item {
 }
 
 impl Item {
-    pub fn to_reply(&self) -> PurchaseItem {
+    pub fn into_reply(self) -> PurchaseItem {
         PurchaseItem {
             id: self.id.to_string(),
-            article: self.article.clone(),
-            purchased_at: self.purchased_at.clone(),
+            article: self.article,
+            purchased_at: self.purchased_at,
         }
     }
 }
@@ -361,9 +361,11 @@ impl Index {
     ) -> Result<Page, rusqlite::Error> {
         let conn = self.reader();
         // One read transaction: the count and the rows of the same moment.
-        conn.execute_batch("BEGIN")?;
+        // Prepared once per connection, like the reads (parsing them again each time
+        // showed in a profile of first pages).
+        conn.prepare_cached("BEGIN")?.execute([])?;
         let page = read_page(&conn, username, cursor, limit);
-        conn.execute_batch("COMMIT")?;
+        conn.prepare_cached("COMMIT")?.execute([])?;
         page
     }
 
