@@ -128,7 +128,7 @@ impl Cluster {
     fn leader_is_current(&self) -> bool {
         let within = LEADER_HEARD_FOLLOWERS_WITHIN.as_nanos() as u64;
         let heard = self.replicas.iter().filter(|r| r.active < within).count();
-        heard >= (self.replicas.len() + 1) / 2
+        heard >= self.replicas.len().div_ceil(2)
     }
 }
 
