@@ -17,7 +17,8 @@ users instance) run while, in turn:
 3. one instance of each service is killed (SIGKILL) and started again;
 4. the node leading ORDERS is frozen (SIGSTOP) for 10 s, then resumed (SIGCONT): its
    connections stay open and nothing on it answers, as with a paused VM;
-5. the same for a node holding a gateway's connection and not leading ORDERS;
+5. the same for a node holding a gateway's connection (one not leading ORDERS when there
+   is one);
 6. two nodes are killed at once (quorum lost) and started again 8 s later;
 7. the whole cluster is killed and started again 3 s later.
 
@@ -455,9 +456,10 @@ def run(nats_server):
         stall(cluster, leader, "ORDERS leader", recovery, load)
         wait_until(lambda: settled(cluster), 30)
         leader = stream_leader(cluster, "ORDERS")
-        holders = [n.name for n in cluster.nodes if n.name != leader and "gateway" in clients_of(n)]
-        stall(cluster, (holders or [n.name for n in cluster.nodes if n.name != leader])[0],
-              "a gateway's node" if holders else "a follower", recovery, load)
+        holders = sorted((n.name == leader, n.name) for n in cluster.nodes if "gateway" in clients_of(n))
+        if holders:  # one that does not lead ORDERS if there is one
+            leads, name = holders[0]
+            stall(cluster, name, "a gateway's node" + (", ORDERS leader" if leads else ""), recovery, load)
 
         # 6. Two nodes die at once: no quorum until they are back.
         wait_until(lambda: settled(cluster), 30)

@@ -17,6 +17,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 /// When a request that may be sent twice is sent again (see [`CallOptions::resend_after`]):
 /// far above any normal reply (milliseconds), well below [`DEFAULT_TIMEOUT`].
 pub const RESEND_AFTER: Duration = Duration::from_secs(1);
+/// How many more copies such a request may be sent, [`RESEND_AFTER`] apart: a queue
+/// group picks its member at random, so each copy has its own chance of missing an
+/// instance that is stalled (or behind a stalled node) and still counted as a member.
+const RESENDS: usize = 2;
 /// After a resend found no responder, how much longer the first request may still be
 /// answered (by an instance that was draining, say).
 const GRACE_AFTER_NO_RESPONDERS: Duration = Duration::from_millis(300);
@@ -41,7 +45,7 @@ pub struct CallOptions {
     pub observer: Option<std::sync::Arc<dyn CallObserver>>,
     /// Only for a request that may safely arrive twice (a read, a buy with an
     /// idempotency key): when no reply came within this long, the same request is sent
-    /// once more and the first reply wins. A responder that died holding the request
+    /// once more, and again after as long again (twice at most), and the first reply wins. A responder that died holding the request
     /// (killed, its machine gone) then costs this long instead of the whole timeout: the
     /// second request reaches another or a restarted instance, or finds none and fails
     /// at once.
@@ -181,24 +185,37 @@ where
         let Some(after) = opts.resend_after else {
             return first.await;
         };
-        tokio::pin!(first);
-        tokio::select! {
-            reply = &mut first => return reply,
-            () = tokio::time::sleep(after) => {}
-        }
-        tracing::debug!(subject, "no reply yet; sending the request again");
-        let second = send();
-        tokio::pin!(second);
-        tokio::select! {
-            reply = &mut first => reply,
-            reply = &mut second => match reply {
-                Err(err) if err.kind() == RequestErrorKind::NoResponders => {
-                    tokio::time::timeout(GRACE_AFTER_NO_RESPONDERS, first)
-                        .await
-                        .unwrap_or(Err(err))
+        let mut copies = futures_util::stream::FuturesUnordered::new();
+        copies.push(first);
+        let mut resends = tokio::time::interval_at(tokio::time::Instant::now() + after, after);
+        let (mut left, mut no_responders) = (RESENDS, None);
+        loop {
+            tokio::select! {
+                Some(reply) = futures_util::StreamExt::next(&mut copies) => match reply {
+                    // Nobody there now: an earlier copy may still be answered (by an
+                    // instance that was draining, say), for a moment.
+                    Err(err) if err.kind() == RequestErrorKind::NoResponders && !copies.is_empty() => {
+                        left = 0;
+                        no_responders.get_or_insert((err, tokio::time::Instant::now() + GRACE_AFTER_NO_RESPONDERS));
+                    }
+                    reply => return reply,
+                },
+                _ = resends.tick(), if left > 0 => {
+                    tracing::debug!(subject, "no reply yet; sending the request again");
+                    copies.push(send());
+                    left -= 1;
                 }
-                reply => reply,
-            },
+                () = async {
+                    match &no_responders {
+                        Some((_, until)) => tokio::time::sleep_until(*until).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Some((err, _)) = no_responders.take() {
+                        return Err(err);
+                    }
+                }
+            }
         }
     };
     // Covers the reply and also a connection that is stuck reconnecting and never sends
