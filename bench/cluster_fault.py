@@ -16,7 +16,8 @@ users instance) run while, in turn:
 2. the node leading the ORDERS stream is killed (SIGKILL) and started again;
 3. one instance of each service is killed (SIGKILL) and started again;
 4. the node leading ORDERS is frozen (SIGSTOP) for 10 s, then resumed (SIGCONT): its
-   connections stay open and nothing on it answers, as with a paused VM;
+   connections stay open and nothing on it answers, as with a paused VM (like the
+   partition, on nats-server 2.10 and newer only: see server_unfit_for_stalls);
 5. the same for a node holding a gateway's connection (one not leading ORDERS when there
    is one);
 6. two nodes are killed at once (quorum lost) and started again 8 s later;
@@ -330,6 +331,21 @@ def server_unfit_for_partitions(version):
             "stored (see server_unfit_for_partitions); CLUSTER_PARTITION=always tries it anyway")
 
 
+def server_unfit_for_stalls(version):
+    """Why no node is frozen on this server, or None.
+
+    On nats-server 2.9.10, in one run of six, the node leading ORDERS frozen for 10 s
+    (the others elected another) ended with two histories of ORDERS from the same
+    sequence on: orders-b had written the purchases the new leader acknowledged, 12 of
+    which the stream no longer held later, and it held other events at their sequences.
+    A frozen leader is the partition's fault seen from the cluster (a leader that does
+    not know it was replaced), and runs where the partition does."""
+    if server_unfit_for_partitions(version) is None:
+        return None
+    return (f"{version} let a frozen ORDERS leader leave two histories of the stream (see "
+            "server_unfit_for_stalls); CLUSTER_PARTITION=always tries it anyway")
+
+
 def current_server():
     """The pinned current nats-server, built by `make deps` (bench/go_tools.sh)."""
     binary = os.path.join(TARGET, "go-bin", "nats-server")
@@ -362,6 +378,9 @@ def run(nats_server):
     print(f"cluster fault test: {version}, services from {bin_dir}, data in {data}", flush=True)
     if why_not:
         print(f"the partition is not tried: {why_not}", flush=True)
+    no_stalls = server_unfit_for_stalls(version)
+    if no_stalls:
+        print(f"no node is frozen: {no_stalls}", flush=True)
     load = Load(cluster)
     faults = []  # (what, recovery seconds, more)
     began = time.monotonic()
@@ -451,15 +470,16 @@ def run(nats_server):
 
         # 4. The node leading ORDERS stalls, and then 5. a node holding a gateway's
         # connection that leads no ORDERS.
-        wait_until(lambda: settled(cluster), 30)
-        leader = stream_leader(cluster, "ORDERS") or "n1"
-        stall(cluster, leader, "ORDERS leader", recovery, load)
-        wait_until(lambda: settled(cluster), 30)
-        leader = stream_leader(cluster, "ORDERS")
-        holders = sorted((n.name == leader, n.name) for n in cluster.nodes if "gateway" in clients_of(n))
-        if holders:  # one that does not lead ORDERS if there is one
-            leads, name = holders[0]
-            stall(cluster, name, "a gateway's node" + (", ORDERS leader" if leads else ""), recovery, load)
+        if no_stalls is None:
+            wait_until(lambda: settled(cluster), 30)
+            leader = stream_leader(cluster, "ORDERS") or "n1"
+            stall(cluster, leader, "ORDERS leader", recovery, load)
+            wait_until(lambda: settled(cluster), 30)
+            leader = stream_leader(cluster, "ORDERS")
+            holders = sorted((n.name == leader, n.name) for n in cluster.nodes if "gateway" in clients_of(n))
+            if holders:  # one that does not lead ORDERS if there is one
+                leads, name = holders[0]
+                stall(cluster, name, "a gateway's node" + (", ORDERS leader" if leads else ""), recovery, load)
 
         # 6. Two nodes die at once: no quorum until they are back.
         wait_until(lambda: settled(cluster), 30)

@@ -45,10 +45,10 @@ pub struct CallOptions {
     pub observer: Option<std::sync::Arc<dyn CallObserver>>,
     /// Only for a request that may safely arrive twice (a read, a buy with an
     /// idempotency key): when no reply came within this long, the same request is sent
-    /// once more, and again after as long again (twice at most), and the first reply wins. A responder that died holding the request
-    /// (killed, its machine gone) then costs this long instead of the whole timeout: the
-    /// second request reaches another or a restarted instance, or finds none and fails
-    /// at once.
+    /// once more, and again after as long again (twice at most), and the first reply
+    /// wins. A responder that died holding the request (killed, its machine gone) then
+    /// costs this long instead of the whole timeout: the next copy reaches another or a
+    /// restarted instance, or finds none and fails at once.
     pub resend_after: Option<Duration>,
     /// The token of the user the request acts for, sent as `Authorization: Bearer
     /// <token>` ([`crate::auth::AUTHORIZATION_HEADER`]).
@@ -194,9 +194,12 @@ where
                 Some(reply) = futures_util::StreamExt::next(&mut copies) => match reply {
                     // Nobody there now: an earlier copy may still be answered (by an
                     // instance that was draining, say), for a moment.
-                    Err(err) if err.kind() == RequestErrorKind::NoResponders && !copies.is_empty() => {
+                    Err(err)
+                        if err.kind() == RequestErrorKind::NoResponders && !copies.is_empty() =>
+                    {
                         left = 0;
-                        no_responders.get_or_insert((err, tokio::time::Instant::now() + GRACE_AFTER_NO_RESPONDERS));
+                        let until = tokio::time::Instant::now() + GRACE_AFTER_NO_RESPONDERS;
+                        no_responders.get_or_insert((err, until));
                     }
                     reply => return reply,
                 },
