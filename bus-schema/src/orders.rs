@@ -176,6 +176,24 @@ pub struct PurchasesReply {
     pub next: Option<String>,
 }
 
+/// Whether a reply of `orders.purchases`, as sent (JSON bytes), says there is a next
+/// page: `"next":` is a key of the reply alone (inside a string its quote is escaped).
+/// A reply of a thousand purchases is some 150 KB: searched with SIMD (a byte-by-byte
+/// window was about a tenth of the gateway's CPU for such a request).
+pub fn reply_has_next(reply: &[u8]) -> bool {
+    memchr::memmem::find(reply, b"\"next\":").is_some()
+}
+
+/// The `next` of a reply of `orders.purchases` as sent (JSON bytes), read without
+/// decoding its purchases, for a door that passes the reply on.
+pub fn reply_next(reply: &[u8]) -> Result<Option<String>, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Next {
+        next: Option<String>,
+    }
+    serde_json::from_slice::<Next>(reply).map(|n| n.next)
+}
+
 /// A purchase to record for `username` (the bus is trusted with the identity).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BuyRequest {
@@ -254,6 +272,29 @@ typed_call!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reply_says_its_next_page_without_being_decoded() {
+        let reply = |next: Option<&str>| {
+            serde_json::to_vec(&PurchasesReply {
+                user: "ana".into(),
+                purchases: vec![r#"an article named "next":"x""#.into()],
+                items: Vec::new(),
+                count: 1,
+                total: 100,
+                next: next.map(str::to_owned),
+            })
+            .expect("JSON")
+        };
+        assert!(!reply_has_next(&reply(None)));
+        assert_eq!(reply_next(&reply(None)).expect("read"), None);
+        assert!(reply_has_next(&reply(Some("b7"))));
+        assert_eq!(
+            reply_next(&reply(Some("b7"))).expect("read"),
+            Some("b7".into())
+        );
+        assert!(reply_next(b"[1").is_err());
+    }
 
     #[test]
     fn a_cursor_reads_back_what_it_wrote_and_nothing_else() {

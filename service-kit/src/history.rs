@@ -95,12 +95,8 @@ pub fn page_response_bytes(
     request: &PurchasesRequest,
     reply: Bytes,
 ) -> Result<Response, ErrorReply> {
-    #[derive(Deserialize)]
-    struct Next {
-        next: Option<String>,
-    }
-    let next: Next = serde_json::from_slice(&reply).map_err(|err| ErrorReply::internal(&err))?;
-    let next_url = next_url(path, request, next.next.as_deref());
+    let next = orders::reply_next(&reply).map_err(|err| ErrorReply::internal(&err))?;
+    let next_url = next_url(path, request, next.as_deref());
     let link = link(next_url.as_deref());
     let body = match &next_url {
         None => reply,
