@@ -6,7 +6,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TARGET_DIR := $(abspath $(or $(CARGO_TARGET_DIR),target))
 GO_BIN := $(TARGET_DIR)/go-bin
 
-.PHONY: help deps deps-run deps-bench install run cluster cluster-fault cluster-fault-run power-cut power-cut-run build test test-busy test-one-core bench bench-scale fault lint fmt clean-data
+.PHONY: help deps deps-run deps-bench install run cluster cluster-fault cluster-fault-run traces traces-run power-cut power-cut-run build test test-busy test-one-core bench bench-scale fault lint fmt clean-data
 
 help:
 	@echo "make run    start nats-server and every service (Ctrl-C stops them)"
@@ -109,6 +109,7 @@ test: deps lint
 	$(CARGO) test --workspace
 	python3 bench/contracts.py
 	python3 bench/cookbook.py
+	@$(MAKE) --no-print-directory traces-run
 	@$(MAKE) --no-print-directory cluster-fault-run
 	@$(MAKE) --no-print-directory power-cut-run
 
@@ -131,6 +132,16 @@ cluster-fault: deps
 cluster-fault-run:
 	$(CARGO) build -p users -p auth -p orders -p gateway
 	python3 bench/cluster_fault.py
+
+## traces: Jaeger (built by make deps) and the shop's cluster (debug builds) exporting
+## traces to it; a sign-up, a login and a buy, each trace read back from Jaeger's query
+## API and checked across the processes (bench/traces.py).
+traces: deps
+	@$(MAKE) --no-print-directory traces-run
+
+traces-run:
+	$(CARGO) build -p users -p auth -p orders -p gateway
+	NATS_SERVER=$(NATS_SERVER_BIN) python3 bench/traces.py
 
 ## power-cut: the shop (debug stack, the current nats-server) in a qemu VM on a virtual
 ## disk, cut off under load by SIGKILL of qemu, several times (bench/power_cut.py): on

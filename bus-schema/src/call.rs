@@ -8,6 +8,7 @@ use async_nats::{
     client::RequestErrorKind,
     service::{NATS_SERVICE_ERROR, NATS_SERVICE_ERROR_CODE},
 };
+use opentelemetry::trace::{SpanBuilder, SpanKind};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{CallError, ErrorCode, ErrorReply, REQUEST_ID_HEADER};
@@ -159,13 +160,56 @@ where
     })?;
     let payload = bytes::Bytes::from(payload);
     let request_id = opts.request_id.clone().or_else(crate::request_id::current);
+    let span = crate::trace::start(|| {
+        SpanBuilder::from_name(format!("request {subject}"))
+            .with_kind(SpanKind::Client)
+            .with_attributes(crate::trace::messaging("request", "send", subject))
+    });
+    let result = exchange(
+        nats,
+        service,
+        subject,
+        payload,
+        request_id,
+        span.as_ref(),
+        opts,
+    )
+    .await;
+    if let Some(span) = span {
+        if let Err(err) = &result {
+            let error_type = match err {
+                CallError::Service(reply) => reply.reason.as_str(),
+                CallError::Unavailable { .. } => "unavailable",
+                CallError::BadReply { .. } => "bad_reply",
+            };
+            span.fail(error_type, err.to_string());
+        }
+        span.end();
+    }
+    result
+}
+
+/// Sends the request (and its copies, for one that may arrive twice) and waits for the
+/// first reply, inside `span` when the call is traced.
+async fn exchange(
+    nats: &Client,
+    service: &'static str,
+    subject: &'static str,
+    payload: bytes::Bytes,
+    request_id: Option<String>,
+    span: Option<&crate::trace::Span>,
+    opts: &CallOptions,
+) -> Result<bytes::Bytes, CallError> {
     let send = || {
         // One timer, below, for the whole call rather than one more inside the client.
         let mut request = async_nats::Request::new()
             .payload(payload.clone())
             .timeout(None);
-        if request_id.is_some() || opts.bearer.is_some() {
+        if request_id.is_some() || opts.bearer.is_some() || span.is_some() {
             let mut headers = HeaderMap::new();
+            if let Some(span) = span {
+                span.inject(&mut headers);
+            }
             if let Some(id) = &request_id {
                 headers.insert(REQUEST_ID_HEADER, id.as_str());
             }
@@ -180,7 +224,7 @@ where
         nats.send_request(subject, request)
     };
     let unavailable = |reason: String| CallError::Unavailable { service, reason };
-    let exchange = async {
+    let first_reply = async {
         let first = send();
         let Some(after) = opts.resend_after else {
             return first.await;
@@ -223,7 +267,7 @@ where
     };
     // Covers the reply and also a connection that is stuck reconnecting and never sends
     // the request.
-    let reply = tokio::time::timeout(opts.timeout, exchange)
+    let reply = tokio::time::timeout(opts.timeout, first_reply)
         .await
         .map_err(|_| unavailable("no reply in time".into()))?
         .map_err(|err| {

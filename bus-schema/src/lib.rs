@@ -12,6 +12,7 @@
 //! - [`discovery`]: the `$SRV` subjects that find running service instances.
 //! - [`call`]: the request/reply primitive with a bounded time.
 //! - [`request_id`]: the id of the request being served, carried across the bus.
+//! - [`trace`]: the W3C trace context in NATS headers, and the spans around the work.
 
 /// Implements `Debug` for request types that carry a secret, showing the type name only.
 macro_rules! redacted_debug {
@@ -55,6 +56,7 @@ pub mod discovery;
 pub mod error;
 pub mod orders;
 pub mod request_id;
+pub mod trace;
 pub mod users;
 
 pub use call::{CallObserver, CallOptions};

@@ -33,6 +33,7 @@ use bus_schema::{
     },
     users::Username,
 };
+use opentelemetry::{KeyValue, trace::SpanBuilder};
 use service_kit::{
     stream_tail::StreamTail,
     tokens::{TokenError, Verifier},
@@ -132,7 +133,12 @@ impl Orders {
             req.cursor.as_deref(),
             req.newest_first,
         )?;
-        self.caught_up().await?;
+        bus_schema::trace::traced(
+            || SpanBuilder::from_name("catch up purchases.json with the ORDERS stream"),
+            "view_behind",
+            self.caught_up(),
+        )
+        .await?;
         let user = username.as_str().to_owned();
         let page = self
             .read_index(move |index| index.page(&user, cursor, limit))
@@ -273,10 +279,18 @@ impl Orders {
                 format!("cannot read the purchase history right now ({err}); try again"),
             )
         };
-        tokio::task::spawn_blocking(move || read(&index))
+        let span = bus_schema::trace::start(|| service_kit::trace::sqlite("SELECT", "purchases"));
+        let read = tokio::task::spawn_blocking(move || read(&index))
             .await
-            .map_err(|err| unavailable(err.to_string()))?
             .map_err(|err| unavailable(err.to_string()))
+            .and_then(|read| read.map_err(|err| unavailable(err.to_string())));
+        if let Some(span) = span {
+            if let Err(err) = &read {
+                span.fail("view_behind", err.to_string());
+            }
+            span.end();
+        }
+        read
     }
 
     /// Publishes `event` to the stream (unless its id is in the file already) and waits
@@ -307,9 +321,24 @@ impl Orders {
             return Ok(());
         }
         let deadline = tokio::time::Instant::now() + BUY_DEADLINE;
-        let published = tokio::time::timeout_at(deadline, self.publish(event, deadline))
-            .await
-            .unwrap_or(Err(Published::Unknown));
+        let publishing = bus_schema::trace::publishing(subject::PURCHASED_PREFIX);
+        if let Some(span) = &publishing {
+            span.set(KeyValue::new("messaging.message.id", event.id.clone()));
+        }
+        let published =
+            tokio::time::timeout_at(deadline, self.publish(event, deadline, publishing.as_ref()))
+                .await
+                .unwrap_or(Err(Published::Unknown));
+        if let Some(span) = publishing {
+            match &published {
+                Ok(ack) => span.set(KeyValue::new("shop.stream.sequence", ack.sequence as i64)),
+                Err(Published::Unknown) => span.fail("maybe_recorded", "no ack in time"),
+                Err(Published::Refused(err)) => {
+                    span.fail("event_store_unavailable", err.to_string())
+                }
+            }
+            span.end();
+        }
         let seq = match published {
             Ok(ack) => {
                 if ack.duplicate {
@@ -325,10 +354,20 @@ impl Orders {
                 return Err(err);
             }
         };
-        if tokio::time::timeout_at(deadline, appended)
+        let waiting = bus_schema::trace::start(|| {
+            SpanBuilder::from_name("wait for the line in purchases.json")
+                .with_attributes([KeyValue::new("messaging.message.id", event.id.clone())])
+        });
+        let written = tokio::time::timeout_at(deadline, appended)
             .await
-            .is_ok_and(|r| r.is_ok())
-        {
+            .is_ok_and(|r| r.is_ok());
+        if let Some(span) = waiting {
+            if !written {
+                span.fail("not_on_disk_yet", "the line was not written in time");
+            }
+            span.end();
+        }
+        if written {
             return Ok(());
         }
         self.forget_waiter(&id);
@@ -364,10 +403,11 @@ impl Orders {
         &self,
         event: &PurchasedEvent,
         deadline: tokio::time::Instant,
+        span: Option<&bus_schema::trace::Span>,
     ) -> Result<PublishAck, Published> {
         let mut remade = false;
         let result = loop {
-            match self.publish_once(event).await {
+            match self.publish_once(event, span).await {
                 Err(err) if err.kind() == PublishErrorKind::StreamNotFound => {
                     if !remade && self.stream_is_gone().await {
                         remade = true;
@@ -419,10 +459,18 @@ impl Orders {
         matches!(asked, Ok(Err(err)) if service_kit::stream_tail::is_stream_not_found(&err))
     }
 
-    /// Publishes `event` with its id as `Nats-Msg-Id` and waits for the stream's ack.
-    async fn publish_once(&self, event: &PurchasedEvent) -> Result<PublishAck, PublishError> {
+    /// Publishes `event` with its id as `Nats-Msg-Id` (and the trace context of `span`)
+    /// and waits for the stream's ack.
+    async fn publish_once(
+        &self,
+        event: &PurchasedEvent,
+        span: Option<&bus_schema::trace::Span>,
+    ) -> Result<PublishAck, PublishError> {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", event.id.as_str());
+        if let Some(span) = span {
+            span.inject(&mut headers);
+        }
         let payload = serde_json::to_vec(event).expect("BUG: an event always serialises");
         self.inner
             .js

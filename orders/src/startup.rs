@@ -83,7 +83,13 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     let verifier = service_kit::tokens::Verifier::follow(&config.tokens, &nats);
     let core = Orders::new(catalog, Arc::new(index), js.clone(), verifier.clone());
     core.read_at_start(read);
-    let mut appender = Appender::new(core.clone(), journal, nats.clone());
+    let metrics = Metrics::new("orders");
+    let mut appender = Appender::new(
+        core.clone(),
+        journal,
+        nats.clone(),
+        metrics.tracer().cloned(),
+    );
     let last = appender
         .start(&stream, &positions)
         .await
@@ -100,7 +106,6 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     }
 
     verifier.ready_before_serving().await;
-    let metrics = Metrics::new("orders");
     let micro = bus::start(&nats, core.clone(), metrics.clone()).await?;
     let router = http::router(http::HttpState {
         core,

@@ -14,6 +14,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use opentelemetry::{KeyValue, trace::SpanBuilder};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
@@ -229,16 +230,36 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
         route = %route,
         request_id = %id
     );
-    let mut response =
-        crate::request_id::scope(id.clone(), next.run(request).instrument(span.clone())).await;
-    let status = response.status().as_u16();
-    span.in_scope(|| {
-        tracing::debug!(
-            status,
-            elapsed_us = started.elapsed().as_micros(),
-            "answered"
+    let traced = metrics.tracer().map(|tracer| {
+        let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
+        crate::trace::serve(
+            tracer,
+            header(bus_schema::trace::TRACEPARENT),
+            header(bus_schema::trace::TRACESTATE),
+            SpanBuilder::from_name(format!("{method} {route}")).with_attributes([
+                KeyValue::new("http.request.method", method.to_string()),
+                KeyValue::new("http.route", route.to_owned()),
+                KeyValue::new("url.path", request.uri().path().to_owned()),
+                KeyValue::new("shop.request_id", id.clone()),
+            ]),
         )
     });
+    let work = bus_schema::trace::within(traced.as_ref(), next.run(request));
+    let mut response = crate::request_id::scope(id.clone(), work.instrument(span.clone())).await;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    metrics.slowest().offer(elapsed, status, || {
+        (
+            format!("{method} {route}"),
+            id.clone(),
+            traced.as_ref().map(bus_schema::trace::Span::trace_id),
+        )
+    });
+    if let Some(traced) = traced {
+        crate::trace::answered(&traced, "http.response.status_code", status, None);
+        traced.end();
+    }
+    span.in_scope(|| tracing::debug!(status, elapsed_us = elapsed.as_micros(), "answered"));
     if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
         response
             .headers_mut()
@@ -248,7 +269,7 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
         use std::fmt::Write as _;
         op.clear();
         let _ = write!(op, "{method} {route}");
-        metrics.record("http", op, status, started.elapsed());
+        metrics.record("http", op, status, elapsed);
     });
     response
 }

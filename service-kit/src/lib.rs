@@ -18,9 +18,11 @@
 //! - [`secret_file`]: secrets made on first start, kept in private files.
 //! - [`private`]: data files 0600 and directories 0700, whoever creates them.
 //! - [`throttle`]: failures counted per key in a sliding window (login throttling).
+//! - [`slowest`]: the slowest recent requests, for the status page.
 //! - [`slots`]: work in flight capped per key and in all (logins, live feeds).
 //! - [`stream_tail`]: the end of a stream, so that a view can read its writes.
 //! - [`tokens`]: checking tokens locally with the keys and revocations auth publishes.
+//! - [`trace`]: exporting traces (OpenTelemetry, OTLP) when the environment asks.
 
 pub mod clock;
 pub mod error;
@@ -36,6 +38,8 @@ pub mod runtime;
 pub mod secret_file;
 pub mod serve;
 pub mod slots;
+pub mod slowest;
 pub mod stream_tail;
 pub mod throttle;
 pub mod tokens;
+pub mod trace;

@@ -10,6 +10,8 @@ use std::{
     time::Duration,
 };
 
+use bus_schema::trace::ServiceTracer;
+
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -27,11 +29,14 @@ struct Series {
 /// looks up borrowed keys and allocates nothing once a series exists.
 type Table = HashMap<&'static str, HashMap<String, BTreeMap<u16, Series>>>;
 
-/// The metrics of one service, shared by its two doors.
+/// The telemetry of one service, shared by its two doors: its metrics, its slowest
+/// recent requests, and its tracer when traces are exported.
 #[derive(Debug, Clone)]
 pub struct Metrics {
     service: &'static str,
     series: Arc<Mutex<Table>>,
+    slowest: Arc<crate::slowest::Slowest>,
+    tracer: Option<ServiceTracer>,
 }
 
 impl Metrics {
@@ -39,7 +44,19 @@ impl Metrics {
         Self {
             service,
             series: Arc::default(),
+            slowest: Arc::default(),
+            tracer: crate::trace::tracer(service),
         }
+    }
+
+    /// The service's tracer, when traces are exported ([`crate::trace`]).
+    pub fn tracer(&self) -> Option<&ServiceTracer> {
+        self.tracer.as_ref()
+    }
+
+    /// The slowest requests of the last minutes on the service's HTTP door.
+    pub fn slowest(&self) -> &crate::slowest::Slowest {
+        &self.slowest
     }
 
     /// The service these metrics belong to.

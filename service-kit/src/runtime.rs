@@ -411,7 +411,7 @@ where
 }
 
 /// Runs a binary: logging from `RUST_LOG`, then `run` until it returns, as `config`
-/// says. A start-up failure is printed as one line and the process exits with status 1.
+/// says, then the last spans sent when traces are exported. A start-up failure is printed as one line and the process exits with status 1.
 pub fn main<F>(config: RunConfig, run: F)
 where
     F: Future<Output = Result<(), StartError>>,
@@ -425,7 +425,11 @@ where
             std::process::exit(1);
         }
     };
-    if let Err(err) = runtime.block_on(run) {
+    let result = runtime.block_on(run);
+    drop(runtime);
+    // The last spans, sent with the runtime gone (the exporter blocks).
+    crate::trace::shutdown();
+    if let Err(err) = result {
         eprintln!("error: {err}");
         std::process::exit(1);
     }

@@ -17,6 +17,7 @@ use std::{
 
 use async_nats::{Client, HeaderMap, Subscriber};
 use futures_util::StreamExt;
+use opentelemetry::{KeyValue, trace::SpanBuilder};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::json;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -360,10 +361,26 @@ where
             (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
         });
         let span = tracing::info_span!("bus", service = %service, op, request_id = %request_id);
+        let traced = metrics.tracer().map(|tracer| {
+            let subject = request.subject.as_str();
+            crate::trace::serve(
+                tracer,
+                header(bus_schema::trace::TRACEPARENT).as_deref(),
+                header(bus_schema::trace::TRACESTATE).as_deref(),
+                SpanBuilder::from_name(format!("process {subject}")).with_attributes(
+                    bus_schema::trace::messaging("process", "process", subject.to_owned())
+                        .into_iter()
+                        .chain([
+                            KeyValue::new("messaging.consumer.group.name", QUEUE_GROUP),
+                            KeyValue::new("shop.request_id", request_id.clone()),
+                        ]),
+                ),
+            )
+        });
         let serve = async move {
             let started = Instant::now();
             let result = match decode::<Req>(&request.payload) {
-                Ok(req) => handler(req).await,
+                Ok(req) => bus_schema::trace::within(traced.as_ref(), handler(req)).await,
                 Err(err) => Err(err),
             };
             let reply = result.and_then(|rep| {
@@ -377,6 +394,11 @@ where
             };
             let elapsed = started.elapsed();
             tracing::debug!(status, elapsed_us = elapsed.as_micros(), "answered");
+            if let Some(traced) = traced {
+                let reason = reply.as_ref().err().map(|err| err.reason.as_str());
+                crate::trace::answered(&traced, "rpc.response.status_code", status, reason);
+                traced.end();
+            }
             let sent = match reply {
                 Ok(body) => nats.publish(reply_to, body).await,
                 Err(err) => {

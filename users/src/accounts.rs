@@ -28,6 +28,7 @@ use bus_schema::{
     users::{ACCOUNTS_STREAM, subject},
 };
 
+use opentelemetry::trace::SpanBuilder;
 use service_kit::{
     feed::{Next, next_batch},
     stream_tail::StreamTail,
@@ -126,16 +127,21 @@ pub async fn publish(
             format!("the account store did not confirm the change ({err}); try again"),
         )
     };
-    let ack = js
-        .send_publish(
-            subject::account(&record.username),
-            PublishMessage::build()
-                .payload(payload.into())
-                .expected_last_subject_sequence(expected),
-        )
+    let mut message = PublishMessage::build()
+        .payload(payload.into())
+        .expected_last_subject_sequence(expected);
+    let span = bus_schema::trace::publishing(subject::ACCOUNTS_PREFIX);
+    for (name, value) in span.iter().flat_map(bus_schema::trace::Span::headers) {
+        message = message.header(name, value.as_str());
+    }
+    let ack = match js
+        .send_publish(subject::account(&record.username), message)
         .await
-        .map_err(|err| unavailable(&err))?
-        .await;
+    {
+        Ok(ack) => ack.await,
+        Err(err) => Err(err),
+    };
+    bus_schema::trace::published(span, &ack);
     match ack {
         Ok(ack) => Ok(Stored::At(ack.sequence)),
         Err(err) if err.kind() == PublishErrorKind::WrongLastSequence => Ok(Stored::Conflict),
@@ -349,6 +355,15 @@ impl Accounts {
 
     /// Waits until the view holds everything the stream holds now.
     pub async fn catch_up(&self) -> Result<(), UsersError> {
+        bus_schema::trace::traced(
+            || SpanBuilder::from_name("catch up users.db with the USERS stream"),
+            "view_behind",
+            self.catch_up_untraced(),
+        )
+        .await
+    }
+
+    async fn catch_up_untraced(&self) -> Result<(), UsersError> {
         let behind = |why: String| {
             UsersError::Unavailable(
                 Reason::ViewBehind,

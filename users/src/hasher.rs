@@ -10,6 +10,8 @@ use argon2::{
     password_hash::phc::{Output, ParamsString, PasswordHash, Salt},
 };
 
+use opentelemetry::{KeyValue, trace::SpanBuilder};
+
 use crate::error::UsersError;
 
 /// OWASP's minimum for argon2id: 19 MiB, two passes, one lane.
@@ -170,7 +172,8 @@ impl Hasher {
 
     /// The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`) of `password`.
     pub async fn hash(&self, password: String) -> Result<String, UsersError> {
-        self.run(move |worker| worker.hash(&password)).await
+        self.run("argon2id hash", move |worker| worker.hash(&password))
+            .await
     }
 
     /// Whether `password` matches `stored`; with no stored hash, checks against a dummy
@@ -180,7 +183,7 @@ impl Hasher {
         password: String,
         stored: Option<String>,
     ) -> Result<bool, UsersError> {
-        self.run(move |worker| {
+        self.run("argon2id verify", move |worker| {
             let matches = match &stored {
                 Some(hash) => worker.verify(&password, hash),
                 None => {
@@ -200,14 +203,40 @@ impl Hasher {
         self.inner.queued.load(Ordering::Relaxed)
     }
 
-    async fn run<T, F>(&self, work: F) -> Result<T, UsersError>
+    /// Runs `work` on a worker thread; when traced, in a span called `name` that starts
+    /// when a worker picks it up (the wait in the queue is its parent's).
+    async fn run<T, F>(&self, name: &'static str, work: F) -> Result<T, UsersError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Worker) -> Result<T, UsersError> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let traced =
+            bus_schema::trace::start(|| SpanBuilder::from_name("wait for a hashing thread"))
+                .map(|waiting| (opentelemetry::Context::current(), waiting));
         let job: Job = Box::new(move |worker| {
-            let _ = tx.send(work(worker));
+            let Some((parent, waiting)) = traced else {
+                let _ = tx.send(work(worker));
+                return;
+            };
+            waiting.end();
+            let span = {
+                let _parent = parent.attach();
+                bus_schema::trace::start(|| {
+                    SpanBuilder::from_name(name).with_attributes([
+                        KeyValue::new("shop.argon2.memory_kib", i64::from(MEMORY_KIB)),
+                        KeyValue::new("shop.argon2.passes", i64::from(PASSES)),
+                    ])
+                })
+            };
+            let done = work(worker);
+            if let Some(span) = span {
+                if let Err(err) = &done {
+                    span.fail("hashing", err.to_string());
+                }
+                span.end();
+            }
+            let _ = tx.send(done);
         });
         {
             let jobs = self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner());

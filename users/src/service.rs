@@ -112,15 +112,21 @@ impl Users {
             created_at: service_kit::clock::now_rfc3339(),
         };
         let payload = serde_json::to_vec(&event).expect("BUG: an event always serialises");
-        if let Err(err) = nats
-            .publish(
-                bus_schema::users::subject::created(username),
-                payload.into(),
-            )
-            .await
-        {
+        let subject = bus_schema::users::subject::created(username);
+        let span = bus_schema::trace::publishing(bus_schema::users::subject::CREATED_PREFIX);
+        let sent = match &span {
+            Some(span) => {
+                let mut headers = async_nats::HeaderMap::new();
+                span.inject(&mut headers);
+                nats.publish_with_headers(subject, headers, payload.into())
+                    .await
+            }
+            None => nats.publish(subject, payload.into()).await,
+        };
+        if let Err(err) = &sent {
             tracing::warn!(%err, "could not announce a sign-up");
         }
+        bus_schema::trace::published(span, &sent);
     }
 
     /// `users.verify`: whether the password is right. An unknown user costs one hash,

@@ -79,22 +79,37 @@ impl Store {
         .await?
     }
 
-    /// Runs `f` with the connection on a blocking thread.
-    async fn with<T, F>(&self, f: F) -> Result<T, UsersError>
+    /// Runs `f` with the connection on a blocking thread; when traced, in a span for
+    /// `operation` on `table`.
+    async fn with<T, F>(
+        &self,
+        (operation, table): (&'static str, &'static str),
+        f: F,
+    ) -> Result<T, UsersError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
+        let span = bus_schema::trace::start(|| service_kit::trace::sqlite(operation, table));
+        let done = tokio::task::spawn_blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             f(&mut conn).map_err(UsersError::from)
         })
-        .await?
+        .await
+        .map_err(UsersError::from)
+        .and_then(|done| done);
+        if let Some(span) = span {
+            if let Err(err) = &done {
+                span.fail("sqlite", err.to_string());
+            }
+            span.end();
+        }
+        done
     }
 
     pub async fn find(&self, username: String) -> Result<Option<StoredUser>, UsersError> {
-        self.with(move |conn| {
+        self.with(("SELECT", "users"), move |conn| {
             conn.prepare_cached(
                 "SELECT id, username, password, seq FROM users WHERE username = ?1",
             )?
@@ -113,7 +128,7 @@ impl Store {
 
     /// Every account of the view, by id.
     pub async fn all(&self) -> Result<Vec<StoredUser>, UsersError> {
-        self.with(|conn| {
+        self.with(("SELECT", "users"), |conn| {
             conn.prepare("SELECT id, username, password, seq FROM users ORDER BY id")?
                 .query_map([], |row| {
                     Ok(StoredUser {
@@ -130,7 +145,7 @@ impl Store {
 
     /// Where the view stands.
     pub async fn position(&self) -> Result<Position, UsersError> {
-        self.with(|conn| {
+        self.with(("SELECT", "view"), |conn| {
             let get = |key: &str| {
                 conn.query_row("SELECT value FROM view WHERE key = ?1", [key], |row| {
                     row.get::<_, String>(0)
@@ -147,7 +162,7 @@ impl Store {
 
     /// Empties the view and ties it to the stream created at `stream_created`.
     pub async fn reset(&self, stream_created: String) -> Result<(), UsersError> {
-        self.with(move |conn| {
+        self.with(("DELETE", "users"), move |conn| {
             let tx = conn.transaction()?;
             tx.execute("DELETE FROM users", [])?;
             tx.execute("DELETE FROM sqlite_sequence WHERE name = 'users'", [])
@@ -173,7 +188,7 @@ impl Store {
         records: Vec<(u64, AccountRecord)>,
         applied: u64,
     ) -> Result<(), UsersError> {
-        self.with(move |conn| {
+        self.with(("INSERT", "users"), move |conn| {
             let tx = conn.transaction()?;
             for (seq, record) in records {
                 let seq = i64::try_from(seq).unwrap_or(i64::MAX);
@@ -215,8 +230,10 @@ impl Store {
 
     /// A trivial query, for readiness.
     pub async fn ping(&self) -> Result<(), UsersError> {
-        self.with(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
-            .await
+        self.with(("SELECT", "sqlite_master"), |conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+        })
+        .await
     }
 }
 

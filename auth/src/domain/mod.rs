@@ -126,12 +126,20 @@ impl Auth {
             exp: verified.exp,
         };
         let body = serde_json::to_vec(&record).expect("BUG: a record always serialises");
-        jetstream::new(self.nats.clone())
-            .publish(subject::revoked(&record.jti), body.into())
-            .await
-            .map_err(|err| AuthError::NotRecorded(err.to_string()))?
-            .await
-            .map_err(|err| AuthError::NotRecorded(err.to_string()))?;
+        let span = bus_schema::trace::publishing(subject::REVOKED_PREFIX);
+        let mut headers = async_nats::HeaderMap::new();
+        for (name, value) in span.iter().flat_map(bus_schema::trace::Span::headers) {
+            headers.insert(name, value.as_str());
+        }
+        let acked = async {
+            jetstream::new(self.nats.clone())
+                .publish_with_headers(subject::revoked(&record.jti), headers, body.into())
+                .await?
+                .await
+        }
+        .await;
+        bus_schema::trace::published(span, &acked);
+        acked.map_err(|err| AuthError::NotRecorded(err.to_string()))?;
         self.verifier.revoke(record.jti, record.exp);
         tracing::info!(username = verified.username, "logged out: token revoked");
         Ok(LogoutReply { revoked: true })

@@ -21,7 +21,15 @@ use async_nats::jetstream::{
     consumer::{AckPolicy, DeliverPolicy, pull},
     stream::{RawMessageErrorKind, Stream},
 };
-use bus_schema::{orders::PurchasedEvent, users::Username};
+use bus_schema::{
+    orders::PurchasedEvent,
+    trace::{ServiceTracer, Span},
+    users::Username,
+};
+use opentelemetry::{
+    KeyValue,
+    trace::{Link, SpanBuilder, SpanKind, TraceContextExt as _},
+};
 use service_kit::feed::{Next, next_batch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -70,6 +78,8 @@ pub struct Appender {
     consumer: Option<String>,
     /// When the stream last read was made: another time means it was made again.
     stream_created: Option<String>,
+    /// Traces each batch and each traced event, when traces are exported.
+    tracer: Option<ServiceTracer>,
 }
 
 /// The events of a batch, in stream order, each id once.
@@ -92,7 +102,12 @@ impl Sorted {
 }
 
 impl Appender {
-    pub fn new(orders: Orders, journal: Journal, nats: async_nats::Client) -> Self {
+    pub fn new(
+        orders: Orders,
+        journal: Journal,
+        nats: async_nats::Client,
+        tracer: Option<ServiceTracer>,
+    ) -> Self {
         let prefix = format!("orders-appender-{:08x}", rand_u32());
         Self {
             index: Arc::clone(orders.history_index()),
@@ -106,6 +121,7 @@ impl Appender {
             serial: 0,
             consumer: None,
             stream_created: None,
+            tracer,
         }
     }
 
@@ -301,6 +317,10 @@ impl Appender {
         batch: &[jetstream::Message],
         delivered: &mut u64,
     ) -> std::io::Result<bool> {
+        let traced = self
+            .tracer
+            .as_ref()
+            .map(|tracer| Traced::start(tracer, batch));
         let mut sorted = Sorted::default();
         let mut next = self.orders.cursor();
         let mut in_order = true;
@@ -335,7 +355,11 @@ impl Appender {
             }
             next = seq + 1;
         }
-        self.commit(sorted, next).await?;
+        let committed = self.commit(sorted, next, traced.as_ref()).await;
+        if let Some(traced) = traced {
+            traced.end(committed.as_ref().err());
+        }
+        committed?;
         if last_read.is_some() {
             self.last_read = last_read;
         }
@@ -345,7 +369,12 @@ impl Appender {
     /// On a blocking thread: leaves out the lines whose event the file holds already,
     /// writes and fsyncs the others, adds them to the index; then moves the cursor and
     /// wakes their buyers.
-    async fn commit(&self, sorted: Sorted, next: u64) -> std::io::Result<()> {
+    async fn commit(
+        &self,
+        sorted: Sorted,
+        next: u64,
+        traced: Option<&Traced>,
+    ) -> std::io::Result<()> {
         let Sorted {
             lines,
             mut duplicates,
@@ -355,15 +384,89 @@ impl Appender {
         } else {
             let journal = Arc::clone(&self.journal);
             let index = Arc::clone(&self.index);
-            let (written, known) =
-                tokio::task::spawn_blocking(move || write(&journal, &index, lines))
-                    .await
-                    .map_err(std::io::Error::other)??;
+            let cx = traced.map(|t| t.batch.context().clone());
+            let (written, known) = tokio::task::spawn_blocking(move || {
+                let _traced = cx.map(opentelemetry::Context::attach);
+                write(&journal, &index, lines)
+            })
+            .await
+            .map_err(std::io::Error::other)??;
             duplicates.extend(known);
             written
         };
         self.orders.committed(&written, &duplicates, next);
         Ok(())
+    }
+}
+
+/// The spans of one batch: the batch's own (its write, fsync and index transaction are
+/// its children), linked to each traced event's publish, and for each traced event a
+/// consumer span in the buy's own trace, so that a buy's trace reaches the line in every
+/// instance's file.
+struct Traced {
+    batch: Span,
+    events: Vec<Span>,
+}
+
+impl Traced {
+    fn start(tracer: &ServiceTracer, batch: &[jetstream::Message]) -> Self {
+        let parents: Vec<_> = batch
+            .iter()
+            .map(|m| bus_schema::trace::remote_parent_of(m.headers.as_ref()))
+            .filter(|cx| cx.has_active_span())
+            .collect();
+        let links = parents
+            .iter()
+            .map(|cx| Link::with_context(cx.span().span_context().clone()))
+            .collect();
+        let destination = bus_schema::orders::subject::PURCHASED_PREFIX;
+        let batch_span = bus_schema::trace::start_in(
+            tracer,
+            &opentelemetry::Context::new(),
+            SpanBuilder::from_name(format!("append {destination}"))
+                .with_kind(SpanKind::Consumer)
+                .with_links(links)
+                .with_attributes(
+                    bus_schema::trace::messaging("append", "process", destination)
+                        .into_iter()
+                        .chain([KeyValue::new(
+                            "messaging.batch.message_count",
+                            batch.len() as i64,
+                        )]),
+                ),
+        );
+        let batch_context = batch_span.context().span().span_context().clone();
+        let events = parents
+            .iter()
+            .map(|parent| {
+                bus_schema::trace::start_in(
+                    tracer,
+                    parent,
+                    SpanBuilder::from_name(format!("process {destination}"))
+                        .with_kind(SpanKind::Consumer)
+                        .with_links(vec![Link::with_context(batch_context.clone())])
+                        .with_attributes(bus_schema::trace::messaging(
+                            "process",
+                            "process",
+                            destination,
+                        )),
+                )
+            })
+            .collect();
+        Self {
+            batch: batch_span,
+            events,
+        }
+    }
+
+    /// Ends every span, failed with `err` if the batch could not be written.
+    fn end(self, err: Option<&std::io::Error>) {
+        for span in std::iter::once(self.batch).chain(self.events) {
+            if let Some(err) = err {
+                span.fail("io", err.to_string());
+            }
+            span.end();
+        }
     }
 }
 
@@ -397,10 +500,29 @@ fn write(
         line.encode_into(&mut bytes);
         last_len = bytes.len() - before;
     }
-    let len = journal.append(&bytes)?;
-    index
-        .apply(&new, len, len - last_len as u64)
-        .map_err(std::io::Error::other)?;
+    let span = bus_schema::trace::start(|| {
+        SpanBuilder::from_name("write and fsync purchases.json").with_attributes([
+            KeyValue::new("shop.lines", new.len() as i64),
+            KeyValue::new("shop.bytes", bytes.len() as i64),
+        ])
+    });
+    let len = journal.append(&bytes);
+    if let Some(span) = span {
+        if let Err(err) = &len {
+            span.fail("io", err.to_string());
+        }
+        span.end();
+    }
+    let len = len?;
+    let span = bus_schema::trace::start(|| service_kit::trace::sqlite("INSERT", "purchases"));
+    let applied = index.apply(&new, len, len - last_len as u64);
+    if let Some(span) = span {
+        if let Err(err) = &applied {
+            span.fail("sqlite", err.to_string());
+        }
+        span.end();
+    }
+    applied.map_err(std::io::Error::other)?;
     Ok((
         new.into_iter().map(|(id, _)| id).collect(),
         known.into_iter().collect(),
