@@ -20,6 +20,7 @@ Jaeger's query API (`/api/traces/<id>`) and checks:
 Prints the buy's trace as Jaeger holds it (service, span, parent, duration).
 """
 
+import html
 import json
 import os
 import secrets
@@ -36,6 +37,8 @@ from harness import PATIENCE, TARGET, free_port, request, wait_for_port, wait_un
 
 JAEGER = os.path.join(TARGET, "go-bin", "jaeger")
 PASSWORD = "correct horse battery"
+# What the gateways are told a trace UI is (GATEWAY_TRACE_UI): the status page links there.
+TRACE_UI = "http://127.0.0.1:16686"
 
 # Jaeger as the test needs it: OTLP over HTTP in, the memory store, the query API; every
 # address on loopback and on a free port; no telemetry of its own.
@@ -199,13 +202,15 @@ def traceparent():
     return trace_id, span_id, f"00-{trace_id}-{span_id}-01"
 
 
-def read_back(jaeger, trace_id, complete, what):
-    """The trace once `complete(trace)` holds (the services send their spans in batches)."""
+def read_back(jaeger, trace_id, expected, what):
+    """The trace once it holds every span of `expected` ((service, name, how many)):
+    each process sends its spans in its own batches, so a trace fills in over time."""
     last = [None]
 
     def check():
         last[0] = jaeger.trace(trace_id)
-        return last[0] is not None and complete(last[0])
+        return last[0] is not None and all(len(last[0].named(service, name)) >= count
+                                           for service, name, count in expected)
 
     if not wait_until(check):
         fail(f"the {what} trace was not complete in Jaeger within {PATIENCE} s", last[0])
@@ -220,7 +225,8 @@ def main():
     try:
         with Jaeger(home) as jaeger:
             env = {"OTEL_EXPORTER_OTLP_ENDPOINT": jaeger.otlp, "OTEL_BSP_SCHEDULE_DELAY": "100",
-                   "OTEL_TRACES_SAMPLER": "parentbased_always_on", "RUST_LOG": "warn"}
+                   "OTEL_TRACES_SAMPLER": "parentbased_always_on", "RUST_LOG": "warn",
+                   "GATEWAY_TRACE_UI": TRACE_UI}
             cluster = Cluster(home, os.path.join(TARGET, "debug"),
                               nats_server=os.environ.get("NATS_SERVER", "nats-server"),
                               base="free", extra_env=env)
@@ -246,7 +252,8 @@ def check(jaeger, cluster):
                            headers={"traceparent": header})
     if status != 201:
         fail(f"sign-up answered {status} {body}")
-    trace = read_back(jaeger, signup, lambda t: t.named("users", "publish users.accounts"), "sign-up")
+    trace = read_back(jaeger, signup, [("users", "POST /users", 1), ("users", "argon2id hash", 1),
+                                       ("users", "publish users.accounts", 1)], "sign-up")
     door = trace.one("users", "POST /users")
     if parent_of(door) != parent:
         fail("the users door did not continue the caller's trace", trace)
@@ -260,7 +267,10 @@ def check(jaeger, cluster):
     if status != 200:
         fail(f"login answered {status} {body}")
     token = body["access_token"]
-    trace = read_back(jaeger, login, lambda t: t.named("users", "argon2id verify"), "login")
+    trace = read_back(jaeger, login, [("gateway", "POST /api/login", 1), ("gateway", "request auth.login", 1),
+                                      ("auth", "process auth.login", 1), ("auth", "request users.verify", 1),
+                                      ("users", "process users.verify", 1), ("users", "argon2id verify", 1)],
+                      "login")
     http = trace.one("gateway", "POST /api/login")
     if parent_of(http) != parent:
         fail("the gateway did not continue the caller's trace", trace)
@@ -280,8 +290,10 @@ def check(jaeger, cluster):
                            headers={"traceparent": header, "Idempotency-Key": secrets.token_hex(8)})
     if status != 201:
         fail(f"buy answered {status} {body}")
-    in_every_file = lambda t: len(t.named("orders", "process orders.events.purchased")) >= 2  # noqa: E731
-    trace = read_back(jaeger, buy, in_every_file, "buy")
+    trace = read_back(jaeger, buy, [("gateway", "POST /api/buy", 1), ("gateway", "request orders.buy", 1),
+                                    ("orders", "process orders.buy", 1),
+                                    ("orders", "publish orders.events.purchased", 1),
+                                    ("orders", "process orders.events.purchased", 2)], "buy")
     http = trace.one("gateway", "POST /api/buy")
     if parent_of(http) != parent:
         fail("the gateway did not continue the caller's trace", trace)
@@ -297,14 +309,26 @@ def check(jaeger, cluster):
     print(f"traces: the buy ({buy}) as Jaeger holds it, {len(trace.spans)} spans:", flush=True)
     trace.show()
 
+    # The gateway's status page lists its slowest requests, each linked to its trace.
+    status, body = request("GET", cluster.url("gateway", "b", "/api/status"))
+    slow = [r for r in (body or {}).get("slowest", {}).get("requests", []) if r.get("route") == "POST /api/buy"]
+    if not slow or same(slow[0].get("trace_id") or "") != same(buy):
+        fail(f"the status page does not list the buy with its trace: {status} {(body or {}).get('slowest')}")
+    with urllib.request.urlopen(cluster.url("gateway", "b", "/status"), timeout=5) as response:
+        page = html.unescape(response.read().decode())
+    if f'href="{TRACE_UI}/trace/{slow[0]["trace_id"]}"' not in page:
+        fail("the status page does not link the buy's trace to the trace UI")
+
     # Each appender's batch: its own trace, linked both ways, with the write and fsync.
     for span in appended:
         links = linked(span)
         if len(links) != 1:
             fail(f"an appender's span links to {links}, not to its batch", trace)
         batch_trace_id, batch_id = links[0]
-        batch_trace = read_back(jaeger, batch_trace_id, lambda t: batch_id in t.spans, "batch")
-        batch = batch_trace.spans[batch_id]
+        batch_trace = read_back(jaeger, batch_trace_id, [("orders", "append orders.events.purchased", 1),
+                                                         ("orders", "write and fsync purchases.json", 1),
+                                                         ("orders", "INSERT purchases", 1)], "batch")
+        batch = batch_trace.spans.get(batch_id) or fail("the batch's span is not in its trace", batch_trace)
         if (same(buy), publish["spanID"]) not in {(same(t), s) for t, s in linked(batch)}:
             fail("the appender's batch does not link to the buy's publish", batch_trace)
         batch_trace.child(batch, "orders", "write and fsync purchases.json")

@@ -61,6 +61,10 @@ pub struct Config {
     /// How long a call to a service may take before the answer is a 503, in ms.
     #[arg(long, env = "GATEWAY_CALL_TIMEOUT_MS", default_value_t = 3000)]
     pub call_timeout_ms: u64,
+    /// A trace UI (Jaeger's, say `http://127.0.0.1:16686`): the status page links each
+    /// slow request's trace id to `<url>/trace/<id>`.
+    #[arg(long, env = "GATEWAY_TRACE_UI")]
+    pub trace_ui: Option<String>,
 }
 
 impl Config {
@@ -78,6 +82,7 @@ impl Config {
             nats_monitor_url: None,
             secrets_dir: None,
             call_timeout_ms: 3000,
+            trace_ui: None,
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct AppState {
     pub history: crate::history::History,
     /// The monitoring address, if the status page should show the server.
     pub nats_monitor_url: Option<String>,
+    /// The trace UI the status page links trace ids to, without a trailing `/`.
+    pub trace_ui: Option<String>,
     /// Signs the CSRF tokens the gateway hands out, so that it adopts no token it did
     /// not make.
     pub csrf_key: Arc<[u8; 32]>,
@@ -70,6 +72,11 @@ impl AppState {
             http: reqwest::Client::new(),
             history: crate::history::History::default(),
             nats_monitor_url: config.nats_monitor_url.clone().filter(|u| !u.is_empty()),
+            trace_ui: config
+                .trace_ui
+                .as_deref()
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+                .filter(|u| !u.is_empty()),
             feeds: Slots::new(MAX_FEEDS_PER_ADDRESS, MAX_FEEDS),
             logins: Queues::new(config.max_logins_in_flight_per_address, LOGIN_WAIT),
             csrf_key: Arc::new(csrf_key),
@@ -98,6 +105,7 @@ impl AppState {
             &self.http,
             self.nats_monitor_url.as_deref(),
             &self.history,
+            crate::status::Slowest::of(&self.metrics, self.trace_ui.as_deref()),
         )
         .await
     }

@@ -1,11 +1,13 @@
 //! The state of the shop for the status page: the instances found on the bus
-//! ([`crate::discovery`]), the NATS server's own health from its monitoring port, and
-//! each service's recent graphs ([`crate::history`]).
+//! ([`crate::discovery`]), the NATS server's own health from its monitoring port,
+//! each service's recent graphs ([`crate::history`]), and this gateway's slowest recent
+//! requests with their traces.
 
 use std::time::Duration;
 
 use async_nats::Client;
 use serde::Serialize;
+use service_kit::{metrics::Metrics, slowest::SlowRequest};
 
 use crate::{
     discovery::{Instance, instances},
@@ -23,6 +25,31 @@ pub struct Status {
     pub services: Vec<Instance>,
     /// Each service's requests per second and average time over the last minutes.
     pub history: Vec<Graphs>,
+    /// This gateway's slowest requests of the last minutes.
+    pub slowest: Slowest,
+}
+
+/// The slowest recent requests of this gateway, slowest first, each with its trace.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Slowest {
+    /// At most [`service_kit::slowest::KEPT`], from the last
+    /// [`service_kit::slowest::RECENT`].
+    pub requests: Vec<SlowRequest>,
+    /// Where a trace id is opened (`<trace_ui>/trace/<id>`), when a trace UI is
+    /// configured (`GATEWAY_TRACE_UI`).
+    pub trace_ui: Option<String>,
+    /// Whether this gateway exports traces (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub tracing: bool,
+}
+
+impl Slowest {
+    pub fn of(metrics: &Metrics, trace_ui: Option<&str>) -> Self {
+        Self {
+            requests: metrics.slowest().list(),
+            trace_ui: trace_ui.map(str::to_owned),
+            tracing: metrics.tracer().is_some(),
+        }
+    }
 }
 
 /// The NATS server, from its monitoring port.
@@ -45,12 +72,14 @@ pub async fn collect(
     http: &reqwest::Client,
     monitor: Option<&str>,
     history: &History,
+    slowest: Slowest,
 ) -> Status {
     let (services, nats_health) = tokio::join!(instances(nats), server_health(http, monitor));
     Status {
         nats: nats_health,
         services,
         history: history.graphs(),
+        slowest,
     }
 }
 

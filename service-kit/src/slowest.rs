@@ -31,7 +31,6 @@ pub struct SlowRequest {
     /// The trace's id when the request was traced.
     pub trace_id: Option<String>,
     #[serde(skip)]
-    #[schema(ignore)]
     seen: Option<Instant>,
 }
 

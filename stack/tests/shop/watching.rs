@@ -81,6 +81,58 @@ async fn the_status_lists_every_service_with_its_endpoints() {
     assert!(html.contains("orders.buy") && html.contains("http-equiv=\"refresh\""));
 }
 
+#[tokio::test]
+async fn the_status_page_lists_the_slowest_recent_requests_with_their_ids() {
+    let shop = Shop::start().await;
+    let http = reqwest::Client::new();
+    // A login costs a password hash: slower than anything else asked here.
+    let login = http
+        .post(shop.url("/api/login"))
+        .header("X-Request-Id", "the-slow-login")
+        .json(&json!({ "username": "victor", "password": "1234" }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(login.status(), StatusCode::OK);
+    let (status, body) = json_of(
+        http.get(shop.url("/api/status"))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let slowest = &body["slowest"];
+    assert_eq!(slowest["tracing"], false, "no OTLP endpoint in this test");
+    assert!(slowest["trace_ui"].is_null());
+    let requests = slowest["requests"].as_array().expect("requests");
+    let login = requests
+        .iter()
+        .find(|r| r["request_id"] == "the-slow-login")
+        .unwrap_or_else(|| panic!("the login is not among {requests:?}"));
+    assert_eq!(login["route"], "POST /api/login");
+    assert_eq!(login["status"], 200);
+    assert!(login["milliseconds"].as_f64().is_some_and(|ms| ms > 0.0));
+    assert!(login["trace_id"].is_null());
+    let times: Vec<f64> = requests
+        .iter()
+        .filter_map(|r| r["milliseconds"].as_f64())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "not slowest first: {times:?}"
+    );
+
+    let (status, html) = text(http.get(shop.url("/status")).send().await.expect("sent")).await;
+    assert_eq!(status, StatusCode::OK);
+    // minijinja writes `/` as `&#x2f;` in HTML.
+    let html = html.replace("&#x2f;", "/");
+    assert!(
+        html.contains("<td>POST /api/login</td>") && html.contains("the-slow-login"),
+        "{html}"
+    );
+}
+
 /// Reads SSE chunks until one contains all of `needles`.
 async fn wait_for_event(response: &mut reqwest::Response, needles: &[&str]) -> String {
     let mut seen = String::new();
