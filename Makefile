@@ -6,25 +6,28 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TARGET_DIR := $(abspath $(or $(CARGO_TARGET_DIR),target))
 GO_BIN := $(TARGET_DIR)/go-bin
 
-.PHONY: help deps deps-run deps-bench install run cluster cluster-fault cluster-fault-run traces traces-run power-cut power-cut-run build test test-busy test-one-core bench bench-scale fault lint fmt clean-data
+.PHONY: help deps deps-run deps-bench install run cluster cluster-fault cluster-fault-run traces traces-run power-cut power-cut-run build test test-busy test-one-core bench bench-traces bench-scale fault lint fmt clean-data
 
 help:
 	@echo "make run    start nats-server and every service (Ctrl-C stops them)"
 	@echo "make cluster three nats-servers in a cluster, two instances of each service (Ctrl-C stops them)"
 	@echo "make test   formatting, clippy, every test, schemathesis against each door's OpenAPI,"
-	@echo "            every nats line of the docs run by the real nats CLI,"
+	@echo "            every nats line of the docs run by the real nats CLI, traces read back"
+	@echo "            from a real Jaeger,"
 	@echo "            the cluster fault test on Debian's nats-server and on the current release,"
 	@echo "            and the power-cut test"
 	@echo "make test-busy      make test beside stress-ng (both cores busy, a disk writing with fsync)"
 	@echo "make test-one-core  make test pinned to one core (taskset -c 0)"
 	@echo "make cluster-fault  only the cluster fault test (kills and a partition under load)"
 	@echo "make power-cut      only the power-cut test (the shop in a VM, killed under load)"
+	@echo "make traces         only the traces test (a sign-up, a login and a buy read back from Jaeger)"
 	@echo "make lint   formatting, clippy, the docs, import circles and the docs' links"
 	@echo "make bench  release builds under load (wrk), a table and target/bench/results.json"
+	@echo "make bench-traces the same reads, buys and logins with traces off, then on (full sampling)"
 	@echo "make bench-scale  the shop with 1 and 10 million purchases: orders' start, memory, reads, buys"
 	@echo "make fault  buyers with idempotency keys while processes are killed; counts lost and doubled"
 	@echo "make deps   install nats-server, chromium, chromium-driver, wrk when missing (apt),"
-	@echo "            and build the nats CLI and the current nats-server (go install, pinned)"
+	@echo "            and build the nats CLI, the current nats-server and Jaeger (go install, pinned)"
 
 ## deps-run: nats-server, all `make run` needs. Debian's package starts a system
 ## service on port 4222, which would collide with the shop's own server: it is disabled.
@@ -34,8 +37,8 @@ help:
 ## python3 with venv (schemathesis, from PyPI, for `make test`), iproute2 (`ip netns`:
 ## the cluster fault test's partition), qemu, e2fsprogs and binutils (the power-cut
 ## test's VM; its kernel and busybox are unpacked from Debian's packages by
-## bench/vm.py); then the `nats` CLI and the current
-## nats-server, pinned, built with `go install` into $(GO_BIN).
+## bench/vm.py); then the `nats` CLI, the current nats-server and Jaeger (the traces
+## test's backend), pinned, built with `go install` into $(GO_BIN).
 ## deps-bench: wrk, python3 and the Go tools, for `make bench` (on the current nats-server).
 RUN_PACKAGES := nats-server
 TEST_PACKAGES := nats-server chromium chromium-driver wrk python3 python3-venv iproute2 \
@@ -159,6 +162,13 @@ bench: deps-bench
 	$(CARGO) build --release -p users -p auth -p orders -p gateway
 	$(CARGO) build --release -p stack --example floor
 	python3 bench/run.py
+
+## bench-traces: release builds; reads, buys and logins with traces off, then on at full
+## sampling to a Jaeger beside the shop (bench/run.py with BENCH_TRACES=1).
+bench-traces: deps-bench
+	$(CARGO) build --release -p users -p auth -p orders -p gateway
+	$(CARGO) build --release -p stack --example floor
+	BENCH_TRACES=1 python3 bench/run.py
 
 ## bench-scale: release builds; the shop with 1 and 10 million purchases (bench/scale.py,
 ## SCALE_SIZES to choose): orders' start-up, memory, reads and buys as the shop grows.

@@ -1,5 +1,6 @@
 """What the harness's scripts share: where things are, free ports, HTTP requests as a
-client of the shop makes them, passwords, and processes that must listen or settle.
+client of the shop makes them, passwords, processes that must listen or settle, and a
+Jaeger to send traces to.
 
 Every script of bench/ imports this one and nothing imports a script, but for run.py
 (the bench's Shop), which fault.py drives, and cluster.py and cluster_fault.py, which the
@@ -192,5 +193,88 @@ class Stack:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=PATIENCE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+JAEGER = os.path.join(TARGET, "go-bin", "jaeger")
+# Jaeger as the tests and the bench need it: OTLP over HTTP in, the memory store, the query API; every
+# address on loopback and on a free port; no telemetry of its own.
+JAEGER_CONFIG = """
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: warn
+extensions:
+  jaeger_storage:
+    backends:
+      memstore:
+        memory:
+          max_traces: 10000
+  jaeger_query:
+    enable_tracing: false
+    storage:
+      traces: memstore
+    http:
+      endpoint: 127.0.0.1:{query}
+    grpc:
+      endpoint: 127.0.0.1:{query_grpc}
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp}
+processors:
+  batch:
+    timeout: 100ms
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memstore
+"""
+
+
+class Jaeger:
+    """Jaeger (built by `make deps`) on free ports with its memory store, its files in
+    `home`; stopped when the `with` block ends."""
+
+    def __init__(self, home):
+        self.home = home
+        self.ports = {"otlp": free_port(), "query": free_port(), "query_grpc": free_port()}
+        self.proc = None
+
+    @property
+    def otlp(self):
+        """Where the shop sends its spans (OTEL_EXPORTER_OTLP_ENDPOINT)."""
+        return f"http://127.0.0.1:{self.ports['otlp']}"
+
+    @property
+    def query(self):
+        """Jaeger's query API and UI."""
+        return f"http://127.0.0.1:{self.ports['query']}"
+
+    def __enter__(self):
+        config = os.path.join(self.home, "jaeger.yaml")
+        with open(config, "w") as f:
+            f.write(JAEGER_CONFIG.format(**self.ports))
+        self.log_path = os.path.join(self.home, "jaeger.log")
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen([JAEGER, "--config", f"file:{config}"], stdout=log, stderr=log)
+        wait_for_port(self.ports["query"], proc=self.proc, name="jaeger's query port")
+        wait_for_port(self.ports["otlp"], proc=self.proc, name="jaeger's OTLP port")
+        return self
+
+    def __exit__(self, *_):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()

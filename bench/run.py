@@ -9,6 +9,7 @@ scenario for a fixed time after a warm-up, prints a table and writes
 <target>/bench/results.json.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -23,7 +24,7 @@ import time
 import http.client as http_client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ROOT, TARGET, free_port, password, request, server_version,  # noqa: E402
+from harness import (ROOT, TARGET, Jaeger, free_port, password, request, server_version,  # noqa: E402
                      wait_for_port, with_sync_always, write_results)
 
 RELEASE = os.path.join(TARGET, "release")
@@ -64,16 +65,17 @@ SIGN_UP = {"username": "(one per request)", "password": "bench-password"}
 
 
 class Shop:
-    def __init__(self, sync="always"):
+    def __init__(self, sync="always", extra_env=None):
         """The shop on one nats-server; `sync` as the stack's --nats-sync: `always` (its
-        default) fsyncs every JetStream write before acknowledging it, on 2.10 and newer."""
+        default) fsyncs every JetStream write before acknowledging it, on 2.10 and newer.
+        `extra_env` goes to every process (the OTLP endpoint, say)."""
         self.sync = sync if server_version(NATS_SERVER) >= (2, 10) else "interval"
         self.dir = tempfile.mkdtemp(prefix="shop-bench-")
         self.procs = {}
         # name -> (args, env, output): how to start a process again (make fault).
         self.commands = {}
         self.passwords = {u: password() for u in SERVICES + ["ops", "bench"]}
-        self.env = dict(os.environ, RUST_LOG="warn")
+        self.env = dict(os.environ, RUST_LOG="warn", **(extra_env or {}))
         for user, secret in self.passwords.items():
             # nats-server parses the variable as a config value: quoted, it is a string.
             self.env[f"SHOP_NATS_PASSWORD_{user.upper()}"] = f'"{secret}"'
@@ -345,9 +347,52 @@ def on_a_cluster(runs, sync=True):
             print(f"the cluster's logs are kept in {data}")
 
 
+def traces_off_and_on():
+    """make bench-traces: reads, buys and logins with traces off (the default), then on
+    at full sampling, exported to a Jaeger on the same machine, each on a fresh shop."""
+    runs = []
+    home = tempfile.mkdtemp(prefix="shop-bench-traces-")
+    try:
+        for mode in ("off", "on"):
+            with (Jaeger(home) if mode == "on" else contextlib.nullcontext()) as jaeger:
+                extra = {} if jaeger is None else {"OTEL_EXPORTER_OTLP_ENDPOINT": jaeger.otlp,
+                                                   "OTEL_TRACES_SAMPLER": "always_on"}
+                shop = Shop(extra_env=extra)
+                try:
+                    shop.start()
+                    gw = lambda path: shop.url("gateway", path)  # noqa: E731
+                    for name in ["reader", "buyer"]:
+                        request("POST", shop.url("users", "/users"), {"username": name, "password": "bench-password"})
+                    token = lambda name: request("POST", gw("/api/login"),  # noqa: E731
+                                                 {"username": name, "password": "bench-password"})[1]["access_token"]
+                    reader, buyer = token("reader"), token("buyer")
+                    for _ in range(20):
+                        assert request("POST", gw("/api/buy"), {"article_id": 2}, token=reader)[0] == 201
+                    rows = [scenario(shop, "GET /api/purchases", gw("/api/purchases"), c, token=reader) for c in (16, 64)]
+                    rows.append(scenario(shop, "POST /api/buy", gw("/api/buy"), 64, "POST", {"article_id": 1}, buyer))
+                    rows.append(scenario(shop, "POST /api/login", gw("/api/login"), 4, "POST",
+                                         {"username": "reader", "password": "bench-password"}))
+                finally:
+                    shop.stop()
+                for row in rows:
+                    row["traces"] = mode
+                runs.extend(rows)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    write_results("traces.json", {"machine": machine(), "seconds": DURATION, "scenarios": runs})
+    print(f"\n{'scenario':24} {'conns':>5} {'traces':>6} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'cpu ms/req':>10}")
+    for r in sorted(runs, key=lambda r: (r["scenario"], r["connections"], r["traces"])):
+        cpu = f"{r['cpu_ms_per_request']:.3f}" if r["cpu_ms_per_request"] is not None else "-"
+        print(f"{r['scenario']:24} {r['connections']:>5} {r['traces']:>6} {r['rps']:>9.0f} {r['p50_ms']:>7.2f} "
+              f"{r['p99_ms']:>7.2f} {r['errors']:>6} {cpu:>10}")
+
+
 def main():
     if shutil.which("wrk") is None or shutil.which(NATS_SERVER) is None:
         raise SystemExit("wrk and nats-server are needed: run `make deps`")
+    if os.environ.get("BENCH_TRACES"):
+        traces_off_and_on()
+        return
     if os.environ.get("BENCH_CLUSTER_ONLY"):
         runs = []
         lost = on_a_cluster(runs)

@@ -33,95 +33,11 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import Cluster  # noqa: E402
-from harness import PATIENCE, TARGET, free_port, request, wait_for_port, wait_until  # noqa: E402
+from harness import JAEGER, PATIENCE, TARGET, Jaeger, request, wait_until  # noqa: E402
 
-JAEGER = os.path.join(TARGET, "go-bin", "jaeger")
 PASSWORD = "correct horse battery"
 # What the gateways are told a trace UI is (GATEWAY_TRACE_UI): the status page links there.
 TRACE_UI = "http://127.0.0.1:16686"
-
-# Jaeger as the test needs it: OTLP over HTTP in, the memory store, the query API; every
-# address on loopback and on a free port; no telemetry of its own.
-JAEGER_CONFIG = """
-service:
-  extensions: [jaeger_storage, jaeger_query]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [jaeger_storage_exporter]
-  telemetry:
-    metrics:
-      level: none
-    logs:
-      level: warn
-extensions:
-  jaeger_storage:
-    backends:
-      memstore:
-        memory:
-          max_traces: 10000
-  jaeger_query:
-    enable_tracing: false
-    storage:
-      traces: memstore
-    http:
-      endpoint: 127.0.0.1:{query}
-    grpc:
-      endpoint: 127.0.0.1:{query_grpc}
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{otlp}
-processors:
-  batch:
-    timeout: 100ms
-exporters:
-  jaeger_storage_exporter:
-    trace_storage: memstore
-"""
-
-
-class Jaeger:
-    def __init__(self, home):
-        self.home = home
-        self.ports = {"otlp": free_port(), "query": free_port(), "query_grpc": free_port()}
-        self.proc = None
-
-    @property
-    def otlp(self):
-        return f"http://127.0.0.1:{self.ports['otlp']}"
-
-    def __enter__(self):
-        config = os.path.join(self.home, "jaeger.yaml")
-        with open(config, "w") as f:
-            f.write(JAEGER_CONFIG.format(**self.ports))
-        self.log_path = os.path.join(self.home, "jaeger.log")
-        with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen([JAEGER, "--config", f"file:{config}"], stdout=log, stderr=log)
-        wait_for_port(self.ports["query"], proc=self.proc, name="jaeger's query port")
-        wait_for_port(self.ports["otlp"], proc=self.proc, name="jaeger's OTLP port")
-        return self
-
-    def __exit__(self, *_):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-    def trace(self, trace_id):
-        """The trace as Jaeger's query API gives it: spans and processes, or None."""
-        url = f"http://127.0.0.1:{self.ports['query']}/api/traces/{trace_id}"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                data = json.loads(response.read()).get("data") or []
-        except (OSError, ValueError):
-            return None
-        return Trace(data[0]) if data else None
-
 
 class Trace:
     """One trace from Jaeger: its spans, by id, each with its service."""
@@ -163,6 +79,17 @@ class Trace:
         for span in sorted(self.spans.values(), key=lambda s: (s["startTime"], level(s))):
             print(f"  {(span['startTime'] - start) / 1000:8.2f} ms  {span['duration'] / 1000:8.2f} ms  "
                   f"{span['service']:8} {'  ' * level(span)}{span['operationName']}", flush=True)
+
+
+def trace_of(jaeger, trace_id):
+    """The trace as Jaeger's query API gives it (`/api/traces/<id>`), or None."""
+    url = f"{jaeger.query}/api/traces/{trace_id}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            data = json.loads(response.read()).get("data") or []
+    except (OSError, ValueError):
+        return None
+    return Trace(data[0]) if data else None
 
 
 def tag(item, key):
@@ -208,7 +135,7 @@ def read_back(jaeger, trace_id, expected, what):
     last = [None]
 
     def check():
-        last[0] = jaeger.trace(trace_id)
+        last[0] = trace_of(jaeger, trace_id)
         return last[0] is not None and all(len(last[0].named(service, name)) >= count
                                            for service, name, count in expected)
 

@@ -256,7 +256,9 @@ pub fn document(version: &str) -> Value {
         "RequestHeaders".to_owned(),
         json!({ "type": "object", "properties": {
             (crate::REQUEST_ID_HEADER): { "type": "string", "description": "Carried into every log line and every further call" },
-            (auth::AUTHORIZATION_HEADER): { "type": "string", "description": "`Bearer <token>`, on requests that act for a user" } } }),
+            (auth::AUTHORIZATION_HEADER): { "type": "string", "description": "`Bearer <token>`, on requests that act for a user" },
+            (crate::trace::TRACEPARENT): { "type": "string", "description": "W3C trace context (`00-<trace id>-<span id>-<flags>`), on requests and events made while a trace is recorded" },
+            (crate::trace::TRACESTATE): { "type": "string", "description": "W3C trace state, passed on with `traceparent`" } } }),
     );
     json!({
         "asyncapi": "3.0.0",

@@ -202,6 +202,10 @@ pub async fn time_limit(request: Request, next: Next) -> Response {
     }
 }
 
+/// Routes whose requests make no span: probes and scrapes, asked every few seconds,
+/// would fill the traces with nothing.
+const UNTRACED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
 thread_local! {
     /// The `"<method> <route>"` of the request being recorded, written into one buffer
     /// per thread instead of a new string per request.
@@ -230,20 +234,23 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
         route = %route,
         request_id = %id
     );
-    let traced = metrics.tracer().map(|tracer| {
-        let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
-        crate::trace::serve(
-            tracer,
-            header(bus_schema::trace::TRACEPARENT),
-            header(bus_schema::trace::TRACESTATE),
-            SpanBuilder::from_name(format!("{method} {route}")).with_attributes([
-                KeyValue::new("http.request.method", method.to_string()),
-                KeyValue::new("http.route", route.to_owned()),
-                KeyValue::new("url.path", request.uri().path().to_owned()),
-                KeyValue::new("shop.request_id", id.clone()),
-            ]),
-        )
-    });
+    let traced = metrics
+        .tracer()
+        .filter(|_| !UNTRACED.contains(&route))
+        .map(|tracer| {
+            let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
+            crate::trace::serve(
+                tracer,
+                header(bus_schema::trace::TRACEPARENT),
+                header(bus_schema::trace::TRACESTATE),
+                SpanBuilder::from_name(format!("{method} {route}")).with_attributes([
+                    KeyValue::new("http.request.method", method.to_string()),
+                    KeyValue::new("http.route", route.to_owned()),
+                    KeyValue::new("url.path", request.uri().path().to_owned()),
+                    KeyValue::new("shop.request_id", id.clone()),
+                ]),
+            )
+        });
     let work = bus_schema::trace::within(traced.as_ref(), next.run(request));
     let mut response = crate::request_id::scope(id.clone(), work.instrument(span.clone())).await;
     let status = response.status().as_u16();

@@ -130,3 +130,64 @@ pub fn sqlite(operation: &'static str, table: &'static str) -> SpanBuilder {
             KeyValue::new("db.collection.name", table),
         ])
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TraceContextExt as _;
+
+    use super::*;
+
+    fn tracer() -> ServiceTracer {
+        // Records and samples every span, exports none.
+        let provider = SdkTracerProvider::builder().build();
+        ServiceTracer::new(BoxedTracer::new(Box::new(provider.tracer("test"))))
+    }
+
+    #[tokio::test]
+    async fn a_span_crosses_the_bus_in_its_headers_and_its_work_becomes_its_children() {
+        let tracer = tracer();
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let served = serve(
+            &tracer,
+            Some(caller),
+            Some("shop=1"),
+            SpanBuilder::from_name("GET /x"),
+        );
+        assert_eq!(served.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+
+        // Inside the served request, a bus call is a child, and its headers name it.
+        let (call, headers) = bus_schema::trace::within(Some(&served), async {
+            let call = bus_schema::trace::start(|| SpanBuilder::from_name("request x"))
+                .expect("a traced request makes spans");
+            let mut headers = async_nats::HeaderMap::new();
+            call.inject(&mut headers);
+            (call, headers)
+        })
+        .await;
+        let sent = call.context().span().span_context().clone();
+        assert_eq!(call.trace_id(), served.trace_id());
+        let traceparent = headers
+            .get(bus_schema::trace::TRACEPARENT)
+            .expect("traceparent sent");
+        assert_eq!(
+            traceparent.as_str(),
+            format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01", sent.span_id())
+        );
+        assert_eq!(
+            headers
+                .get(bus_schema::trace::TRACESTATE)
+                .map(|v| v.as_str().to_owned()),
+            Some("shop=1".to_owned())
+        );
+
+        // The service on the other side continues it.
+        let received = bus_schema::trace::remote_parent_of(Some(&headers));
+        let remote = received.span().span_context().clone();
+        assert_eq!(remote.trace_id(), sent.trace_id());
+        assert_eq!(remote.span_id(), sent.span_id());
+        assert!(remote.is_remote() && remote.is_sampled());
+
+        // Outside any traced work, nothing is made.
+        assert!(bus_schema::trace::start(|| SpanBuilder::from_name("none")).is_none());
+    }
+}
