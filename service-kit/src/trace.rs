@@ -78,19 +78,24 @@ pub fn tracer(service: &'static str) -> Option<ServiceTracer> {
     ))))
 }
 
-/// Sends what is left of every provider's spans and stops them. Blocks: call it after
-/// the async runtime is done.
+/// Sends what is left of every provider's spans and stops them, all at once (a collector
+/// that does not answer costs one export timeout, `OTEL_EXPORTER_OTLP_TIMEOUT`, not one
+/// per service). Blocks: call it after the async runtime is done.
 pub fn shutdown() {
     let providers: Vec<_> = providers()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .drain()
         .collect();
-    for (service, provider) in providers {
-        if let Err(err) = provider.shutdown() {
-            tracing::warn!(service, %err, "could not send the last spans");
+    std::thread::scope(|scope| {
+        for (service, provider) in providers {
+            scope.spawn(move || {
+                if let Err(err) = provider.shutdown() {
+                    tracing::warn!(service, %err, "could not send the last spans");
+                }
+            });
         }
-    }
+    });
 }
 
 /// The span of one request a door serves, continuing the caller's trace when its
