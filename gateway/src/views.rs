@@ -189,7 +189,18 @@ mod tests {
             message => "Message",
             csrf => "t",
             key => "k",
-            status => minijinja::context! { nats => minijinja::context! { healthy => true }, services => Vec::<Value>::new() },
+            status => minijinja::context! {
+                nats => minijinja::context! { healthy => true },
+                services => Vec::<Value>::new(),
+                slowest => minijinja::context! {
+                    requests => vec![minijinja::context! {
+                        route => "GET /api/purchases", status => 200, milliseconds => 12.5,
+                        at => "2026-12-07T11:00:00Z", request_id => "r1", trace_id => "abc",
+                    }],
+                    trace_ui => "http://127.0.0.1:16686",
+                    tracing => true,
+                },
+            },
         };
         for (name, _) in TEMPLATES {
             let html = views

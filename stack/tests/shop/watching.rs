@@ -20,14 +20,7 @@ async fn the_status_lists_every_service_with_its_endpoints() {
         .send()
         .await
         .expect("sent");
-    let (status, body) = json_of(
-        http.get(shop.url("/api/status"))
-            .send()
-            .await
-            .expect("sent"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    let body = api_status(&shop, &http).await;
     let services = body["services"].as_array().expect("services");
     let mut names: Vec<&str> = services.iter().filter_map(|s| s["name"].as_str()).collect();
     names.sort_unstable();
@@ -94,14 +87,7 @@ async fn the_status_page_lists_the_slowest_recent_requests_with_their_ids() {
         .await
         .expect("sent");
     assert_eq!(login.status(), StatusCode::OK);
-    let (status, body) = json_of(
-        http.get(shop.url("/api/status"))
-            .send()
-            .await
-            .expect("sent"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    let body = api_status(&shop, &http).await;
     let slowest = &body["slowest"];
     assert_eq!(slowest["tracing"], false, "no OTLP endpoint in this test");
     assert!(slowest["trace_ui"].is_null());
@@ -131,6 +117,19 @@ async fn the_status_page_lists_the_slowest_recent_requests_with_their_ids() {
         html.contains("<td>POST /api/login</td>") && html.contains("the-slow-login"),
         "{html}"
     );
+}
+
+/// `GET /api/status`, which must answer 200.
+async fn api_status(shop: &Shop, http: &reqwest::Client) -> Value {
+    let (status, body) = json_of(
+        http.get(shop.url("/api/status"))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    body
 }
 
 /// Reads SSE chunks until one contains all of `needles`.
