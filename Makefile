@@ -6,7 +6,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TARGET_DIR := $(abspath $(or $(CARGO_TARGET_DIR),target))
 GO_BIN := $(TARGET_DIR)/go-bin
 
-.PHONY: help deps deps-run deps-bench install run cluster cluster-fault cluster-fault-run traces traces-run power-cut power-cut-run build test test-busy test-one-core bench bench-traces bench-scale fault lint fmt clean-data
+.PHONY: help deps deps-run deps-bench install run cluster cluster-fault cluster-fault-run traces traces-run power-cut power-cut-run build test test-busy test-one-core bench bench-traces profile-read bench-scale fault lint fmt clean-data
 
 help:
 	@echo "make run    start nats-server and every service (Ctrl-C stops them)"
@@ -24,6 +24,7 @@ help:
 	@echo "make lint   formatting, clippy, the docs, import circles and the docs' links"
 	@echo "make bench  release builds under load (wrk), a table and target/bench/results.json"
 	@echo "make bench-traces the same reads, buys and logins with traces off, then on (full sampling)"
+	@echo "make profile-read   where the CPU of one read goes (perf), by process and symbol"
 	@echo "make bench-scale  the shop with 1 and 10 million purchases: orders' start, memory, reads, buys"
 	@echo "make fault  buyers with idempotency keys while processes are killed; counts lost and doubled"
 	@echo "make deps   install nats-server, chromium, chromium-driver, wrk when missing (apt),"
@@ -169,6 +170,14 @@ bench-traces: deps-bench
 	$(CARGO) build --release -p users -p auth -p orders -p gateway
 	$(CARGO) build --release -p stack --example floor
 	BENCH_TRACES=1 python3 bench/run.py
+
+## profile-read: release builds; where the CPU of `GET /api/purchases` goes (perf, every
+## CPU, while wrk reads with 16 connections), by process and symbol (bench/profile_read.py).
+profile-read: deps-bench
+	@$(MAKE) --no-print-directory install PACKAGES="linux-perf"
+	$(CARGO) build --release -p users -p auth -p orders -p gateway
+	$(CARGO) build --release -p stack --example floor
+	python3 bench/profile_read.py
 
 ## bench-scale: release builds; the shop with 1 and 10 million purchases (bench/scale.py,
 ## SCALE_SIZES to choose): orders' start-up, memory, reads and buys as the shop grows.
