@@ -23,6 +23,8 @@ use opentelemetry::{
 pub const TRACEPARENT: &str = "traceparent";
 /// The W3C header with vendors' trace state, passed on as received.
 pub const TRACESTATE: &str = "tracestate";
+/// The longest `tracestate` passed on (the W3C specification's 512 characters).
+const MAX_TRACESTATE_BYTES: usize = 512;
 
 /// The tracer of one service (its spans are exported under its name), kept in the
 /// context of every request the service works on.
@@ -220,7 +222,10 @@ fn parse_traceparent(value: &str, tracestate: Option<&str>) -> Option<SpanContex
         return None;
     }
     let flags = u8::from_str_radix(flags, 16).ok()? & TraceFlags::SAMPLED.to_u8();
+    // A state longer than the specification asks vendors to pass on is dropped rather
+    // than carried on every further request.
     let state = tracestate
+        .filter(|s| s.len() <= MAX_TRACESTATE_BYTES)
         .and_then(|s| s.parse::<TraceState>().ok())
         .unwrap_or_default();
     Some(SpanContext::new(
@@ -263,6 +268,9 @@ mod tests {
         assert!(parsed.is_sampled() && parsed.is_remote());
         assert_eq!(parsed.trace_state().get("congo"), Some("t61rcWkgMzE"));
         assert_eq!(traceparent(&parsed), good);
+        let long = format!("a={}", "b".repeat(600));
+        let parsed = parse_traceparent(good, Some(&long)).expect("valid");
+        assert_eq!(parsed.trace_state().header(), "", "a 600-byte state was kept");
         // A later version may add fields; version 00 may not.
         assert!(parse_traceparent(&format!("cc{}-what-ever", &good[2..]), None).is_some());
         for bad in [
