@@ -270,7 +270,11 @@ mod tests {
         assert_eq!(traceparent(&parsed), good);
         let long = format!("a={}", "b".repeat(600));
         let parsed = parse_traceparent(good, Some(&long)).expect("valid");
-        assert_eq!(parsed.trace_state().header(), "", "a 600-byte state was kept");
+        assert_eq!(
+            parsed.trace_state().header(),
+            "",
+            "a 600-byte state was kept"
+        );
         // A later version may add fields; version 00 may not.
         assert!(parse_traceparent(&format!("cc{}-what-ever", &good[2..]), None).is_some());
         for bad in [
