@@ -3,9 +3,9 @@
 
 The bench's shop (release builds, bench/run.py's Shop) with a reader of 20 purchases;
 `wrk` reads `GET /api/purchases` with 16 connections while `perf record -a -g` samples
-every CPU for 10 s; then the samples are counted by process (orders' SQLite reads, which
-run on tokio's blocking threads, apart from its async thread) and, for each, its
-busiest symbols. Writes perf.data to <target>/bench/read.perf.data for `perf report -i`.
+every CPU for 10 s; then the samples are counted by process (the threads that run
+blocking work, such as orders' index readers, apart from each one's async thread) and,
+for each, its busiest symbols. Writes perf.data to <target>/bench/read.perf.data for `perf report -i`.
 """
 
 import collections
@@ -22,15 +22,16 @@ SECONDS = 10
 CONNECTIONS = 16
 
 
-# What tokio names the threads of spawn_blocking (as the kernel shortens it).
-BLOCKING = "tokio-rt-worker"
+# Threads that run blocking work: tokio's spawn_blocking (as the kernel shortens the
+# name), orders' index readers and users' argon2 hashers.
+BLOCKING = ("tokio-rt-worker", "index-reader-", "argon2-")
 
 
 def part(comm, pid, pids):
     """The part of the shop a sample belongs to."""
-    if comm == BLOCKING:
+    if comm.startswith(BLOCKING):
         owner = next((name for name, p in pids.items() if p == pid), "?")
-        return f"{owner}: blocking threads (SQLite)"
+        return f"{owner}: {comm.rstrip('0123456789')} threads"
     if comm == "swapper":
         return "idle"
     return next((name for name, p in pids.items() if p == pid), comm)
@@ -80,7 +81,10 @@ def main():
         print(f"{100 * n / total:5.1f}%  {key}")
         name = key.split(":")[0]
         if name in pids:
-            comm = BLOCKING if key.endswith("(SQLite)") else name
+            comm = name
+            if key.endswith(" threads"):
+                prefix = key.split(": ")[1][:-len(" threads")]
+                comm = ",".join(f"{prefix}{n}" for n in range(8)) if prefix.endswith("-") else prefix
             for sym in top_symbols(out, pids[name], comm):
                 print(f"           {sym}")
     print(f"perf data: {out} (perf report -i {out})")

@@ -35,6 +35,7 @@ use bus_schema::{
 };
 use opentelemetry::{KeyValue, trace::SpanBuilder};
 use service_kit::{
+    pool::Pool,
     stream_tail::StreamTail,
     tokens::{TokenError, Verifier},
 };
@@ -83,6 +84,8 @@ struct Inner {
     tail: StreamTail,
     /// Checks the tokens of both doors with the keys auth publishes.
     verifier: Verifier,
+    /// The threads that read the index, one per read connection.
+    readers: Pool,
 }
 
 impl Orders {
@@ -91,9 +94,10 @@ impl Orders {
         index: Arc<Index>,
         js: jetstream::Context,
         verifier: Verifier,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let tail = StreamTail::new(js.client(), bus_schema::orders::STREAM);
-        Self {
+        let readers = Pool::new("index-reader", crate::store::index::READERS)?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 catalog,
                 index,
@@ -104,8 +108,9 @@ impl Orders {
                 read_at_start: AtomicU64::new(0),
                 tail,
                 verifier,
+                readers,
             }),
-        }
+        })
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -280,7 +285,10 @@ impl Orders {
             )
         };
         let span = bus_schema::trace::start(|| service_kit::trace::sqlite("SELECT", "purchases"));
-        let read = tokio::task::spawn_blocking(move || read(&index))
+        let read = self
+            .inner
+            .readers
+            .run(move || read(&index))
             .await
             .map_err(|err| unavailable(err.to_string()))
             .and_then(|read| read.map_err(|err| unavailable(err.to_string())));

@@ -81,7 +81,10 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         runtime::retry_at_start("the ORDERS stream", &config.nats, || stream::ensure(&js)).await?;
     stream::retire_legacy_consumer(&stream).await;
     let verifier = service_kit::tokens::Verifier::follow(&config.tokens, &nats);
-    let core = Orders::new(catalog, Arc::new(index), js.clone(), verifier.clone());
+    let core =
+        Orders::new(catalog, Arc::new(index), js.clone(), verifier.clone()).map_err(|err| {
+            StartError::Other(format!("cannot start the index's reader threads: {err}"))
+        })?;
     core.read_at_start(read);
     let metrics = Metrics::new("orders");
     let mut appender = Appender::new(

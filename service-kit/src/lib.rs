@@ -16,6 +16,7 @@
 //! - [`clock`] and [`random`]: the time as the shop writes it, random hex tokens.
 //! - [`request_id`]: making and checking request ids.
 //! - [`secret_file`]: secrets made on first start, kept in private files.
+//! - [`pool`]: a few threads of one's own for short blocking work.
 //! - [`private`]: data files 0600 and directories 0700, whoever creates them.
 //! - [`throttle`]: failures counted per key in a sliding window (login throttling).
 //! - [`slowest`]: the slowest recent requests, for the status page.
@@ -31,6 +32,7 @@ pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
+pub mod pool;
 pub mod private;
 pub mod random;
 pub mod request_id;

@@ -27,7 +27,7 @@ use super::sibling;
 use crate::domain::purchase::Line;
 
 /// Read connections: enough for both cores' blocking reads and some waiting.
-const READERS: usize = 4;
+pub const READERS: usize = 4;
 /// Page cache of each connection, in KiB (SQLite's negative `cache_size`): SQLite's
 /// default. Not more: a transaction that follows another connection's write clears the
 /// cache, and clearing walks the cache's whole table; with 64 MiB the writer's commits
