@@ -67,7 +67,7 @@ pub struct Orders {
 #[derive(Debug)]
 struct Inner {
     catalog: Catalog,
-    /// The history on disk; read on blocking threads.
+    /// The history on disk; read on the reader threads below.
     index: Arc<Index>,
     /// Buys waiting for the line of an event, by event id (several when one key is
     /// retried while its first request still waits).
@@ -270,7 +270,7 @@ impl Orders {
         }))
     }
 
-    /// Runs `read` on the index on a blocking thread; a failure is a 503.
+    /// Runs `read` on the index on one of its reader threads; a failure is a 503.
     async fn read_index<T, F>(&self, read: F) -> Result<T, OrdersError>
     where
         T: Send + 'static,
