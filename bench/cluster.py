@@ -22,7 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import PATIENCE, ROOT, TARGET, get_json, port_free, server_version, with_sync_always  # noqa: E402
+from harness import PATIENCE, ROOT, TARGET, get_json, log_tail, port_free, server_version, with_sync_always  # noqa: E402
 
 USERS = ["gateway", "auth", "users", "orders", "ops"]
 SERVICES = ["users", "auth", "orders", "gateway"]  # in the order they start
@@ -210,8 +210,10 @@ class Cluster:
 
     def spawn(self, name, args, env):
         self.commands[name] = (args, env)
-        log = open(os.path.join(self.data, f"{name}.log"), "a")
-        self.procs[name] = subprocess.Popen(args, env=env, stdout=log, stderr=log, cwd=ROOT)
+        path = os.path.join(self.data, f"{name}.log")
+        with open(path, "a") as log:
+            self.procs[name] = subprocess.Popen(args, env=env, stdout=log, stderr=log, cwd=ROOT)
+        self.procs[name].log_path = path
 
     def start_node(self, i):
         node = self.nodes[i]
@@ -302,7 +304,8 @@ class Cluster:
         while time.time() < deadline:
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
-                    raise SystemExit(f"{name} exited with {proc.returncode}; see {self.data}/{name}.log")
+                    raise SystemExit(f"{name} exited with {proc.returncode}; its log, {self.data}/{name}.log, "
+                                     f"ends{log_tail(proc)}")
             try:
                 if predicate():
                     return

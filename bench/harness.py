@@ -107,13 +107,13 @@ def password():
     return secrets.token_hex(16)
 
 
-def log_tail(proc):
+def log_tail(proc, lines=20):
     """The last lines of a process's log (its `log_path` attribute), for an error."""
     path = getattr(proc, "log_path", None)
     if not path or not os.path.exists(path):
         return ""
     with open(path) as f:
-        return ":\n" + "".join(f.readlines()[-5:])
+        return ":\n" + "".join(f.readlines()[-lines:])
 
 
 def wait_for_port(port, seconds=PATIENCE, proc=None, name="a process"):

@@ -56,25 +56,29 @@ impl Users {
         self
     }
 
-    /// Creates the demo accounts when the stream holds no account at all (a new shop).
-    /// Their passwords are shorter than the rules allow today: they are the original's,
+    /// Creates the demo accounts in a new shop: one whose stream holds nothing but some of
+    /// them (a start cut short after the first), each missing one is made. Their passwords are shorter than the rules allow today: they are the original's,
     /// kept so that its users can log in as before.
     pub async fn seed_demo_accounts(&self) -> Result<(), UsersError> {
         self.accounts.catch_up().await?;
-        if self.accounts.applied() > 0 {
+        let mut missing = Vec::new();
+        for (name, password) in DEMO_ACCOUNTS {
+            if self.accounts.find(name).await?.is_none() {
+                missing.push((name, password));
+            }
+        }
+        // Records other than the demo accounts' first ones: a shop in use, left as it is.
+        let demo_present = DEMO_ACCOUNTS.len() - missing.len();
+        if missing.is_empty() || self.accounts.applied() > demo_present as u64 {
             return Ok(());
         }
-        let mut created = 0;
-        for (name, password) in DEMO_ACCOUNTS {
+        for (name, password) in missing {
             let hash = self.hasher.hash(password.to_owned()).await?;
             let record = AccountRecord::new(name.to_owned(), hash, None);
             if let Stored::At(seq) = publish(self.accounts.jetstream(), &record, 0).await? {
                 self.accounts.wait_for(seq).await;
-                created += 1;
+                tracing::info!(username = name, "created a demo account");
             }
-        }
-        if created > 0 {
-            tracing::info!("created the demo accounts victor, kilian and baptiste");
         }
         Ok(())
     }

@@ -84,20 +84,27 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         ))
     })?;
     let accounts = Accounts::new(js, store);
-    accounts.start().await.map_err(StartError::Other)?;
+    // A cluster that has just made the stream may take a moment to answer for it.
+    runtime::retry_at_start("the accounts stream", &config.nats, || accounts.start()).await?;
     let workers = Workers::default();
     workers
         .tasks
         .spawn(accounts.clone().follow(workers.stop.clone()));
     let core = Users::new(accounts, hasher, throttle);
-    core.accounts()
-        .catch_up()
-        .await
-        .map_err(|err| failed("cannot read the accounts stream", &err))?;
-    if !config.no_demo_accounts {
-        core.seed_demo_accounts()
+    runtime::retry_at_start("users.db", &config.nats, || async {
+        core.accounts()
+            .catch_up()
             .await
-            .map_err(|err| failed("cannot create the demo accounts", &err))?;
+            .map_err(|err| err.to_string())
+    })
+    .await?;
+    if !config.no_demo_accounts {
+        runtime::retry_at_start("the demo accounts", &config.nats, || async {
+            core.seed_demo_accounts()
+                .await
+                .map_err(|err| format!("cannot create the demo accounts: {err}"))
+        })
+        .await?;
     }
     tracing::info!(
         accounts_at = core.accounts().applied(),

@@ -113,7 +113,16 @@ impl Instance {
     }
 
     pub async fn start_in(server: &NatsServer, dir: TempDir) -> Self {
-        let config = ::users::Config::for_tests(server.url(), dir.path().join("users.db"));
+        Self::start_with(server, dir, |_| {}).await
+    }
+
+    pub async fn start_with(
+        server: &NatsServer,
+        dir: TempDir,
+        tweak: impl FnOnce(&mut ::users::Config),
+    ) -> Self {
+        let mut config = ::users::Config::for_tests(server.url(), dir.path().join("users.db"));
+        tweak(&mut config);
         let app = ::users::build(config).await.expect("users builds");
         Self {
             running: Running::spawn(app),

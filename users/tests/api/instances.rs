@@ -120,6 +120,40 @@ async fn an_instance_with_an_empty_data_directory_rebuilds_every_account_with_th
     assert_eq!(rows(&again.dir.path().join("users.db")), theirs);
 }
 
+async fn without_demo_accounts(server: &NatsServer) -> Instance {
+    let dir = tempfile::tempdir().expect("temp dir");
+    Instance::start_with(server, dir, |c| c.no_demo_accounts = true).await
+}
+
+#[tokio::test]
+async fn a_start_cut_short_after_the_first_demo_account_makes_the_others_next_time() {
+    let server = NatsServer::start();
+    let first = without_demo_accounts(&server).await;
+    // The stream holds victor alone, as after a start that stopped after him.
+    assert_eq!(
+        first.post("/users", creds("victor", "his own now")).await.0,
+        StatusCode::CREATED
+    );
+    let next = Instance::start(&server).await;
+    assert_eq!(next.verify("kilian", "abcd").await, json!(true));
+    assert_eq!(next.verify("baptiste", "pass").await, json!(true));
+    assert_eq!(next.verify("victor", "his own now").await, json!(true));
+    assert_eq!(next.verify("victor", "1234").await, json!(false));
+}
+
+#[tokio::test]
+async fn a_shop_in_use_without_the_demo_accounts_is_left_without_them() {
+    let server = NatsServer::start();
+    let first = without_demo_accounts(&server).await;
+    assert_eq!(
+        first.post("/users", creds("alice", "wonderland")).await.0,
+        StatusCode::CREATED
+    );
+    let next = Instance::start(&server).await;
+    assert_eq!(next.get("/users/victor").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(next.get("/users/alice").await.0, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn wrong_passwords_are_counted_across_instances() {
     let server = NatsServer::start();
