@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """make profile-read: where the CPU of one read goes, gateway through orders.
 
-The bench's shop (release builds, bench/run.py's Shop) with a reader of 20 purchases;
+The bench's shop (release builds, bench/run.py's Shop) with a reader of 20 purchases
+(PROFILE_PURCHASES: as many as that, for a long history);
 `wrk` reads `GET /api/purchases` with 16 connections while `perf record -a -g` samples
 every CPU for 10 s; then the samples are counted by process (the threads that run
 blocking work, such as orders' index readers, apart from each one's async thread) and,
@@ -9,6 +10,7 @@ for each, its busiest symbols. Writes perf.data to <target>/bench/read.perf.data
 """
 
 import collections
+import concurrent.futures
 import os
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from run import Shop  # noqa: E402
 
 SECONDS = 10
 CONNECTIONS = 16
+PURCHASES = int(os.environ.get("PROFILE_PURCHASES", "20"))
 
 
 # Threads that run blocking work: tokio's spawn_blocking (as the kernel shortens the
@@ -55,8 +58,10 @@ def main():
         gw = lambda path: shop.url("gateway", path)  # noqa: E731
         request("POST", shop.url("users", "/users"), {"username": "reader", "password": "bench-password"})
         token = request("POST", gw("/api/login"), {"username": "reader", "password": "bench-password"})[1]["access_token"]
-        for _ in range(20):
-            assert request("POST", gw("/api/buy"), {"article_id": 2}, token=token)[0] == 201
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            bought = pool.map(lambda _: request("POST", gw("/api/buy"), {"article_id": 2}, token=token)[0],
+                              range(PURCHASES))
+            assert all(status == 201 for status in bought)
         env = dict(os.environ, BENCH_METHOD="GET", BENCH_BODY="", BENCH_TOKEN=token)
         wrk = subprocess.Popen(["wrk", "-t", "2", "-c", str(CONNECTIONS), "-d", f"{SECONDS + 6}s", "-s",
                                 os.path.join(ROOT, "bench", "wrk.lua"), gw("/api/purchases")],

@@ -34,7 +34,7 @@ pub async fn start(
         .await?;
     let c = core.clone();
     micro
-        .add(orders::subject::PURCHASES, move |req: PurchasesRequest| {
+        .add_encoded(orders::subject::PURCHASES, move |req: PurchasesRequest| {
             let c = c.clone();
             async move {
                 c.authorize_token(service_kit::serve::bearer().as_deref(), &req.username)

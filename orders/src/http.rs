@@ -6,10 +6,12 @@ use std::time::Duration;
 use axum::{
     Json, Router,
     extract::{FromRef, Path, Query, State},
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use bus_schema::orders::{ArticlesReply, BuyBody, BuyReply, BuyRequest, PurchasesRequest, STREAM};
+use bus_schema::orders::{
+    self, ArticlesReply, BuyBody, BuyReply, BuyRequest, PurchasesRequest, STREAM,
+};
 use serde_json::json;
 use service_kit::{
     history::{self, HistoryPage, HistoryQuery},
@@ -86,15 +88,17 @@ async fn purchases(
     let path = format!("/orders/{username}/purchases");
     if let Some(request) = query.request(&username)? {
         let reply = state.core.purchases(&request).await?;
-        return Ok(history::page_response(&path, &request, reply));
+        return Ok(history::page_response_bytes(&path, &request, reply)?);
     }
     let first = state
         .core
         .purchases(&PurchasesRequest::of(&username))
         .await?;
-    if first.next.is_none() {
-        return Ok(Json(first).into_response());
+    if !orders::reply_has_next(&first) {
+        return Ok(([(header::CONTENT_TYPE, "application/json")], first).into_response());
     }
+    let first = serde_json::from_slice(&first)
+        .map_err(|err| HttpError(bus_schema::ErrorReply::internal(&err)))?;
     let core = state.core.clone();
     Ok(history::whole_response(first, move |cursor| {
         let (core, username) = (core.clone(), username.clone());
@@ -103,7 +107,7 @@ async fn purchases(
                 cursor: Some(cursor),
                 ..PurchasesRequest::of(username)
             };
-            core.purchases(&request).await
+            core.purchases_page(&request).await
         }
     }))
 }

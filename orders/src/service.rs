@@ -33,6 +33,7 @@ use bus_schema::{
     },
     users::Username,
 };
+use bytes::Bytes;
 use opentelemetry::{KeyValue, trace::SpanBuilder};
 use service_kit::{
     pool::Pool,
@@ -46,7 +47,7 @@ use crate::{
     domain::{self, BUY_MESSAGE, catalog::Catalog},
     error::OrdersError,
     events::stream,
-    store::index::{Index, Item},
+    store::index::Index,
 };
 
 /// How long a buy may take, publishing and waiting for its line, before it gives up with
@@ -128,10 +129,11 @@ impl Orders {
     /// purchases, oldest first, unless the request says otherwise), with the count and
     /// total of all of them; empty for a user who never bought anything. Includes every
     /// purchase the stream held when the request arrived, whichever instance recorded
-    /// it: the file is first brought up to the stream's end.
+    /// it: the file is first brought up to the stream's end. Encoded (the JSON of a
+    /// [`PurchasesReply`]) as the index writes it; [`Self::purchases_page`] decodes it.
     ///
     /// [`MAX_PAGE`]: bus_schema::orders::MAX_PAGE
-    pub async fn purchases(&self, req: &PurchasesRequest) -> Result<PurchasesReply, OrdersError> {
+    pub async fn purchases(&self, req: &PurchasesRequest) -> Result<Bytes, OrdersError> {
         let username = domain::username(&req.username)?;
         let (limit, cursor) = domain::page(
             req.limit.map(u64::from),
@@ -144,18 +146,19 @@ impl Orders {
             self.caught_up(),
         )
         .await?;
-        let user = username.as_str().to_owned();
         let page = self
-            .read_index(move |index| index.page(&user, cursor, limit))
+            .read_index(move |index| index.page(username.as_str(), cursor, limit))
             .await?;
-        Ok(PurchasesReply {
-            user: username.into_string(),
-            purchases: page.items.iter().map(|i| i.article.name.clone()).collect(),
-            items: page.items.into_iter().map(Item::into_reply).collect(),
-            count: page.count,
-            total: page.total,
-            next: page.next.map(|c| c.to_string()),
-        })
+        Ok(Bytes::from(page))
+    }
+
+    /// [`Self::purchases`], decoded.
+    pub async fn purchases_page(
+        &self,
+        req: &PurchasesRequest,
+    ) -> Result<PurchasesReply, OrdersError> {
+        let page = self.purchases(req).await?;
+        Ok(serde_json::from_slice(&page).expect("BUG: the index writes replies that decode"))
     }
 
     /// Waits until the file holds every event the stream holds now.

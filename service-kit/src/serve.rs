@@ -202,6 +202,30 @@ impl MicroService {
         F: Fn(Req) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<Rep, ErrorReply>> + Send + 'static,
     {
+        self.add_encoded(subject, move |req| {
+            let reply = handler(req);
+            async move {
+                let reply = reply.await?;
+                serde_json::to_vec(&reply)
+                    .map(bytes::Bytes::from)
+                    .map_err(|err| ErrorReply::internal(&err))
+            }
+        })
+        .await
+    }
+
+    /// [`Self::add`] with a `handler` that answers with its reply already encoded (JSON
+    /// bytes), for a reply that is cheaper written straight from where it is kept.
+    pub async fn add_encoded<Req, F, Fut>(
+        &self,
+        subject: &'static str,
+        handler: F,
+    ) -> Result<(), StartError>
+    where
+        Req: DeserializeOwned + Send + 'static,
+        F: Fn(Req) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<bytes::Bytes, ErrorReply>> + Send + 'static,
+    {
         let op = subject.rsplit('.').next().unwrap_or(subject);
         let requests = self
             .nats
@@ -320,12 +344,11 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ErrorReply> {
 
 /// Answers every request of one endpoint with `handler`, each in its own task tracked
 /// by `served.tasks`, until the service is stopped.
-async fn endpoint_loop<Req, Rep, F, Fut>(mut requests: Subscriber, served: Served, handler: F)
+async fn endpoint_loop<Req, F, Fut>(mut requests: Subscriber, served: Served, handler: F)
 where
     Req: DeserializeOwned + Send + 'static,
-    Rep: Serialize + Send + 'static,
     F: Fn(Req) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<Rep, ErrorReply>> + Send + 'static,
+    Fut: Future<Output = Result<bytes::Bytes, ErrorReply>> + Send + 'static,
 {
     let Served {
         service,
@@ -379,15 +402,10 @@ where
         });
         let serve = async move {
             let started = Instant::now();
-            let result = match decode::<Req>(&request.payload) {
+            let reply = match decode::<Req>(&request.payload) {
                 Ok(req) => bus_schema::trace::within(traced.as_ref(), handler(req)).await,
                 Err(err) => Err(err),
             };
-            let reply = result.and_then(|rep| {
-                serde_json::to_vec(&rep)
-                    .map(bytes::Bytes::from)
-                    .map_err(|err| ErrorReply::internal(&err))
-            });
             let status = match &reply {
                 Ok(_) => 200,
                 Err(err) => err.code.as_u16(),
