@@ -552,9 +552,11 @@ fn read_page(
     // What the purchases leave room for: the user, and the other members (names,
     // brackets, three numbers of at most 20 digits) in under 128 bytes.
     let room = MAX_PAGE_BYTES.saturating_sub(128 + user.len());
+    // Room for the rows the page can hold, at a usual name's length.
+    let expected = limit.min(usize::try_from(count).unwrap_or(usize::MAX));
     let (mut names, mut items) = (
-        Vec::with_capacity(16 * limit),
-        Vec::with_capacity(160 * limit),
+        Vec::with_capacity((16 * expected).min(room)),
+        Vec::with_capacity((160 * expected).min(room)),
     );
     let mut taken = 0u64;
     let mut statement = conn.prepare_cached(sql)?;
