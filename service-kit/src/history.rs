@@ -8,7 +8,6 @@
 use std::future::Future;
 
 use axum::{
-    Json,
     body::{Body, Bytes},
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
@@ -80,14 +79,8 @@ pub struct HistoryPage {
     pub next_url: Option<String>,
 }
 
-/// The answer of one page asked at `path` with `request`'s limit.
-pub fn page_response(path: &str, request: &PurchasesRequest, reply: PurchasesReply) -> Response {
-    let next_url = next_url(path, request, reply.next.as_deref());
-    let link = link(next_url.as_deref());
-    with_link(Json(HistoryPage { reply, next_url }).into_response(), link)
-}
-
-/// [`page_response`] of a reply as orders sent it (JSON bytes): passed on with only its
+/// The answer of one page asked at `path` with `request`'s limit, from the reply as
+/// orders sent it (JSON bytes): a [`HistoryPage`], the reply passed on with only its
 /// `next_url` added, not decoded and encoded again (a page of 50 purchases cost the
 /// gateway twice the CPU that way).
 pub fn page_response_bytes(
@@ -297,9 +290,17 @@ fn json(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use axum::Json;
     use bus_schema::orders::{Article, PurchaseItem};
 
     use super::*;
+
+    /// What a page must answer: the reply decoded, with its next page's address.
+    fn page_response(path: &str, request: &PurchasesRequest, reply: PurchasesReply) -> Response {
+        let next_url = next_url(path, request, reply.next.as_deref());
+        let link = link(next_url.as_deref());
+        with_link(Json(HistoryPage { reply, next_url }).into_response(), link)
+    }
 
     async fn parts(response: Response) -> (Option<HeaderValue>, serde_json::Value) {
         let link = response.headers().get(header::LINK).cloned();
