@@ -6,12 +6,10 @@ use std::time::Duration;
 use axum::{
     Json, Router,
     extract::{FromRef, Path, Query, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use bus_schema::orders::{
-    self, ArticlesReply, BuyBody, BuyReply, BuyRequest, PurchasesRequest, STREAM,
-};
+use bus_schema::orders::{ArticlesReply, BuyBody, BuyReply, BuyRequest, PurchasesRequest, STREAM};
 use serde_json::json;
 use service_kit::{
     history::{self, HistoryPage, HistoryQuery},
@@ -94,13 +92,8 @@ async fn purchases(
         .core
         .purchases(&PurchasesRequest::of(&username))
         .await?;
-    if !orders::reply_has_next(&first) {
-        return Ok(([(header::CONTENT_TYPE, "application/json")], first).into_response());
-    }
-    let first = serde_json::from_slice(&first)
-        .map_err(|err| HttpError(bus_schema::ErrorReply::internal(&err)))?;
     let core = state.core.clone();
-    Ok(history::whole_response(first, move |cursor| {
+    Ok(history::whole_response_bytes(first, move |cursor| {
         let (core, username) = (core.clone(), username.clone());
         async move {
             let request = PurchasesRequest {
@@ -109,7 +102,7 @@ async fn purchases(
             };
             core.purchases_page(&request).await
         }
-    }))
+    })?)
 }
 
 /// Buys an article; answered once the purchase is in the stream and on disk.

@@ -131,6 +131,22 @@ fn with_link(mut response: Response, link: Option<HeaderValue>) -> Response {
     response
 }
 
+/// The whole history from its first page (oldest first) as orders sent it (JSON
+/// bytes): passed on as it is when that page holds every purchase, else decoded and
+/// written with the pages `fetch` reads ([`whole_response`]).
+pub fn whole_response_bytes<F, Fut, E>(first: Bytes, fetch: F) -> Result<Response, ErrorReply>
+where
+    F: FnMut(String) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<PurchasesReply, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    if !orders::reply_has_next(&first) {
+        return Ok(([(header::CONTENT_TYPE, "application/json")], first).into_response());
+    }
+    let first = serde_json::from_slice(&first).map_err(|err| ErrorReply::internal(&err))?;
+    Ok(whole_response(first, fetch))
+}
+
 /// The whole history as one body in the format of one reply
 /// (`{"user","count","total","purchases":[...],"items":[...]}`, oldest first), from its
 /// `first` page (oldest first) and the pages `fetch` reads by cursor. It holds the

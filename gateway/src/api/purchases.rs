@@ -3,8 +3,8 @@
 use axum::{
     Json,
     extract::{Query, State},
-    http::{HeaderMap, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, StatusCode},
+    response::Response,
 };
 use bus_schema::orders::{self, BuyBody, BuyReply, BuyRequest, PurchasesRequest};
 use service_kit::{
@@ -43,21 +43,16 @@ pub async fn list(
         )?);
     }
     let request = PurchasesRequest::of(&caller.username);
-    let body = orders::purchases_bytes(&state.nats, &request, &calls).await?;
-    if !orders::reply_has_next(&body) {
-        return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
-    }
-    let first: orders::PurchasesReply = serde_json::from_slice(&body)
-        .map_err(|err| HttpError(bus_schema::ErrorReply::internal(&err)))?;
+    let first = orders::purchases_bytes(&state.nats, &request, &calls).await?;
     let nats = state.nats.clone();
-    Ok(history::whole_response(first, move |cursor| {
+    Ok(history::whole_response_bytes(first, move |cursor| {
         let (nats, calls) = (nats.clone(), calls.clone());
         let request = PurchasesRequest {
             cursor: Some(cursor),
             ..request.clone()
         };
         async move { orders::purchases_with(&nats, &request, &calls).await }
-    }))
+    })?)
 }
 
 /// A purchase; the `Idempotency-Key` header makes a retry answer the first one.
