@@ -194,5 +194,6 @@ async fn metrics_text(State(state): State<HttpState>) -> Response {
         "shop_purchases_read_at_start {}\n",
         state.core.lines_read_at_start()
     ));
+    text.push_str(&state.core.stream_end_metrics());
     metrics_response(text)
 }

@@ -12,7 +12,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -83,10 +83,19 @@ struct Inner {
     read_at_start: AtomicU64,
     /// The stream's end, for reads that must include other instances' purchases.
     tail: StreamTail,
+    /// Whether the file held the stream's end when the last read asked for it.
+    view_was_current: AtomicBool,
     /// Checks the tokens of both doors with the keys auth publishes.
     verifier: Verifier,
     /// The threads that read the index, one per read connection.
     readers: Pool,
+}
+
+fn view_behind(why: String) -> OrdersError {
+    OrdersError::Unavailable(
+        Reason::ViewBehind,
+        format!("cannot confirm this instance's history is current ({why}); try again"),
+    )
 }
 
 impl Orders {
@@ -108,6 +117,7 @@ impl Orders {
                 appended: AtomicU64::new(0),
                 read_at_start: AtomicU64::new(0),
                 tail,
+                view_was_current: AtomicBool::new(false),
                 verifier,
                 readers,
             }),
@@ -132,24 +142,48 @@ impl Orders {
     /// it: the file is first brought up to the stream's end. Encoded (the JSON of a
     /// [`PurchasesReply`]) as the index writes it; [`Self::purchases_page`] decodes it.
     ///
+    /// When the view was current at the last read, the page is read while the stream's
+    /// end is asked, and kept if the view it was read from already held that end;
+    /// otherwise (or when it did not) the page is read once the view holds it.
+    ///
     /// [`MAX_PAGE`]: bus_schema::orders::MAX_PAGE
     pub async fn purchases(&self, req: &PurchasesRequest) -> Result<Bytes, OrdersError> {
-        let username = domain::username(&req.username)?;
+        let username = domain::username(&req.username)?.into_string();
         let (limit, cursor) = domain::page(
             req.limit.map(u64::from),
             req.cursor.as_deref(),
             req.newest_first,
         )?;
-        bus_schema::trace::traced(
-            || SpanBuilder::from_name("catch up purchases.json with the ORDERS stream"),
-            "view_behind",
-            self.caught_up(),
-        )
-        .await?;
-        let page = self
-            .read_index(move |index| index.page(username.as_str(), cursor, limit))
-            .await?;
-        Ok(Bytes::from(page))
+        let read = move |index: &Index| index.page(&username, cursor, limit);
+        let catch_up = || {
+            bus_schema::trace::traced(
+                || SpanBuilder::from_name("catch up purchases.json with the ORDERS stream"),
+                "view_behind",
+                self.stream_end(),
+            )
+        };
+        if self.inner.view_was_current.load(Ordering::Relaxed) {
+            // Everything below the cursor is in the index before the read begins.
+            let before = self.cursor();
+            let (end, page) = tokio::join!(catch_up(), self.read_index(read.clone()));
+            let end = end?;
+            let current = before.min(self.cursor()) > end;
+            self.inner
+                .view_was_current
+                .store(current, Ordering::Relaxed);
+            if current {
+                return page.map(Bytes::from);
+            }
+            self.written_up_to_within(end).await?;
+        } else {
+            let end = catch_up().await?;
+            let current = self.cursor() > end;
+            self.inner
+                .view_was_current
+                .store(current, Ordering::Relaxed);
+            self.written_up_to_within(end).await?;
+        }
+        self.read_index(read).await.map(Bytes::from)
     }
 
     /// [`Self::purchases`], decoded.
@@ -161,26 +195,25 @@ impl Orders {
         Ok(serde_json::from_slice(&page).expect("BUG: the index writes replies that decode"))
     }
 
-    /// Waits until the file holds every event the stream holds now.
-    async fn caught_up(&self) -> Result<(), OrdersError> {
-        let behind = |why: String| {
-            OrdersError::Unavailable(
-                Reason::ViewBehind,
-                format!("cannot confirm this instance's history is current ({why}); try again"),
-            )
-        };
-        let last = self
-            .inner
+    /// The stream's last sequence now, as a 503 `view_behind` when it cannot be known.
+    async fn stream_end(&self) -> Result<u64, OrdersError> {
+        self.inner
             .tail
             .last_sequence()
             .await
-            .map_err(|err| behind(err.to_string()))?;
-        if self.cursor() > last {
-            return Ok(());
-        }
-        tokio::time::timeout(CATCH_UP_WAIT, self.written_up_to(last))
+            .map_err(|err| view_behind(err.to_string()))
+    }
+
+    /// Waits, for a while, until the file holds the stream's events up to `end`.
+    async fn written_up_to_within(&self, end: u64) -> Result<(), OrdersError> {
+        tokio::time::timeout(CATCH_UP_WAIT, self.written_up_to(end))
             .await
-            .map_err(|_| behind(format!("the file is still writing up to event {last}")))
+            .map_err(|_| view_behind(format!("the file is still writing up to event {end}")))
+    }
+
+    /// The questions about the stream's end, in the Prometheus text format.
+    pub fn stream_end_metrics(&self) -> String {
+        self.inner.tail.metrics()
     }
 
     pub fn verifier(&self) -> &Verifier {

@@ -84,6 +84,9 @@ pub async fn ensure(js: &jetstream::Context) -> Result<Stream, String> {
         retention: RetentionPolicy::Limits,
         discard: DiscardPolicy::Old,
         num_replicas: service_kit::runtime::stream_replicas(),
+        // Its end is read before every read of a view (`service_kit::stream_tail`):
+        // on one replica, by a direct get of the last message.
+        allow_direct: true,
         ..Config::default()
     };
     js.create_or_update_stream(config)
@@ -338,6 +341,11 @@ impl Accounts {
         self.store.apply(records, last).await?;
         self.applied.send_replace(last);
         Ok(())
+    }
+
+    /// The questions about the stream's end, in the Prometheus text format.
+    pub fn stream_end_metrics(&self) -> String {
+        self.tail.metrics()
     }
 
     /// The last stream sequence in the view.

@@ -131,5 +131,6 @@ async fn metrics_text(State(state): State<HttpState>) -> Response {
         state.core.hash_queue_len()
     ));
     text.push_str(&state.core.throttle().metrics("password_check"));
+    text.push_str(&state.core.accounts().stream_end_metrics());
     metrics_response(text)
 }

@@ -30,6 +30,9 @@ pub async fn ensure(js: &jetstream::Context) -> Result<Stream, String> {
         discard: DiscardPolicy::Old,
         duplicate_window: DUPLICATE_WINDOW,
         num_replicas: service_kit::runtime::stream_replicas(),
+        // Its end is read before every read of a view (`service_kit::stream_tail`):
+        // on one replica, by a direct get of the last message.
+        allow_direct: true,
         ..Config::default()
     };
     js.create_or_update_stream(config)

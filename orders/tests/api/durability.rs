@@ -88,15 +88,6 @@ async fn a_cut_short_last_line_is_repaired_from_the_stream() {
     assert_eq!(history.purchases, ["Article 1", "Article 2"]);
 }
 
-/// The value of `name` in orders' `/metrics`.
-async fn metric(app: &TestApp, name: &str) -> u64 {
-    let (_, metrics) = app.get("/metrics", None).await;
-    let text = metrics.as_str().expect("text");
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in {text}"))
-}
-
 /// A keyed buy by victor of each of `articles`, over the bus.
 async fn keyed_buys(app: &TestApp, articles: &[u32]) {
     for article in articles {
@@ -116,7 +107,7 @@ async fn a_restart_reads_only_the_lines_its_index_on_disk_lacks() {
     keyed_buys(&app, &[1, 2, 3]).await;
     app.restart_orders().await;
     app.settled().await;
-    assert_eq!(metric(&app, "shop_purchases_read_at_start").await, 0);
+    assert_eq!(app.metric("shop_purchases_read_at_start").await, 0);
     let history = app.history("victor").await;
     assert_eq!(history.purchases, ["Article 1", "Article 2", "Article 3"]);
     assert_eq!((history.count, history.total), (3, 1000 + 2000 + 3000));
@@ -135,7 +126,7 @@ async fn a_restart_reads_only_the_lines_its_index_on_disk_lacks() {
     std::io::Write::write_all(&mut file, format!("{line}\n").as_bytes()).expect("append");
     app.restart_orders().await;
     app.settled().await;
-    assert_eq!(metric(&app, "shop_purchases_read_at_start").await, 1);
+    assert_eq!(app.metric("shop_purchases_read_at_start").await, 1);
     assert_eq!(app.lines().len(), 4);
     let history = app.history("victor").await;
     assert_eq!(history.purchases.len(), 4);
@@ -153,7 +144,7 @@ async fn an_index_lost_or_of_a_file_cut_since_is_built_again_from_the_file() {
         let _ = std::fs::remove_file(format!("{}{suffix}", index.display()));
     }
     app.restart_orders().await;
-    assert_eq!(metric(&app, "shop_purchases_read_at_start").await, 3);
+    assert_eq!(app.metric("shop_purchases_read_at_start").await, 3);
     let history = app.history("victor").await;
     assert_eq!(history.purchases, ["Article 1", "Article 2", "Article 3"]);
 
@@ -166,7 +157,7 @@ async fn an_index_lost_or_of_a_file_cut_since_is_built_again_from_the_file() {
     std::fs::write(app.purchases_file(), two).expect("cut");
     app.restart_orders().await;
     app.settled().await;
-    assert_eq!(metric(&app, "shop_purchases_read_at_start").await, 2);
+    assert_eq!(app.metric("shop_purchases_read_at_start").await, 2);
     let again = app.lines();
     assert_eq!(again.len(), 3);
     assert_eq!(again[2]["id"], lines[2]["id"]);

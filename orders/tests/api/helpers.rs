@@ -96,6 +96,15 @@ impl TestApp {
         read(request.send().await.expect("sent")).await
     }
 
+    /// The value of `name` (with its labels, if any) in orders' `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let (_, metrics) = self.get("/metrics", None).await;
+        let text = metrics.as_str().expect("text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in {text}"))
+    }
+
     pub async fn buy(
         &self,
         user: &str,

@@ -80,9 +80,23 @@ async fn a_read_includes_every_purchase_the_stream_held_when_it_arrived() {
     for i in 0..100 {
         let event = crate::helpers::event("cleo", 1 + i % 3);
         crate::helpers::publish(&app.js, &event).await;
-        let history = history_on(&app, &app.orders, "cleo").await;
-        assert!(history.contains(&event.id), "event {i} is in the next read");
+        // The first read after the event, and the next one, which is read while the
+        // stream's end is asked (the view was current at the read before it).
+        for read in ["first", "second"] {
+            let history = history_on(&app, &app.orders, "cleo").await;
+            assert!(
+                history.contains(&event.id),
+                "event {i} is in the {read} read"
+            );
+        }
     }
+    // One server, a stream of one replica: most questions were direct gets, and a
+    // STREAM.INFO checked the stream's replicas every second or so.
+    let asked =
+        |how: &str| format!(r#"shop_stream_end_questions_total{{stream="ORDERS",how="{how}"}}"#);
+    let direct = app.metric(&asked("direct_get")).await;
+    let info = app.metric(&asked("stream_info")).await;
+    assert!(direct > info, "direct gets {direct}, STREAM.INFO {info}");
 }
 
 #[tokio::test]

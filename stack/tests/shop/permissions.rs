@@ -306,6 +306,65 @@ async fn the_accounts_stream_and_the_throttles_belong_to_their_service_alone() {
 }
 
 #[tokio::test]
+async fn each_service_reads_the_end_of_its_own_stream_by_direct_gets_and_no_other() {
+    let server = server();
+    for (user, subject) in [
+        ("users", "users.accounts.victor"),
+        ("orders", "orders.events.purchased.victor"),
+    ] {
+        let (client, mut errors) = connect(&server, user).await;
+        let js = async_nats::jetstream::new(client.clone());
+        let stream = if user == "users" {
+            users::accounts::ensure(&js)
+                .await
+                .expect("users makes its stream");
+            "USERS"
+        } else {
+            orders::events::stream::ensure(&js)
+                .await
+                .expect("orders makes its stream");
+            "ORDERS"
+        };
+        js.publish(subject, "{}".into())
+            .await
+            .expect("published")
+            .await
+            .expect("stored");
+        // The first question is a STREAM.INFO; once a direct get was answered, the
+        // questions of the next second are direct gets.
+        let tail = service_kit::stream_tail::StreamTail::new(client.clone(), stream);
+        let deadline = tokio::time::Instant::now() + testkit::PATIENCE;
+        while tail.questions().direct == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{user} never asked {stream} by a direct get: {:?}",
+                tail.questions()
+            );
+            assert_eq!(tail.last_sequence().await.expect("the end"), 1, "{stream}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(tail.last_sequence().await.expect("the end"), 1, "{stream}");
+        while let Ok(event) = errors.try_recv() {
+            assert!(!event.contains("Permissions Violation"), "{user}: {event}");
+        }
+    }
+    // The accounts stream holds hashes: no other identity reads its last record.
+    for user in ["orders", "gateway", "auth", "ops"] {
+        let (client, mut errors) = connect(&server, user).await;
+        let asked = tokio::time::timeout(
+            Duration::from_millis(500),
+            client.request("$JS.API.DIRECT.GET.USERS", r#"{"last_by_subj":">"}"#.into()),
+        )
+        .await;
+        assert!(
+            !matches!(asked, Ok(Ok(ref m)) if m.status.is_none()),
+            "{user} read an account"
+        );
+        violation(&mut errors, "$JS.API.DIRECT.GET.USERS").await;
+    }
+}
+
+#[tokio::test]
 async fn only_auth_publishes_keys_and_revocations() {
     let server = server();
     // A forged key would let its maker sign any token; a forged revocation would log
