@@ -21,7 +21,8 @@ users instance) run while, in turn:
 5. the same for a node holding a gateway's connection (one not leading ORDERS when there
    is one);
 6. two nodes are killed at once (quorum lost) and started again 8 s later;
-7. the whole cluster is killed and started again 3 s later.
+7. the whole cluster is killed and started again 3 s later (on nats-server 2.10 and
+   newer only: see server_unfit_for_whole_cluster_kill).
 
 Each fault's recovery time is printed: from the fault until every buyer has had a
 purchase acknowledged that it started after the fault. Then the test checks that no read
@@ -346,6 +347,25 @@ def server_unfit_for_stalls(version):
             "server_unfit_for_stalls); CLUSTER_PARTITION=always tries it anyway")
 
 
+def server_unfit_for_whole_cluster_kill(version):
+    """Why the whole cluster is not killed on this server, or None.
+
+    On nats-server 2.9.10, in one clean-clone CI run, all three nodes were killed 4 s
+    after two of them had come back from the two-node kill (still catching up): the
+    ORDERS leader had just delivered sequence 2944 to orders-a (a buy that was never
+    acknowledged: its buyer got 503 maybe_recorded and repeated its key), and after the
+    restart no node held more than 2,943 messages; the next purchase took 2944, and the
+    two purchases.json files disagreed on where that one purchase stands (its repeat was
+    written once in each, at its first place in orders-a's). A server that loses what it
+    delivered cannot be repaired from outside; like the partition and the stalls, the
+    whole cluster is killed on 2.10 and newer (fsync of every write), and on 2.9 with
+    CLUSTER_PARTITION=always."""
+    if server_unfit_for_partitions(version) is None:
+        return None
+    return (f"{version} lost a message it had delivered when the whole cluster was killed (see "
+            "server_unfit_for_whole_cluster_kill); CLUSTER_PARTITION=always tries it anyway")
+
+
 def current_server():
     """The pinned current nats-server, built by `make deps` (bench/go_tools.sh)."""
     binary = os.path.join(TARGET, "go-bin", "nats-server")
@@ -381,6 +401,9 @@ def run(nats_server):
     no_stalls = server_unfit_for_stalls(version)
     if no_stalls:
         print(f"no node is frozen: {no_stalls}", flush=True)
+    no_whole_kill = server_unfit_for_whole_cluster_kill(version)
+    if no_whole_kill:
+        print(f"the whole cluster is not killed: {no_whole_kill}", flush=True)
     load = Load(cluster)
     faults = []  # (what, recovery seconds, more)
     began = time.monotonic()
@@ -496,15 +519,16 @@ def run(nats_server):
                  restarted=ended)
 
         # 7. The whole cluster dies and comes back.
-        wait_until(lambda: settled(cluster), 30)
-        t0 = time.monotonic()
-        for node in cluster.nodes:
-            cluster.kill(f"nats-{node.name}")
-        time.sleep(3)
-        for node in cluster.nodes:
-            cluster.restart(f"nats-{node.name}")
-        ended = time.monotonic()
-        recovery("SIGKILL of all three nodes, restarted after 3 s", t0, ended, restarted=ended)
+        if no_whole_kill is None:
+            wait_until(lambda: settled(cluster), 30)
+            t0 = time.monotonic()
+            for node in cluster.nodes:
+                cluster.kill(f"nats-{node.name}")
+            time.sleep(3)
+            for node in cluster.nodes:
+                cluster.restart(f"nats-{node.name}")
+            ended = time.monotonic()
+            recovery("SIGKILL of all three nodes, restarted after 3 s", t0, ended, restarted=ended)
         time.sleep(2)
     finally:
         load.finish()
