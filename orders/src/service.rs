@@ -155,35 +155,41 @@ impl Orders {
             req.newest_first,
         )?;
         let read = move |index: &Index| index.page(&username, cursor, limit);
-        let catch_up = || {
-            bus_schema::trace::traced(
-                || SpanBuilder::from_name("catch up purchases.json with the ORDERS stream"),
-                "view_behind",
-                self.stream_end(),
-            )
-        };
         if self.inner.view_was_current.load(Ordering::Relaxed) {
             // Everything below the cursor is in the index before the read begins.
             let before = self.cursor();
-            let (end, page) = tokio::join!(catch_up(), self.read_index(read.clone()));
-            let end = end?;
-            let current = before.min(self.cursor()) > end;
-            self.inner
-                .view_was_current
-                .store(current, Ordering::Relaxed);
-            if current {
+            let (current, page) =
+                tokio::join!(self.catch_up(Some(before)), self.read_index(read.clone()));
+            if current? {
                 return page.map(Bytes::from);
             }
-            self.written_up_to_within(end).await?;
         } else {
-            let end = catch_up().await?;
-            let current = self.cursor() > end;
-            self.inner
-                .view_was_current
-                .store(current, Ordering::Relaxed);
-            self.written_up_to_within(end).await?;
+            self.catch_up(None).await?;
         }
         self.read_index(read).await.map(Bytes::from)
+    }
+
+    /// Asks the stream's end and, when the view did not hold it, waits until the file
+    /// does; whether it did. The view is that of a read begun when the cursor was at
+    /// `before` (the cursor now, without a read begun).
+    async fn catch_up(&self, before: Option<u64>) -> Result<bool, OrdersError> {
+        bus_schema::trace::traced(
+            || SpanBuilder::from_name("catch up purchases.json with the ORDERS stream"),
+            "view_behind",
+            async {
+                let end = self.stream_end().await?;
+                let now = self.cursor();
+                let current = before.map_or(now, |before| before.min(now)) > end;
+                self.inner
+                    .view_was_current
+                    .store(current, Ordering::Relaxed);
+                if !current {
+                    self.written_up_to_within(end).await?;
+                }
+                Ok(current)
+            },
+        )
+        .await
     }
 
     /// [`Self::purchases`], decoded.
