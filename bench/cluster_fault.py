@@ -52,7 +52,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import INSTANCES, Cluster, Partition  # noqa: E402
-from harness import PATIENCE, TARGET, request, wait_until  # noqa: E402
+from harness import PATIENCE, TARGET, get_json, request, wait_until  # noqa: E402
 
 BUYERS = 8
 SIGNUPS = 2
@@ -220,6 +220,50 @@ class Load:
         return worst
 
 
+class LeaderWatch:
+    """When each node said it led ORDERS: every node's /jsz is read ten times a second,
+    each in its own thread (a frozen node answers nothing; its reader waits 0.3 s). Only a
+    node's word about itself counts: the others go on naming a lost leader until they
+    elect another."""
+
+    def __init__(self, cluster):
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.led = {node.name: [] for node in cluster.nodes}  # node -> [when it said so]
+        self.threads = [threading.Thread(target=self.watch, args=(node,), daemon=True)
+                        for node in cluster.nodes]
+        for t in self.threads:
+            t.start()
+
+    def watch(self, node):
+        while not self.stop.wait(0.1):
+            asked = time.monotonic()  # what it says held then or later
+            try:
+                jsz = get_json(f"http://{node.host}:{node.monitor}/jsz?streams=true", timeout=0.3)
+            except OSError:
+                continue
+            for account in jsz.get("account_details", []):
+                for stream in account.get("stream_detail", []):
+                    info = stream.get("cluster", {})
+                    # A stream whose raft group is not made yet (a node just started) is
+                    # shown led by the node itself, without replicas: that is not a word.
+                    if stream["name"] == "ORDERS" and info.get("leader") == node.name and info.get("replicas"):
+                        with self.lock:
+                            self.led[node.name].append(asked)
+
+    def led_again_after(self, t0, besides=(), since=None):
+        """Seconds from t0 until a node other than `besides` said it led ORDERS (asked at
+        `since` or later, t0 by default), and which (None, None when none did)."""
+        with self.lock:
+            firsts = [(next((w for w in whens if w >= (since or t0)), None), name)
+                      for name, whens in self.led.items() if name not in besides]
+        firsts = [(w - t0, name) for w, name in firsts if w is not None]
+        return min(firsts) if firsts else (None, None)
+
+    def close(self):
+        self.stop.set()
+
+
 def settled(cluster):
     """Every stream has a leader and, as its leader sees them, every replica is current
     (only the leader knows how far its followers are)."""
@@ -293,7 +337,7 @@ def stall(cluster, name, role, recovery, load):
     more = (f"; every replica current {current:.2f} s after it resumed" if current is not None
             else "; a replica not current within 60 s of its resuming")
     recovery(f"{name} ({role}; clients: {', '.join(clients) or 'none'}; leading: {', '.join(leads) or 'nothing'}) "
-             f"frozen (SIGSTOP) for {STALL_SECONDS} s", t0, resumed, more)
+             f"frozen (SIGSTOP) for {STALL_SECONDS} s", t0, resumed, more, frozen=(name,))
     print(f"    every client buying again {during:.2f} s into the stall, while it was frozen" if during is not None
           else "    not every client was buying again while it was frozen", flush=True)
     time.sleep(2)
@@ -406,23 +450,35 @@ def run(nats_server):
         print(f"the whole cluster is not killed: {no_whole_kill}", flush=True)
     load = Load(cluster)
     faults = []  # (what, recovery seconds, more)
+    leaders = None
     began = time.monotonic()
     try:
         cluster.start()
+        leaders = LeaderWatch(cluster)
         load.start()
         time.sleep(4)
 
-        def recovery(what, t0, ended, more="", restarted=None):
+        def recovery(what, t0, ended, more="", restarted=None, frozen=()):
             """Prints and keeps how long the buyers took to recover from a fault made at
             t0 and undone at `ended` (PATIENCE more at most); with `restarted`, also
-            counted from then."""
+            counted from then; and when a node other than the `frozen` ones first said it
+            led ORDERS after t0, with what the shop took after that."""
             wait_until(lambda: load.recovered_after(t0) is not None, ended + PATIENCE - time.monotonic())
             seconds = load.recovered_after(t0)
             if restarted is not None and seconds is not None:
                 more += f" ({t0 + seconds - restarted:.2f} s after the restart)"
+            # After a restart, only what the restarted nodes said (a node killed last
+            # may have said it led just before).
+            led, by = leaders.led_again_after(t0, besides=frozen, since=restarted)
+            if led is not None:
+                more += f"; ORDERS led by {by} {led:.2f} s after the fault"
+                if seconds is not None:
+                    more += f", buys {seconds - led:.2f} s after that"
             faults.append((what, seconds, more))
             shown = f"not within {PATIENCE} s of its end" if seconds is None else f"{seconds:.2f} s"
-            print(f"  {what}: buys for every client again after {shown}{more}", flush=True)
+            began_at = time.strftime("%H:%M:%S", time.gmtime(time.time() - (time.monotonic() - t0)))
+            print(f"  {what} (at {began_at} UTC, for the logs): buys for every client again after {shown}{more}",
+                  flush=True)
             end = max(t0 + (seconds or PATIENCE), ended)
             with load.lock:
                 seen = [w for when, w in load.failures if t0 <= when <= end]
@@ -532,6 +588,8 @@ def run(nats_server):
         time.sleep(2)
     finally:
         load.finish()
+        if leaders is not None:
+            leaders.close()
     try:
         ok = check(cluster, load)
     finally:

@@ -18,10 +18,13 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 /// When a request that may be sent twice is sent again (see [`CallOptions::resend_after`]):
 /// far above any normal reply (milliseconds), well below [`DEFAULT_TIMEOUT`].
 pub const RESEND_AFTER: Duration = Duration::from_secs(1);
-/// How many more copies such a request may be sent, [`RESEND_AFTER`] apart: a queue
-/// group picks its member at random, so each copy has its own chance of missing an
-/// instance that is stalled (or behind a stalled node) and still counted as a member.
-const RESENDS: usize = 2;
+/// How many more copies such a request may be sent: the first after [`RESEND_AFTER`],
+/// the others half as far apart. A queue group picks its member at random, so each copy
+/// has its own chance of missing an instance that is stalled (or behind a stalled node)
+/// and still counted as a member: a stalled node's subscribers stay members until the
+/// other nodes drop its routes, 2 to 3 s after it stalled, and the copies after that
+/// reach an instance that is there.
+const RESENDS: usize = 4;
 /// After a resend found no responder, how much longer the first request may still be
 /// answered (by an instance that was draining, say).
 const GRACE_AFTER_NO_RESPONDERS: Duration = Duration::from_millis(300);
@@ -46,8 +49,8 @@ pub struct CallOptions {
     pub observer: Option<std::sync::Arc<dyn CallObserver>>,
     /// Only for a request that may safely arrive twice (a read, a buy with an
     /// idempotency key): when no reply came within this long, the same request is sent
-    /// once more, and again after as long again (twice at most), and the first reply
-    /// wins. A responder that died holding the request (killed, its machine gone) then
+    /// once more, and again every half of it (four copies at most), and the first
+    /// reply wins. A responder that died holding the request (killed, its machine gone) then
     /// costs this long instead of the whole timeout: the next copy reaches another or a
     /// restarted instance, or finds none and fails at once.
     pub resend_after: Option<Duration>,
@@ -231,7 +234,7 @@ async fn exchange(
         };
         let mut copies = futures_util::stream::FuturesUnordered::new();
         copies.push(first);
-        let mut resends = tokio::time::interval_at(tokio::time::Instant::now() + after, after);
+        let mut resends = tokio::time::interval_at(tokio::time::Instant::now() + after, after / 2);
         let (mut left, mut no_responders) = (RESENDS, None);
         loop {
             tokio::select! {

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use async_nats::jetstream::{self, stream::Stream as JsStream};
 use futures_util::{FutureExt, Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +43,21 @@ where
         }
     }
     Next::Batch(batch)
+}
+
+/// The stream `name` to open a feed on again after one failed: its state from the
+/// stream's leader, and `make` (which creates or updates it) only when it is gone.
+/// Creating or updating a stream waits for the cluster's meta leader, which may be the
+/// very node whose stall or death made the feed fail; reading the stream does not.
+pub async fn reopen<F>(js: &jetstream::Context, name: &str, make: F) -> Result<JsStream, String>
+where
+    F: Future<Output = Result<JsStream, String>>,
+{
+    match js.get_stream(name).await {
+        Ok(stream) => Ok(stream),
+        Err(err) if crate::stream_tail::is_stream_not_found(&err) => make.await,
+        Err(err) => Err(format!("cannot read the state of the {name} stream: {err}")),
+    }
 }
 
 /// Waits `pause` before trying again, or less if `stop` is cancelled.

@@ -297,7 +297,7 @@ impl Accounts {
 
     /// An ordered consumer from the record after the view's position.
     async fn open(&self) -> Result<pull::Ordered, String> {
-        let stream = ensure(&self.js).await?;
+        let stream = service_kit::feed::reopen(&self.js, ACCOUNTS_STREAM, ensure(&self.js)).await?;
         let next = *self.applied.borrow() + 1;
         let consumer = stream
             .create_consumer(pull::OrderedConfig {

@@ -53,6 +53,11 @@ const RETRY_AFTER: Duration = Duration::from_millis(500);
 /// ones mean the consumer is gone (nats-server restarted) and a new one is made, well
 /// within a buy's deadline.
 const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How long events are read one by one when no consumer could be made, before a
+/// consumer is tried again (each try waits up to [`API_TIMEOUT`]).
+const ONE_BY_ONE_FOR: Duration = Duration::from_secs(2);
+/// How often the stream is asked for the event at the cursor meanwhile, once it had none.
+const ONE_BY_ONE_POLL: Duration = Duration::from_millis(20);
 /// A consumer nobody pulls from (its process died) is removed by the server after this.
 const INACTIVE_THRESHOLD: Duration = Duration::from_secs(30);
 /// How long a JetStream API call of the appender waits for its answer. A stream without
@@ -176,15 +181,38 @@ impl Appender {
     /// Follows the stream until `stop` is cancelled; a batch in progress is finished
     /// first.
     pub async fn run(mut self, stop: CancellationToken) {
+        // The last consumer could not be made: events are read one by one first, then a
+        // consumer is tried again (a try may wait its whole timeout, while buys wait for
+        // their lines).
+        let mut no_consumer = false;
         while !stop.is_cancelled() {
-            let mut messages = match self.open().await {
-                Ok(messages) => messages,
+            let stream = match self.prepare().await {
+                Ok(stream) => stream,
                 Err(err) => {
                     tracing::warn!(%err, "cannot read the purchase events; retrying");
                     pause(&stop).await;
                     continue;
                 }
             };
+            if no_consumer && let Err(err) = self.read_one_by_one(&stream, &stop).await {
+                tracing::warn!(%err, "cannot read the purchase events; retrying");
+                pause(&stop).await;
+                continue;
+            }
+            let mut messages = match self.consume(&stream).await {
+                Ok(messages) => messages,
+                Err(err) => {
+                    if !no_consumer {
+                        tracing::warn!(%err, "no consumer of the purchase events for now; reading them one by one meanwhile");
+                    }
+                    no_consumer = true;
+                    continue;
+                }
+            };
+            if no_consumer {
+                tracing::info!("following the purchase events with a consumer again");
+                no_consumer = false;
+            }
             let mut delivered = 0;
             loop {
                 let batch = match next_batch(&mut messages, &stop, MAX_BATCH).await {
@@ -214,9 +242,15 @@ impl Appender {
         }
     }
 
-    /// A new consumer from the cursor, on the stream as it is now.
-    async fn open(&mut self) -> Result<pull::Stream, String> {
-        let stream = stream::ensure(&self.js).await?;
+    /// The stream as it is now, the cursor checked against it (moved back when the
+    /// stream was made again or lost what this instance read).
+    async fn prepare(&mut self) -> Result<Stream, String> {
+        let stream = service_kit::feed::reopen(
+            &self.js,
+            bus_schema::orders::STREAM,
+            stream::ensure(&self.js),
+        )
+        .await?;
         let info = stream.cached_info();
         if let Some((seq, id)) = self.last_read
             && let found = event_at(&stream, seq).await?
@@ -243,6 +277,11 @@ impl Appender {
             }
         }
         self.stream_created = Some(info.created.to_string());
+        Ok(stream)
+    }
+
+    /// A new consumer of `stream` from the cursor.
+    async fn consume(&mut self, stream: &Stream) -> Result<pull::Stream, String> {
         let old = self.consumer.take();
         self.serial += 1;
         let name = format!("{}-{}", self.prefix, self.serial);
@@ -264,6 +303,7 @@ impl Appender {
         // The consumer replaced goes in the background: after a node died it may not
         // answer for a while, and its inactivity threshold removes it anyway.
         if let Some(old) = old {
+            let stream = stream.clone();
             tokio::spawn(async move {
                 let _ = stream.delete_consumer(&old).await;
             });
@@ -275,6 +315,59 @@ impl Appender {
             .messages()
             .await
             .map_err(|err| format!("cannot pull purchase events: {err}"))
+    }
+
+    /// Reads on from the cursor message by message for [`ONE_BY_ONE_FOR`], with
+    /// `STREAM.MSG.GET`, which the stream's leader answers alone, and writes what it
+    /// reads as a consumer's batches are written. A consumer is made through the
+    /// cluster's meta leader: while another is elected (the node holding it stalled or
+    /// died, 4 to 9 s), buys answered by this instance would otherwise wait for their
+    /// lines past their deadline although the stream took them.
+    ///
+    /// A sequence the leader says it does not hold is asked again a moment later, never
+    /// skipped: it is the stream's end, or an event a leader just elected has not stored
+    /// yet, or one removed from the stream, which only the consumer made next skips.
+    async fn read_one_by_one(
+        &mut self,
+        stream: &Stream,
+        stop: &CancellationToken,
+    ) -> Result<(), String> {
+        let until = tokio::time::Instant::now() + ONE_BY_ONE_FOR;
+        while !stop.is_cancelled() && tokio::time::Instant::now() < until {
+            let first = self.orders.cursor();
+            let (mut sorted, mut next, mut last_read) = (Sorted::default(), first, None);
+            while next < first + MAX_BATCH as u64 {
+                let message = match stream.get_raw_message(next).await {
+                    Ok(message) => message,
+                    Err(err) if err.kind() == RawMessageErrorKind::NoMessageFound => break,
+                    Err(err) => {
+                        return Err(format!("cannot read event {next} of the stream: {err}"));
+                    }
+                };
+                match decode(&message.payload) {
+                    Some((event, id)) => {
+                        sorted.push(event, id, next);
+                        last_read = Some((next, id));
+                    }
+                    None => {
+                        tracing::error!(subject = %message.subject, seq = next, "skipping an event that is not a purchase");
+                    }
+                }
+                next += 1;
+            }
+            if next > first {
+                self.commit(sorted, next, None)
+                    .await
+                    .map_err(|err| format!("cannot write the purchases file: {err}"))?;
+                if last_read.is_some() {
+                    self.last_read = last_read;
+                }
+                continue;
+            }
+            // Nothing at the cursor (yet).
+            service_kit::feed::pause(stop, ONE_BY_ONE_POLL).await;
+        }
+        Ok(())
     }
 
     /// Moves `purchases.json` aside to `purchases.json.diverged-<unix seconds>` and starts

@@ -299,6 +299,61 @@ async fn a_deleted_appender_consumer_is_replaced_and_buys_go_on() {
     assert_eq!(&ids[1..], [stray.id.as_str(), reply.id.as_str()]);
 }
 
+#[tokio::test]
+async fn buys_are_written_while_no_consumer_of_the_stream_can_be_made() {
+    // A consumer is made through a cluster's meta leader: for the seconds another is
+    // elected (the node holding it stalled or died) none can be made, while the stream's
+    // leader still answers. Here the server refuses orders every consumer for good.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (test_password, orders_password) = (
+        uuid::Uuid::now_v7().simple().to_string(),
+        uuid::Uuid::now_v7().simple().to_string(),
+    );
+    let conf = dir.path().join("nats.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"jetstream {{ store_dir: "data/jetstream" }}
+            authorization {{ users = [
+                {{ user: test, password: "{test_password}" }}
+                {{ user: orders, password: "{orders_password}", permissions: {{
+                    publish: {{ allow: [">"], deny: ["$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DURABLE.CREATE.>"] }}
+                    subscribe: ">"
+                }} }}
+            ] }}"#
+        ),
+    )
+    .expect("config");
+    let server = testkit::NatsServer::start_with(testkit::Options {
+        config: Some(conf),
+        ..testkit::Options::default()
+    });
+    let nats = async_nats::ConnectOptions::with_user_and_password("test".into(), test_password)
+        .connect(server.url())
+        .await
+        .expect("connect");
+    let mut config = ::orders::Config::for_tests(server.url(), dir.path());
+    config.nats.user = Some("orders".into());
+    config.nats.password = Some(service_kit::runtime::Secret::new(orders_password));
+    let app = TestApp::spawn_on(server, dir, nats, config).await;
+    let token = app.token("victor");
+
+    for (n, key) in ["first", "second", "third"].into_iter().enumerate() {
+        let (status, body) = app
+            .buy("victor", &token, json!({ "article_id": n + 1 }), Some(key))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    // An event bought through another instance is written too.
+    publish(&app.js, &event("victor", 3)).await;
+    app.settled().await;
+    assert_eq!(app.lines().len(), 4);
+    assert_eq!(
+        app.history("victor").await.purchases,
+        ["Article 1", "Article 2", "Article 3", "Article 3"]
+    );
+}
+
 async fn consumer_names(stream: &jetstream::stream::Stream) -> Vec<String> {
     use futures_util::TryStreamExt;
     stream

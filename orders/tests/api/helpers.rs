@@ -36,12 +36,19 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         prepare(dir.path());
         let nats = async_nats::connect(server.url()).await.expect("connect");
+        let config = ::orders::Config::for_tests(server.url(), dir.path());
+        Self::spawn_on(server, dir, nats, config).await
+    }
+
+    /// Starts orders with `config` on `server`, the test connected as `nats`.
+    pub async fn spawn_on(
+        server: NatsServer,
+        dir: TempDir,
+        nats: async_nats::Client,
+        config: ::orders::Config,
+    ) -> Self {
         let auth = StubAuth::start(&nats).await;
-        let orders = Running::spawn(
-            ::orders::build(::orders::Config::for_tests(server.url(), dir.path()))
-                .await
-                .expect("orders builds"),
-        );
+        let orders = Running::spawn(::orders::build(config).await.expect("orders builds"));
         testkit::answering(&nats, "orders").await;
         Self {
             orders,
