@@ -47,14 +47,15 @@ use crate::{
 
 /// Most events read per pull and written with one fsync.
 const MAX_BATCH: usize = 1024;
-/// Pause before trying again after the stream, the consumer or the disk failed.
+/// The least time between two tries after the stream or the disk failed.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 /// The server sends a heartbeat this often when there is nothing to deliver; two missed
-/// ones mean the consumer is gone (nats-server restarted) and a new one is made, well
-/// within a buy's deadline.
+/// ones mean the consumer is gone (nats-server restarted, its node stalled): the events
+/// are read one by one from the cursor, within a buy's deadline, until a new consumer
+/// is made.
 const HEARTBEAT: Duration = Duration::from_secs(1);
-/// How long events are read one by one when no consumer could be made, before a
-/// consumer is tried again (each try waits up to [`API_TIMEOUT`]).
+/// How long events are read one by one after a consumer could not be made or stopped
+/// delivering, before a consumer is tried (each try waits up to [`API_TIMEOUT`]).
 const ONE_BY_ONE_FOR: Duration = Duration::from_secs(2);
 /// How often the stream is asked for the event at the cursor meanwhile, once it had none.
 const ONE_BY_ONE_POLL: Duration = Duration::from_millis(20);
@@ -181,30 +182,32 @@ impl Appender {
     /// Follows the stream until `stop` is cancelled; a batch in progress is finished
     /// first.
     pub async fn run(mut self, stop: CancellationToken) {
-        // The last consumer could not be made: events are read one by one first, then a
-        // consumer is tried again (a try may wait its whole timeout, while buys wait for
-        // their lines).
+        // Events are read one by one first, then a consumer is tried: after the last
+        // consumer could not be made, or stopped delivering (its node may have stalled
+        // or died, and the cluster's meta leader with it), a try may wait its whole
+        // timeout while buys wait for their lines.
         let mut no_consumer = false;
         while !stop.is_cancelled() {
+            // Tries start at least RETRY_AFTER apart; one that waited for its answer
+            // that long is made again at once.
+            let began = tokio::time::Instant::now();
             let stream = match self.prepare().await {
                 Ok(stream) => stream,
                 Err(err) => {
                     tracing::warn!(%err, "cannot read the purchase events; retrying");
-                    pause(&stop).await;
+                    pause_until(&stop, began + RETRY_AFTER).await;
                     continue;
                 }
             };
             if no_consumer && let Err(err) = self.read_one_by_one(&stream, &stop).await {
                 tracing::warn!(%err, "cannot read the purchase events; retrying");
-                pause(&stop).await;
+                pause_until(&stop, began + RETRY_AFTER).await;
                 continue;
             }
             let mut messages = match self.consume(&stream).await {
                 Ok(messages) => messages,
                 Err(err) => {
-                    if !no_consumer {
-                        tracing::warn!(%err, "no consumer of the purchase events for now; reading them one by one meanwhile");
-                    }
+                    tracing::warn!(%err, "no consumer of the purchase events for now; reading them one by one meanwhile");
                     no_consumer = true;
                     continue;
                 }
@@ -219,7 +222,7 @@ impl Appender {
                     Next::Batch(batch) => batch,
                     Next::Failed(err) => {
                         tracing::warn!(%err, "the purchase event feed failed; reading on from the cursor");
-                        pause(&stop).await;
+                        no_consumer = true;
                         break;
                     }
                     Next::Ended | Next::Stopped => break,
@@ -659,6 +662,15 @@ fn rand_u32() -> u32 {
 
 async fn pause(stop: &CancellationToken) {
     service_kit::feed::pause(stop, RETRY_AFTER).await;
+}
+
+/// Waits until `until`, or less if `stop` is cancelled.
+async fn pause_until(stop: &CancellationToken, until: tokio::time::Instant) {
+    service_kit::feed::pause(
+        stop,
+        until.saturating_duration_since(tokio::time::Instant::now()),
+    )
+    .await;
 }
 
 #[cfg(test)]
