@@ -45,17 +45,28 @@ where
     Next::Batch(batch)
 }
 
+/// How long a feed waits before it makes again a stream it found gone.
+const MAKE_AGAIN_AFTER: Duration = Duration::from_millis(500);
+
 /// The stream `name` to open a feed on again after one failed: its state from the
 /// stream's leader, and `make` (which creates or updates it) only when it is gone.
 /// Creating or updating a stream waits for the cluster's meta leader, which may be the
 /// very node whose stall or death made the feed fail; reading the stream does not.
+///
+/// A gone stream is made only [`MAKE_AGAIN_AFTER`] later: a feed fails as soon as its
+/// stream's deletion begins, and nats-server 2.9.10 then still removes the old files:
+/// a stream made again in that moment could not open its first block and refused every
+/// publish for good (seen in orders' tests).
 pub async fn reopen<F>(js: &jetstream::Context, name: &str, make: F) -> Result<JsStream, String>
 where
     F: Future<Output = Result<JsStream, String>>,
 {
     match js.get_stream(name).await {
         Ok(stream) => Ok(stream),
-        Err(err) if crate::stream_tail::is_stream_not_found(&err) => make.await,
+        Err(err) if crate::stream_tail::is_stream_not_found(&err) => {
+            tokio::time::sleep(MAKE_AGAIN_AFTER).await;
+            make.await
+        }
         Err(err) => Err(format!("cannot read the state of the {name} stream: {err}")),
     }
 }

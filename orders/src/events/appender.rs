@@ -97,6 +97,17 @@ struct Sorted {
 }
 
 impl Sorted {
+    /// Adds the event of the message at `seq` (`subject`, `payload`) and returns its id;
+    /// a message that is not a purchase is logged and left out.
+    fn add(&mut self, subject: &str, payload: &[u8], seq: u64) -> Option<Uuid> {
+        let Some((event, id)) = decode(payload) else {
+            tracing::error!(subject, seq, "skipping an event that is not a purchase");
+            return None;
+        };
+        self.push(event, id, seq);
+        Some(id)
+    }
+
     /// Adds `event` at `seq` unless it is already in this batch.
     fn push(&mut self, event: PurchasedEvent, id: Uuid, seq: u64) {
         if self.lines.iter().any(|(known, _)| *known == id) {
@@ -327,7 +338,8 @@ impl Appender {
     /// died, 4 to 9 s), buys answered by this instance would otherwise wait for their
     /// lines past their deadline although the stream took them.
     ///
-    /// A sequence the leader says it does not hold is asked again a moment later, never
+    /// Each batch is written only if the stream is still the one `prepare` checked. A
+    /// sequence the leader says it does not hold is asked again a moment later, never
     /// skipped: it is the stream's end, or an event a leader just elected has not stored
     /// yet, or one removed from the stream, which only the consumer made next skips.
     async fn read_one_by_one(
@@ -347,18 +359,22 @@ impl Appender {
                         return Err(format!("cannot read event {next} of the stream: {err}"));
                     }
                 };
-                match decode(&message.payload) {
-                    Some((event, id)) => {
-                        sorted.push(event, id, next);
-                        last_read = Some((next, id));
-                    }
-                    None => {
-                        tracing::error!(subject = %message.subject, seq = next, "skipping an event that is not a purchase");
-                    }
+                if let Some(id) = sorted.add(&message.subject, &message.payload, next) {
+                    last_read = Some((next, id));
                 }
                 next += 1;
             }
             if next > first {
+                // Asked by name, the events may be those of a stream made again since
+                // `prepare` (deleted and created): then nothing is written, and the next
+                // `prepare` starts the cursor over on the new stream.
+                let info = stream
+                    .get_info()
+                    .await
+                    .map_err(|err| format!("cannot read the state of the event stream: {err}"))?;
+                if self.stream_created.as_deref() != Some(info.created.to_string().as_str()) {
+                    return Ok(());
+                }
                 self.commit(sorted, next, None)
                     .await
                     .map_err(|err| format!("cannot write the purchases file: {err}"))?;
@@ -440,14 +456,8 @@ impl Appender {
             if seq < next {
                 continue; // already read (cannot happen with a consumer started at the cursor)
             }
-            match decode(&message.payload) {
-                Some((event, id)) => {
-                    sorted.push(event, id, seq);
-                    last_read = Some((seq, id));
-                }
-                None => {
-                    tracing::error!(subject = %message.subject, seq, "skipping an event that is not a purchase");
-                }
+            if let Some(id) = sorted.add(&message.subject, &message.payload, seq) {
+                last_read = Some((seq, id));
             }
             next = seq + 1;
         }
