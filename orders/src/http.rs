@@ -194,6 +194,6 @@ async fn metrics_text(State(state): State<HttpState>) -> Response {
         "shop_purchases_read_at_start {}\n",
         state.core.lines_read_at_start()
     ));
-    text.push_str(&state.core.stream_end_metrics());
+    text.push_str(&state.core.read_metrics());
     metrics_response(text)
 }

@@ -28,8 +28,8 @@ use async_nats::{
 use bus_schema::{
     Invalid, Reason,
     orders::{
-        ArticlesReply, BuyReply, BuyRequest, PurchasedEvent, PurchasesReply, PurchasesRequest,
-        purchase_id, subject,
+        ArticlesReply, BuyReply, BuyRequest, Cursor, PurchasedEvent, PurchasesReply,
+        PurchasesRequest, purchase_id, subject,
     },
     users::Username,
 };
@@ -154,19 +154,36 @@ impl Orders {
             req.cursor.as_deref(),
             req.newest_first,
         )?;
-        let read = move |index: &Index| index.page(&username, cursor, limit);
         if self.inner.view_was_current.load(Ordering::Relaxed) {
             // Everything below the cursor is in the index before the read begins.
             let before = self.cursor();
-            let (current, page) =
-                tokio::join!(self.catch_up(Some(before)), self.read_index(read.clone()));
+            let (current, page) = tokio::join!(
+                self.catch_up(Some(before)),
+                self.read_page(&username, cursor, limit)
+            );
             if current? {
-                return page.map(Bytes::from);
+                return page;
             }
         } else {
             self.catch_up(None).await?;
         }
-        self.read_index(read).await.map(Bytes::from)
+        self.read_page(&username, cursor, limit).await
+    }
+
+    /// A page of the index as it is now: kept from the last read when its user has not
+    /// bought since, read otherwise.
+    async fn read_page(
+        &self,
+        username: &str,
+        cursor: Cursor,
+        limit: usize,
+    ) -> Result<Bytes, OrdersError> {
+        if let Some(page) = self.inner.index.kept_page(username, cursor, limit) {
+            return Ok(page);
+        }
+        let username = username.to_owned();
+        self.read_index(move |index: &Index| index.page(&username, cursor, limit))
+            .await
     }
 
     /// Asks the stream's end and, when the view did not hold it, waits until the file
@@ -217,9 +234,12 @@ impl Orders {
             .map_err(|_| view_behind(format!("the file is still writing up to event {end}")))
     }
 
-    /// The questions about the stream's end, in the Prometheus text format.
-    pub fn stream_end_metrics(&self) -> String {
-        self.inner.tail.metrics()
+    /// The questions about the stream's end before reads, and where the pages read came
+    /// from, in the Prometheus text format.
+    pub fn read_metrics(&self) -> String {
+        let mut text = self.inner.tail.metrics();
+        text.push_str(&self.inner.index.pages_metrics());
+        text
     }
 
     pub fn verifier(&self) -> &Verifier {

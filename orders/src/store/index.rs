@@ -20,10 +20,11 @@ use std::{
 };
 
 use bus_schema::orders::{Article, Cursor, MAX_PAGE_BYTES};
+use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use uuid::Uuid;
 
-use super::sibling;
+use super::{pages::Pages, sibling};
 use crate::domain::purchase::Line;
 
 /// Read connections: enough for both cores' blocking reads and some waiting.
@@ -175,6 +176,8 @@ pub struct Index {
     next_reader: AtomicUsize,
     /// Purchases in the index.
     count: AtomicU64,
+    /// Long pages lately read.
+    pages: Pages,
 }
 
 #[derive(Debug)]
@@ -208,6 +211,7 @@ impl Index {
             readers,
             next_reader: AtomicUsize::new(0),
             count: AtomicU64::new(count),
+            pages: Pages::default(),
         })
     }
 
@@ -251,6 +255,7 @@ impl Index {
         writer.covered = Covered::default();
         writer.spans = Spans::default();
         self.count.store(0, Ordering::Relaxed);
+        self.pages.clear();
         Ok(())
     }
 
@@ -297,6 +302,12 @@ impl Index {
         let count = self.len() + added;
         write_covered(&tx, &after, count).map_err(|err| err.to_string())?;
         tx.commit().map_err(|err| err.to_string())?;
+        self.pages.forget(
+            &lines
+                .iter()
+                .map(|(_, line)| line.event.username.as_str())
+                .collect(),
+        );
         *covered = after;
         *spans = spans_after;
         self.count.store(count, Ordering::Relaxed);
@@ -326,13 +337,15 @@ impl Index {
     /// count and total of all of them: the reply of `orders.purchases`, encoded (the JSON
     /// of a [`PurchasesReply`](bus_schema::orders::PurchasesReply)). Written straight from
     /// the rows, with no value made per purchase: for a page of a thousand, making and
-    /// encoding those values cost orders more than reading the rows did.
+    /// encoding those values cost orders more than reading the rows did. A long page is
+    /// kept until its user buys again ([`Self::kept_page`]).
     pub fn page(
         &self,
         username: &str,
         cursor: Cursor,
         limit: usize,
-    ) -> Result<Vec<u8>, rusqlite::Error> {
+    ) -> Result<Bytes, rusqlite::Error> {
+        let epoch = self.pages.epoch();
         let conn = self.reader();
         // One read transaction: the count and the rows of the same moment.
         // Prepared once per connection, like the reads (parsing them again each time
@@ -340,7 +353,20 @@ impl Index {
         conn.prepare_cached("BEGIN")?.execute([])?;
         let page = read_page(&conn, username, cursor, limit);
         conn.prepare_cached("COMMIT")?.execute([])?;
-        page
+        let page = Bytes::from(page?);
+        self.pages.keep(epoch, username, cursor, limit, &page);
+        Ok(page)
+    }
+
+    /// [`Self::page`] as it was last read, if it is kept and its user has not bought
+    /// since: without a read of the index (not blocking).
+    pub fn kept_page(&self, username: &str, cursor: Cursor, limit: usize) -> Option<Bytes> {
+        self.pages.get(username, cursor, limit)
+    }
+
+    /// How many pages were found kept and how many read, in the Prometheus text format.
+    pub fn pages_metrics(&self) -> String {
+        self.pages.metrics()
     }
 
     fn writer(&self) -> MutexGuard<'_, Writer> {
@@ -750,7 +776,7 @@ mod tests {
             let json = index.page("ada", cursor, limit).expect("page");
             let reply: PurchasesReply = serde_json::from_slice(&json).expect("a reply");
             assert_eq!(
-                String::from_utf8(json).expect("utf-8"),
+                String::from_utf8(json.to_vec()).expect("utf-8"),
                 serde_json::to_string(&reply).expect("encodes"),
             );
         }

@@ -1,11 +1,13 @@
 //! This instance's files: `purchases.json` ([`journal`]), the history index beside it
-//! ([`index`]), the two opened together ([`history`]) and the conversion of the Flask
+//! ([`index`]) with the long pages lately read from it ([`pages`]), the two files opened
+//! together ([`history`]) and the conversion of the Flask
 //! original's file ([`flask`]). Blocking: call from a blocking thread.
 
 pub mod flask;
 pub mod history;
 pub mod index;
 pub mod journal;
+pub mod pages;
 
 use std::path::{Path, PathBuf};
 

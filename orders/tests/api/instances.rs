@@ -126,3 +126,36 @@ async fn one_key_sent_to_two_instances_at_once_records_one_purchase_and_every_fi
         assert_eq!(ids(dir), reference, "{}", dir.display());
     }
 }
+
+#[tokio::test]
+async fn a_long_history_sent_again_as_last_read_shows_every_purchase_made_on_any_instance() {
+    // Long enough for its reply (over 16 KB) to be kept and sent again while its user
+    // does not buy.
+    let app = TestApp::spawn().await;
+    let (other, _dir) = another(&app).await;
+    for i in 0..200 {
+        crate::helpers::publish(&app.js, &crate::helpers::event("dora", 1 + i % 3)).await;
+    }
+    let kept = r#"shop_history_pages_total{from="kept"}"#;
+    let before = app.metric(kept).await;
+    assert_eq!(history_on(&app, &app.orders, "dora").await.len(), 200);
+    for i in 0..20 {
+        let (buyer, reader) = if i % 2 == 0 {
+            (&other, &app.orders)
+        } else {
+            (&app.orders, &other)
+        };
+        let (status, body) = buy_on(&app, buyer, "dora", &format!("dora-{i}")).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let id = body["id"].as_str().expect("an id").to_owned();
+        for read in ["first", "second"] {
+            let history = history_on(&app, reader, "dora").await;
+            assert_eq!(history.len(), 201 + i, "the {read} read after buy {i}");
+            assert_eq!(history.last(), Some(&id), "the {read} read after buy {i}");
+        }
+    }
+    // On this instance: the second read of each of its ten rounds at least, and more
+    // when a read began before the question about the stream's end was answered.
+    let sent_again = app.metric(kept).await - before;
+    assert!(sent_again >= 10, "{sent_again} pages sent again as kept");
+}
