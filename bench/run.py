@@ -180,9 +180,10 @@ class Shop:
             return []
 
 
-def wrk(url, connections, seconds, method="GET", body=None, token=None):
+def wrk(url, connections, seconds, method="GET", body=None, token=None, tokens=()):
+    """One wrk run; `tokens`: each request with the next of them (reads of many users)."""
     env = dict(os.environ, BENCH_METHOD=method, BENCH_BODY=json.dumps(body) if body else "",
-               BENCH_TOKEN=token or "")
+               BENCH_TOKEN=token or "", BENCH_TOKENS=" ".join(tokens))
     if body == SIGN_UP:  # a new account per request (bench/wrk.lua)
         env["BENCH_SIGNUP_PREFIX"] = "s" + secrets.token_hex(4)
     threads = str(min(2, connections))

@@ -9,7 +9,8 @@ spread over 10,000 buyers, plus 100,000 of one heavy buyer and 100 of one light 
 whose history is as long at every size), and orders writes them into
 its purchases.json as it would have; then are measured orders' start-up after a restart
 and cold (its file removed: written again from the stream), its RSS, `GET /api/purchases`
-at 16 connections of an ordinary buyer (whole, and a first page of 50), of the light
+at 16 connections of an ordinary buyer (whole, and a first page of 50), of 200 ordinary
+buyers in turn (whole: more than orders keeps in memory), of the light
 buyer (whole) and a first page (50) of the heavy one, the heavy
 buyer's whole history (seconds, MB/s), and durable buys a second at that size. Prints a
 table and writes <target>/bench/scale.json. nats-server runs with its own fsync interval
@@ -31,6 +32,9 @@ SIZES = [int(s) for s in os.environ.get("SCALE_SIZES", "1000000,10000000").split
 BUYERS = 10_000
 HEAVY = int(os.environ.get("SCALE_HEAVY", "100000"))
 LIGHT = 100
+# Ordinary buyers whose whole histories are read in turn (200 of about 170 KB at ten
+# million: more than orders keeps).
+MANY = int(os.environ.get("SCALE_MANY", "200"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 PASSWORD = "scale-password"
 
@@ -72,6 +76,15 @@ def restart_orders(shop, remove_file=False):
     return time.monotonic() - t0
 
 
+def logged_in(shop, name):
+    """A token of a new account `name`."""
+    request("POST", shop.url("users", "/users"), {"username": name, "password": PASSWORD})
+    status, body = request("POST", shop.url("gateway", "/api/login"), {"username": name, "password": PASSWORD})
+    if status != 200:
+        raise SystemExit(f"login of {name}: {status} {body}")
+    return body["access_token"]
+
+
 def buys(shop, token):
     # The fill's writes, which nats-server leaves to the kernel (sync="interval"), would
     # otherwise be written back to disk during the measurement, against orders' fsyncs.
@@ -81,8 +94,8 @@ def buys(shop, token):
             "errors": summary["status_errors"] + summary["socket_errors"]}
 
 
-def reads(shop, url, token, connections=16):
-    summary = run.wrk(url, connections, SECONDS, token=token)
+def reads(shop, url, token, connections=16, tokens=()):
+    summary = run.wrk(url, connections, SECONDS, token=token, tokens=tokens)
     return {"rps": summary["requests"] / (summary["duration_us"] / 1e6), "p50_ms": summary["p50_us"] / 1000,
             "p99_ms": summary["p99_us"] / 1000, "errors": summary["status_errors"] + summary["socket_errors"]}
 
@@ -97,8 +110,7 @@ def one_size(size):
         gw = lambda path: shop.url("gateway", path)
         tokens = {}
         for name in ["user42", "heavy", "light", "buyer"]:
-            request("POST", shop.url("users", "/users"), {"username": name, "password": PASSWORD})
-            tokens[name] = request("POST", gw("/api/login"), {"username": name, "password": PASSWORD})[1]["access_token"]
+            tokens[name] = logged_in(shop, name)
         result = {"purchases": size, "heavy": HEAVY, "buyers": BUYERS}
         result["buys_empty"] = buys(shop, tokens["buyer"])
         bought = recorded(shop)
@@ -117,6 +129,10 @@ def one_size(size):
         result["read_ordinary"] = reads(shop, gw("/api/purchases"), tokens["user42"])
         first_page = gw("/api/purchases?limit=50&order=newest")
         result["first_page_ordinary"] = reads(shop, first_page, tokens["user42"])
+        # Whole histories of many ordinary buyers in turn: more than orders keeps of
+        # long pages (16 MB), so each is read from the index.
+        many = [logged_in(shop, f"user{1000 + i}") for i in range(MANY)]
+        result["read_ordinary_many"] = reads(shop, gw("/api/purchases"), None, tokens=many)
         result["read_light"] = reads(shop, gw("/api/purchases"), tokens["light"])
         result["first_page_heavy"] = reads(shop, first_page, tokens["heavy"])
         t0 = time.monotonic()
@@ -147,11 +163,12 @@ def main():
         print(json.dumps(results[-1]), flush=True)
     p = lambda r: f"{r['p50_ms']:.2f}/{r['p99_ms']:.2f}"
     print(f"\n{'purchases':>11} {'start (restart)':>15} {'start (cold)':>12} {'orders RSS':>10} "
-          f"{'ordinary whole':>15} {'ordinary page':>14} {'light whole':>12} {'heavy page':>12} "
+          f"{'ordinary whole':>15} {f'{MANY} ordinary':>14} {'ordinary page':>14} {'light whole':>12} {'heavy page':>12} "
           f"{'heavy whole':>16} {'buys/s (empty)':>18}   (reads: p50/p99 ms at 16 connections)")
     for r in results:
         print(f"{r['purchases']:>11,} {r['start_after_restart_s']:>13} s {r['cold_start_s']:>10} s "
-              f"{r['orders_rss_mb']:>7} MB {p(r['read_ordinary']):>15} {p(r['first_page_ordinary']):>14} "
+              f"{r['orders_rss_mb']:>7} MB {p(r['read_ordinary']):>15} {p(r['read_ordinary_many']):>14} "
+              f"{p(r['first_page_ordinary']):>14} "
               f"{p(r['read_light']):>12} {p(r['first_page_heavy']):>12} "
               f"{r['heavy_whole']['seconds']:>6} s {r['heavy_whole']['mb_per_s']:>5} MB/s "
               f"{r['buys']['rps']:>8.0f} ({r['buys_empty']['rps']:.0f})")

@@ -31,6 +31,21 @@ if signup and signup ~= "" then
   end
 end
 
+-- Reads of many users: every request with the next token of BENCH_TOKENS (separated by
+-- spaces), in turn.
+local tokens = os.getenv("BENCH_TOKENS")
+if tokens and tokens ~= "" then
+  local list = {}
+  for t in string.gmatch(tokens, "%S+") do
+    list[#list + 1] = t
+  end
+  local turn = 0
+  request = function()
+    turn = turn % #list + 1
+    return wrk.format(nil, nil, { ["Authorization"] = "Bearer " .. list[turn] })
+  end
+end
+
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
