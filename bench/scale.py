@@ -130,7 +130,7 @@ def one_size(size):
         first_page = gw("/api/purchases?limit=50&order=newest")
         result["first_page_ordinary"] = reads(shop, first_page, tokens["user42"])
         # Whole histories of many ordinary buyers in turn: more than orders keeps of
-        # long pages (16 MB), so each is read from the index.
+        # pages (16 MB), so each is read from the index.
         many = [logged_in(shop, f"user{1000 + i}") for i in range(MANY)]
         result["read_ordinary_many"] = reads(shop, gw("/api/purchases"), None, tokens=many)
         result["read_light"] = reads(shop, gw("/api/purchases"), tokens["light"])

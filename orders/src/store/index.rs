@@ -176,7 +176,7 @@ pub struct Index {
     next_reader: AtomicUsize,
     /// Purchases in the index.
     count: AtomicU64,
-    /// Long pages lately read.
+    /// Pages lately read.
     pages: Pages,
 }
 
@@ -337,8 +337,8 @@ impl Index {
     /// count and total of all of them: the reply of `orders.purchases`, encoded (the JSON
     /// of a [`PurchasesReply`](bus_schema::orders::PurchasesReply)). Written straight from
     /// the rows, with no value made per purchase: for a page of a thousand, making and
-    /// encoding those values cost orders more than reading the rows did. A long page is
-    /// kept until its user buys again ([`Self::kept_page`]).
+    /// encoding those values cost orders more than reading the rows did. The page is kept
+    /// until its user buys again ([`Self::kept_page`]).
     pub fn page(
         &self,
         username: &str,

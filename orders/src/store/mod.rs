@@ -1,5 +1,5 @@
 //! This instance's files: `purchases.json` ([`journal`]), the history index beside it
-//! ([`index`]) with the long pages lately read from it ([`pages`]), the two files opened
+//! ([`index`]) with the pages lately read from it ([`pages`]), the two files opened
 //! together ([`history`]) and the conversion of the Flask
 //! original's file ([`flask`]). Blocking: call from a blocking thread.
 

@@ -1,7 +1,7 @@
-//! Long history pages lately read, kept as the bytes of their reply, so that a history
-//! asked again is not read from the index again until it grows. A page of a thousand
-//! purchases costs orders about half a millisecond of CPU to read and write out; sent
-//! again it costs a copy of a pointer.
+//! History pages lately read, kept as the bytes of their reply, so that a history asked
+//! again is not read from the index again until it grows. A page of a thousand
+//! purchases costs orders about half a millisecond of CPU to read and write out, a page
+//! of twenty the hop to a reader thread and back; sent again either costs a lookup.
 //!
 //! A page is exact until its user buys again: histories only grow, and a user's pages
 //! are forgotten when the index takes a batch with a purchase of theirs
@@ -21,15 +21,16 @@ use std::{
 use bus_schema::orders::Cursor;
 use bytes::Bytes;
 
-/// Bytes of replies kept, at most.
+/// Bytes kept, at most: the replies, and [`OVERHEAD`] for each.
 pub const KEPT_BYTES: usize = 16 * 1024 * 1024;
-/// Replies shorter than this are not kept: a page of a few dozen purchases is read from
-/// the index about as fast as it is found here, and many of them would fill the cache
-/// with keys.
-pub const SHORTEST_KEPT: usize = 16 * 1024;
+/// What a kept page costs besides its reply and its user's name (the maps' entries).
+const OVERHEAD: usize = 96;
+/// When full, the pages used least lately are forgotten until this much is left: a sort
+/// of every page now and then rather than a search for the oldest at every page kept.
+const FULL_LEFT: usize = KEPT_BYTES / 4 * 3;
 
-/// Which page of whose history.
-type Key = (String, Cursor, usize);
+/// Which page of a user's history.
+type Page = (Cursor, usize);
 
 #[derive(Debug, Default)]
 pub struct Pages {
@@ -42,10 +43,11 @@ pub struct Pages {
 struct Inner {
     /// Batches committed (and clears) so far.
     epoch: u64,
-    /// A clock of uses, to forget the page used least lately when full.
+    /// A clock of uses, to forget the pages used least lately when full.
     clock: u64,
     bytes: usize,
-    pages: HashMap<Key, Kept>,
+    pages: usize,
+    by_user: HashMap<String, HashMap<Page, Kept>>,
 }
 
 #[derive(Debug)]
@@ -54,17 +56,24 @@ struct Kept {
     used: u64,
 }
 
+fn cost(user: &str, reply: &Bytes) -> usize {
+    reply.len() + user.len() + OVERHEAD
+}
+
 impl Pages {
     /// The kept reply of this page, if any.
     pub fn get(&self, user: &str, cursor: Cursor, limit: usize) -> Option<Bytes> {
         let mut inner = self.inner();
         inner.clock += 1;
         let now = inner.clock;
-        let key = (user.to_owned(), cursor, limit);
-        let found = inner.pages.get_mut(&key).map(|kept| {
-            kept.used = now;
-            kept.reply.clone()
-        });
+        let found = inner
+            .by_user
+            .get_mut(user)
+            .and_then(|pages| pages.get_mut(&(cursor, limit)))
+            .map(|kept| {
+                kept.used = now;
+                kept.reply.clone()
+            });
         drop(inner);
         let counter = if found.is_some() {
             &self.found
@@ -81,9 +90,10 @@ impl Pages {
     }
 
     /// Keeps `reply`, read from the index since `epoch`, unless a batch was committed
-    /// in between or it is short.
+    /// in between.
     pub fn keep(&self, epoch: u64, user: &str, cursor: Cursor, limit: usize, reply: &Bytes) {
-        if reply.len() < SHORTEST_KEPT || reply.len() > KEPT_BYTES / 4 {
+        let added = cost(user, reply);
+        if added > KEPT_BYTES - FULL_LEFT {
             return;
         }
         let mut inner = self.inner();
@@ -91,27 +101,25 @@ impl Pages {
             return;
         }
         inner.clock += 1;
-        let used = inner.clock;
         let kept = Kept {
             reply: reply.clone(),
-            used,
+            used: inner.clock,
         };
-        if let Some(old) = inner.pages.insert((user.to_owned(), cursor, limit), kept) {
-            inner.bytes -= old.reply.len();
-        }
-        inner.bytes += reply.len();
-        while inner.bytes > KEPT_BYTES {
-            let Some(oldest) = inner
-                .pages
-                .iter()
-                .min_by_key(|(_, kept)| kept.used)
-                .map(|(key, _)| key.clone())
-            else {
-                break;
-            };
-            if let Some(gone) = inner.pages.remove(&oldest) {
-                inner.bytes -= gone.reply.len();
+        let replaced = match inner.by_user.get_mut(user) {
+            Some(pages) => pages.insert((cursor, limit), kept),
+            None => {
+                let pages = HashMap::from([((cursor, limit), kept)]);
+                inner.by_user.insert(user.to_owned(), pages);
+                None
             }
+        };
+        match replaced {
+            Some(old) => inner.bytes -= cost(user, &old.reply),
+            None => inner.pages += 1,
+        }
+        inner.bytes += added;
+        if inner.bytes > KEPT_BYTES {
+            inner.forget_least_used();
         }
     }
 
@@ -119,23 +127,24 @@ impl Pages {
     pub fn forget(&self, users: &HashSet<&str>) {
         let mut inner = self.inner();
         inner.epoch += 1;
-        let mut freed = 0;
-        inner.pages.retain(|(user, _, _), kept| {
-            let keep = !users.contains(user.as_str());
-            if !keep {
-                freed += kept.reply.len();
+        for user in users {
+            if let Some(pages) = inner.by_user.remove(*user) {
+                inner.pages -= pages.len();
+                inner.bytes -= pages
+                    .values()
+                    .map(|kept| cost(user, &kept.reply))
+                    .sum::<usize>();
             }
-            keep
-        });
-        inner.bytes -= freed;
+        }
     }
 
     /// The index was emptied: no page is exact.
     pub fn clear(&self) {
         let mut inner = self.inner();
         inner.epoch += 1;
-        inner.pages.clear();
+        inner.by_user.clear();
         inner.bytes = 0;
+        inner.pages = 0;
     }
 
     /// Pages found here and pages read from the index, in the Prometheus text format.
@@ -146,7 +155,7 @@ impl Pages {
         );
         let (kept, bytes) = {
             let inner = self.inner();
-            (inner.pages.len(), inner.bytes)
+            (inner.pages, inner.bytes)
         };
         format!(
             "# HELP shop_history_pages_total History pages answered, by where they came from \
@@ -154,10 +163,10 @@ impl Pages {
              # TYPE shop_history_pages_total counter\n\
              shop_history_pages_total{{from=\"kept\"}} {found}\n\
              shop_history_pages_total{{from=\"index\"}} {read}\n\
-             # HELP shop_history_pages_kept Long history pages kept, and their bytes.\n\
+             # HELP shop_history_pages_kept History pages kept.\n\
              # TYPE shop_history_pages_kept gauge\n\
              shop_history_pages_kept {kept}\n\
-             # HELP shop_history_pages_kept_bytes Bytes of the long history pages kept.\n\
+             # HELP shop_history_pages_kept_bytes Bytes of the history pages kept.\n\
              # TYPE shop_history_pages_kept_bytes gauge\n\
              shop_history_pages_kept_bytes {bytes}\n"
         )
@@ -165,6 +174,37 @@ impl Pages {
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Inner {
+    /// Forgets the pages used least lately until [`FULL_LEFT`] bytes are left.
+    fn forget_least_used(&mut self) {
+        let mut all: Vec<(u64, String, Page)> = self
+            .by_user
+            .iter()
+            .flat_map(|(user, pages)| {
+                pages
+                    .iter()
+                    .map(|(page, kept)| (kept.used, user.clone(), *page))
+            })
+            .collect();
+        all.sort_unstable_by_key(|(used, _, _)| *used);
+        for (_, user, page) in all {
+            if self.bytes <= FULL_LEFT {
+                break;
+            }
+            let Some(pages) = self.by_user.get_mut(&user) else {
+                continue;
+            };
+            if let Some(gone) = pages.remove(&page) {
+                self.bytes -= cost(&user, &gone.reply);
+                self.pages -= 1;
+            }
+            if pages.is_empty() {
+                self.by_user.remove(&user);
+            }
+        }
     }
 }
 
@@ -180,26 +220,20 @@ mod tests {
     fn a_page_is_found_until_its_user_buys_again() {
         let pages = Pages::default();
         let epoch = pages.epoch();
-        pages.keep(epoch, "ada", Cursor::From(0), 1000, &reply(SHORTEST_KEPT));
-        assert_eq!(
-            pages.get("ada", Cursor::From(0), 1000),
-            Some(reply(SHORTEST_KEPT))
-        );
+        pages.keep(epoch, "ada", Cursor::From(0), 1000, &reply(100));
+        pages.keep(epoch, "ada", Cursor::From(0), 20, &reply(30));
+        assert_eq!(pages.get("ada", Cursor::From(0), 1000), Some(reply(100)));
         assert_eq!(pages.get("ada", Cursor::From(0), 999), None);
         pages.forget(&HashSet::from(["bob"]));
         assert!(pages.get("ada", Cursor::From(0), 1000).is_some());
         pages.forget(&HashSet::from(["ada"]));
         assert_eq!(pages.get("ada", Cursor::From(0), 1000), None);
-        assert!(
-            pages
-                .metrics()
-                .contains("shop_history_pages_total{from=\"kept\"} 2\n")
-        );
-        assert!(
-            pages
-                .metrics()
-                .contains("shop_history_pages_kept_bytes 0\n")
-        );
+        assert_eq!(pages.get("ada", Cursor::From(0), 20), None);
+        let metrics = pages.metrics();
+        assert!(metrics.contains("shop_history_pages_total{from=\"kept\"} 2\n"));
+        assert!(metrics.contains("shop_history_pages_total{from=\"index\"} 3\n"));
+        assert!(metrics.contains("shop_history_pages_kept 0\n"));
+        assert!(metrics.contains("shop_history_pages_kept_bytes 0\n"));
     }
 
     #[test]
@@ -207,51 +241,46 @@ mod tests {
         let pages = Pages::default();
         let epoch = pages.epoch();
         pages.forget(&HashSet::from(["bob"]));
-        pages.keep(epoch, "ada", Cursor::From(0), 1000, &reply(SHORTEST_KEPT));
+        pages.keep(epoch, "ada", Cursor::From(0), 1000, &reply(100));
         assert_eq!(pages.get("ada", Cursor::From(0), 1000), None);
-        pages.keep(
-            pages.epoch(),
-            "ada",
-            Cursor::From(0),
-            1000,
-            &reply(SHORTEST_KEPT),
-        );
+        pages.keep(pages.epoch(), "ada", Cursor::From(0), 1000, &reply(100));
         pages.clear();
         assert_eq!(pages.get("ada", Cursor::From(0), 1000), None);
+        assert!(pages.metrics().contains("shop_history_pages_kept 0\n"));
     }
 
     #[test]
-    fn short_pages_are_not_kept_and_the_least_used_go_first() {
+    fn when_full_the_pages_used_least_lately_go_first() {
         let pages = Pages::default();
-        pages.keep(pages.epoch(), "ada", Cursor::From(0), 10, &reply(100));
-        assert_eq!(pages.get("ada", Cursor::From(0), 10), None);
-        let size = KEPT_BYTES / 4;
-        for (i, user) in ["a", "b", "c", "d"].into_iter().enumerate() {
+        // Ten pages fill it; the first three used again, so the next four go (until a
+        // quarter is free).
+        let size = KEPT_BYTES / 10 - OVERHEAD - 1;
+        for user in 0..10 {
             pages.keep(
                 pages.epoch(),
-                user,
-                Cursor::Before(u64::MAX),
+                &user.to_string(),
+                Cursor::From(0),
                 50,
                 &reply(size),
             );
-            if i == 2 {
-                // "a" used last of the three: "b" is the one to go.
-                assert!(pages.get("a", Cursor::Before(u64::MAX), 50).is_some());
-            }
         }
+        for user in 0..3 {
+            assert!(pages.get(&user.to_string(), Cursor::From(0), 50).is_some());
+        }
+        pages.keep(pages.epoch(), "10", Cursor::From(0), 50, &reply(size));
+        let kept: Vec<u32> = (0..=10)
+            .filter(|user| pages.get(&user.to_string(), Cursor::From(0), 50).is_some())
+            .collect();
+        assert_eq!(kept, [0, 1, 2, 7, 8, 9, 10]);
+        assert!(pages.metrics().contains("shop_history_pages_kept 7\n"));
+        // A reply larger than what a full cache leaves is never kept.
         pages.keep(
             pages.epoch(),
-            "e",
-            Cursor::Before(u64::MAX),
+            "big",
+            Cursor::From(0),
             50,
-            &reply(size),
+            &reply(KEPT_BYTES / 3),
         );
-        assert!(pages.get("b", Cursor::Before(u64::MAX), 50).is_none());
-        for user in ["a", "c", "d", "e"] {
-            assert!(
-                pages.get(user, Cursor::Before(u64::MAX), 50).is_some(),
-                "{user}"
-            );
-        }
+        assert_eq!(pages.get("big", Cursor::From(0), 50), None);
     }
 }

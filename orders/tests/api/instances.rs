@@ -129,8 +129,7 @@ async fn one_key_sent_to_two_instances_at_once_records_one_purchase_and_every_fi
 
 #[tokio::test]
 async fn a_long_history_sent_again_as_last_read_shows_every_purchase_made_on_any_instance() {
-    // Long enough for its reply (over 16 KB) to be kept and sent again while its user
-    // does not buy.
+    // A reply of some 25 KB, kept and sent again while its user does not buy.
     let app = TestApp::spawn().await;
     let (other, _dir) = another(&app).await;
     for i in 0..200 {
