@@ -89,7 +89,7 @@ const REQUESTS: &[Request] = &[
     Request {
         subject: orders::subject::PURCHASES,
         service: orders::SERVICE,
-        summary: "A user's history; carries that user's token.",
+        summary: "A page of a user's history; carries that user's token. With `if_none_match` the tag of the page as it still is, the reply is `{\"not_modified\":true}`.",
         request: "PurchasesRequest",
         reply: "PurchasesReply",
         for_user: true,

@@ -100,6 +100,10 @@ pub struct PurchasesRequest {
     /// default the first page holds the oldest.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub newest_first: bool,
+    /// The [`page_tag`] of a reply the caller keeps: when the page is still that one,
+    /// the reply is [`NOT_MODIFIED`] instead of the page again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_none_match: Option<String>,
 }
 
 impl PurchasesRequest {
@@ -185,6 +189,32 @@ pub struct PurchasesReply {
 pub fn reply_has_next(reply: &[u8]) -> bool {
     let tail = memchr::memrchr(b']', reply).map_or(reply, |end| &reply[end..]);
     memchr::memmem::find(tail, b"\"next\":").is_some()
+}
+
+/// The reply of `orders.purchases` to a request whose `if_none_match` names the page as
+/// it still is.
+pub const NOT_MODIFIED: &[u8] = br#"{"not_modified":true}"#;
+
+/// Whether a reply of `orders.purchases` is [`NOT_MODIFIED`].
+pub fn reply_not_modified(reply: &[u8]) -> bool {
+    reply == NOT_MODIFIED
+}
+
+/// The tag of a reply of `orders.purchases` (its JSON bytes), for `if_none_match`: the
+/// length and a 64-bit hash of the bytes, in hex. Not a cryptographic hash: a reply is
+/// only ever compared with an earlier reply of the same user's same page.
+pub fn page_tag(reply: &[u8]) -> String {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut words = reply.chunks_exact(8);
+    let mut hash = reply.len() as u64;
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        hash = (hash ^ word).wrapping_mul(K).rotate_left(29);
+    }
+    for &byte in words.remainder() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(K).rotate_left(29);
+    }
+    format!("{:x}-{:016x}", reply.len(), hash ^ (hash >> 32))
 }
 
 /// The `next` of a reply of `orders.purchases` as sent (JSON bytes), read without
@@ -297,6 +327,21 @@ mod tests {
             Some("b7".into())
         );
         assert!(reply_next(b"[1").is_err());
+    }
+
+    #[test]
+    fn a_page_tag_changes_with_any_byte_of_the_reply() {
+        let reply = br#"{"user":"ana","purchases":["Article 1"],"count":1}"#.to_vec();
+        let tag = page_tag(&reply);
+        assert_eq!(page_tag(&reply.clone()), tag);
+        for i in 0..reply.len() {
+            let mut changed = reply.clone();
+            changed[i] ^= 1;
+            assert_ne!(page_tag(&changed), tag, "byte {i}");
+        }
+        assert_ne!(page_tag(&reply[..reply.len() - 1]), tag);
+        assert!(reply_not_modified(NOT_MODIFIED));
+        assert!(!reply_not_modified(&reply));
     }
 
     #[test]

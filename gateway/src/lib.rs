@@ -1,5 +1,6 @@
-//! The gateway: the shop's web pages and JSON API on :5000. It keeps no state and
-//! talks to the services over NATS only, through the typed calls of `bus-schema`.
+//! The gateway: the shop's web pages and JSON API on :5000. It keeps no state (but
+//! copies of long histories, sent only when orders says they are current) and talks to
+//! the services over NATS only, through the typed calls of `bus-schema`.
 //!
 //! - [`config`]: flags and environment.
 //! - [`state`]: [`state::AppState`], what every handler shares.
@@ -14,6 +15,7 @@
 //!   and the graphs of [`history`].
 //! - [`history`]: each service's requests per second and average time over the last
 //!   minutes, drawn as small SVG graphs.
+//! - [`kept`]: the last long whole histories sent, asked again by their tag.
 //! - [`activity`]: the live feed of purchases and sign-ups (Server-Sent Events).
 //! - [`startup`]: [`build`], which joins the bus and binds HTTP.
 
@@ -22,6 +24,7 @@ pub mod api;
 pub mod config;
 pub mod discovery;
 pub mod history;
+pub mod kept;
 pub mod login;
 pub mod pages;
 pub mod session;

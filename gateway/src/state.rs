@@ -65,6 +65,8 @@ pub struct Shared {
     /// Logins in flight, per client address: a flood from one address waits for none
     /// but itself.
     pub logins: Arc<Queues>,
+    /// The last long whole histories sent.
+    pub kept: crate::kept::KeptHistories,
 }
 
 impl AppState {
@@ -94,6 +96,7 @@ impl AppState {
             feeds: Slots::new(MAX_FEEDS_PER_ADDRESS, MAX_FEEDS),
             logins: Queues::new(config.max_logins_in_flight_per_address, LOGIN_WAIT),
             csrf_key: Arc::new(csrf_key),
+            kept: crate::kept::KeptHistories::default(),
             login_throttle: Arc::new(Throttle::new(
                 config.max_failed_logins_per_address,
                 Duration::from_secs(config.failed_login_window_secs),

@@ -142,6 +142,9 @@ impl Orders {
     /// it: the file is first brought up to the stream's end. Encoded (the JSON of a
     /// [`PurchasesReply`]) as the index writes it; [`Self::purchases_page`] decodes it.
     ///
+    /// With `if_none_match` the [`page_tag`](bus_schema::orders::page_tag) of the page as it is,
+    /// the reply is [`NOT_MODIFIED`](bus_schema::orders::NOT_MODIFIED).
+    ///
     /// When the view was current at the last read, the page is read while the stream's
     /// end is asked, and kept if the view it was read from already held that end;
     /// otherwise (or when it did not) the page is read once the view holds it.
@@ -154,7 +157,7 @@ impl Orders {
             req.cursor.as_deref(),
             req.newest_first,
         )?;
-        if self.inner.view_was_current.load(Ordering::Relaxed) {
+        let page = if self.inner.view_was_current.load(Ordering::Relaxed) {
             // Everything below the cursor is in the index before the read begins.
             let before = self.cursor();
             let (current, page) = tokio::join!(
@@ -162,12 +165,20 @@ impl Orders {
                 self.read_page(&username, cursor, limit)
             );
             if current? {
-                return page;
+                page?
+            } else {
+                self.read_page(&username, cursor, limit).await?
             }
         } else {
             self.catch_up(None).await?;
+            self.read_page(&username, cursor, limit).await?
+        };
+        match &req.if_none_match {
+            Some(tag) if *tag == bus_schema::orders::page_tag(&page) => {
+                Ok(Bytes::from_static(bus_schema::orders::NOT_MODIFIED))
+            }
+            _ => Ok(page),
         }
-        self.read_page(&username, cursor, limit).await
     }
 
     /// A page of the index as it is now: kept from the last read when its user has not

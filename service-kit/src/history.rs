@@ -64,6 +64,7 @@ impl HistoryQuery {
             limit,
             cursor: self.cursor.clone(),
             newest_first,
+            ..PurchasesRequest::default()
         }))
     }
 }

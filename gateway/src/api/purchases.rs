@@ -19,7 +19,7 @@ use crate::state::AppState;
 /// `limit`, `cursor` or `order` one page, its next page's address in `next_url` and a
 /// `Link` header. A page, and a whole history of one page, are passed on as orders sent
 /// them (not decoded and encoded again); a longer history is read page after page and
-/// streamed.
+/// streamed. A long whole history is kept and asked again by its tag ([`crate::kept`]).
 #[utoipa::path(get, path = "/purchases", tag = "purchases", security(("bearer" = [])),
     params(HistoryQuery),
     responses(
@@ -42,14 +42,27 @@ pub async fn list(
             reply,
         )?);
     }
-    let request = PurchasesRequest::of(&caller.username);
+    // A long history sent before is asked with its tag: orders answers that it is the
+    // same, and the copy is sent, or sends it as it is now.
+    let kept = state.kept.get(&caller.username);
+    let request = PurchasesRequest {
+        if_none_match: kept.as_ref().map(|copy| copy.tag.clone()),
+        ..PurchasesRequest::of(&caller.username)
+    };
     let first = orders::purchases_bytes(&state.nats, &request, &calls).await?;
-    let nats = state.nats.clone();
+    let first = match kept {
+        Some(copy) if orders::reply_not_modified(&first) => copy.reply,
+        _ => {
+            state.kept.keep(&caller.username, &first);
+            first
+        }
+    };
+    let (nats, username) = (state.nats.clone(), caller.username);
     Ok(history::whole_response_bytes(first, move |cursor| {
         let (nats, calls) = (nats.clone(), calls.clone());
         let request = PurchasesRequest {
             cursor: Some(cursor),
-            ..request.clone()
+            ..PurchasesRequest::of(username.clone())
         };
         async move { orders::purchases_with(&nats, &request, &calls).await }
     })?)

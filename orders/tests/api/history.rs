@@ -193,3 +193,47 @@ async fn an_empty_history_is_whole_and_a_page_alike() {
     assert_eq!(body["items"], serde_json::json!([]));
     assert!(body.get("next_url").is_none());
 }
+
+#[tokio::test]
+async fn a_page_asked_with_its_tag_is_answered_not_modified_until_its_user_buys() {
+    let app = TestApp::spawn().await;
+    for i in 0..300 {
+        publish(&app.js, &event("nina", 1 + i % 3)).await;
+    }
+    let calls = app.auth.calls_for("nina");
+    let ask = |if_none_match: Option<String>| {
+        let (nats, calls) = (app.nats.clone(), calls.clone());
+        async move {
+            let request = PurchasesRequest {
+                if_none_match,
+                ..PurchasesRequest::of("nina")
+            };
+            testkit::retry_unavailable(|| orders::purchases_bytes(&nats, &request, &calls))
+                .await
+                .expect("a reply")
+        }
+    };
+    let whole = ask(None).await;
+    let page: orders::PurchasesReply = serde_json::from_slice(&whole).expect("a page");
+    assert_eq!(page.count, 300);
+    let tag = orders::page_tag(&whole);
+    assert_eq!(&ask(Some(tag.clone())).await[..], orders::NOT_MODIFIED);
+    assert_eq!(ask(Some(format!("{tag}0"))).await, whole, "another tag");
+
+    let (status, body) = app
+        .buy(
+            "nina",
+            &app.token("nina"),
+            serde_json::json!({"article_id": 2}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let grown = ask(Some(tag)).await;
+    let page: orders::PurchasesReply = serde_json::from_slice(&grown).expect("the page again");
+    assert_eq!(page.count, 301);
+    assert_eq!(
+        page.items.last().map(|i| i.id.as_str()),
+        body["id"].as_str()
+    );
+}

@@ -112,3 +112,36 @@ async fn the_purchases_page_shows_fifty_at_a_time_newest_first_with_the_count_an
     ];
     assert_eq!(pages, expected, "newest first, 50 a page");
 }
+
+#[tokio::test]
+async fn a_long_history_read_again_is_the_same_until_a_buy_and_then_shows_it() {
+    // About 150 KB: the gateway keeps it and asks orders again by its tag.
+    let shop = Shop::start().await;
+    let mut all = testkit::publish_purchases(&shop.nats, "victor", 300, long_name).await;
+    let token = shop.token("victor", "1234").await;
+    let http = reqwest::Client::new();
+    let read = || testkit::send_carefully(http.get(shop.url("/api/purchases")).bearer_auth(&token));
+    let (status, first) = read().await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert!(first.to_string().len() > 100_000);
+    assert_eq!(ids(&first), all);
+    let (status, again) = read().await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again, first);
+
+    let (status, bought) = testkit::send_carefully(
+        http.post(shop.url("/api/buy"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "victor-301")
+            .json(&serde_json::json!({"article_id": 2})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{bought}");
+    all.push(bought["id"].as_str().expect("an id").to_owned());
+    for read_after in ["first", "second"] {
+        let (status, body) = read().await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["count"], 301, "the {read_after} read after the buy");
+        assert_eq!(ids(&body), all, "the {read_after} read after the buy");
+    }
+}
