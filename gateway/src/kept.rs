@@ -40,19 +40,21 @@ impl KeptHistories {
     }
 
     /// Keeps `reply`, `user`'s whole history as orders just sent it, when it is long and
-    /// whole (a reply with a next page is not the whole history).
-    pub fn keep(&self, user: &str, reply: &Bytes) {
+    /// whole (a reply with a next page is not the whole history); its tag when kept.
+    pub fn keep(&self, user: &str, reply: &Bytes) -> Option<String> {
         if reply.len() < KEPT_FROM || orders::reply_has_next(reply) {
-            return;
+            return None;
         }
+        let tag = orders::page_tag(reply);
         let copy = Copy {
-            tag: orders::page_tag(reply),
+            tag: tag.clone(),
             reply: reply.clone(),
         };
         let mut copies = self.copies();
         copies.retain(|(u, _)| u != user);
         copies.push_front((user.to_owned(), copy));
         copies.truncate(KEPT_AT_MOST);
+        Some(tag)
     }
 
     fn copies(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, Copy)>> {

@@ -359,12 +359,19 @@ pub async fn read(response: reqwest::Response) -> (reqwest::StatusCode, serde_js
 pub async fn send_carefully(
     request: reqwest::RequestBuilder,
 ) -> (reqwest::StatusCode, serde_json::Value) {
+    read(response_carefully(request).await).await
+}
+
+/// [`send_carefully`]'s response itself, for its headers.
+pub async fn response_carefully(request: reqwest::RequestBuilder) -> reqwest::Response {
     let started = Instant::now();
     loop {
         let again = request.try_clone().expect("testkit: a body in memory");
-        let (status, body) = read(again.send().await.expect("testkit: sent")).await;
-        if status != reqwest::StatusCode::SERVICE_UNAVAILABLE || started.elapsed() > PATIENCE {
-            return (status, body);
+        let response = again.send().await.expect("testkit: sent");
+        if response.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE
+            || started.elapsed() > PATIENCE
+        {
+            return response;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

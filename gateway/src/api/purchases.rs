@@ -3,8 +3,8 @@
 use axum::{
     Json,
     extract::{Query, State},
-    http::{HeaderMap, StatusCode},
-    response::Response,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
 };
 use bus_schema::orders::{self, BuyBody, BuyReply, BuyRequest, PurchasesRequest};
 use service_kit::{
@@ -20,10 +20,15 @@ use crate::state::AppState;
 /// `Link` header. A page, and a whole history of one page, are passed on as orders sent
 /// them (not decoded and encoded again); a longer history is read page after page and
 /// streamed. A long whole history is kept and asked again by its tag ([`crate::kept`]).
+/// A whole history of one reply carries that tag as its `ETag`, and a request whose
+/// `If-None-Match` names it is answered 304.
 #[utoipa::path(get, path = "/purchases", tag = "purchases", security(("bearer" = [])),
-    params(HistoryQuery),
+    params(HistoryQuery,
+        ("If-None-Match" = Option<String>, Header, description = "The `ETag` of a whole history read before: 304 while it is the same")),
     responses(
-        (status = 200, body = HistoryPage),
+        (status = 200, body = HistoryPage, headers(
+            ("ETag" = String, description = "The whole history's tag (not on a page, nor on a history longer than one bus reply)"))),
+        (status = 304, description = "The whole history is still the one of `If-None-Match`"),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 503, body = ErrorBody),
@@ -32,6 +37,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<HistoryQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let calls = state.calls.idempotent().bearer(&caller.token);
     if let Some(request) = query.request(&caller.username)? {
@@ -50,22 +56,59 @@ pub async fn list(
         ..PurchasesRequest::of(&caller.username)
     };
     let first = orders::purchases_bytes(&state.nats, &request, &calls).await?;
-    let first = match kept {
-        Some(copy) if orders::reply_not_modified(&first) => copy.reply,
+    let (first, tag) = match kept {
+        Some(copy) if orders::reply_not_modified(&first) => (copy.reply, Some(copy.tag)),
         _ => {
-            state.kept.keep(&caller.username, &first);
-            first
+            let tag = state.kept.keep(&caller.username, &first);
+            (first, tag)
         }
     };
+    // A whole history of one reply has a tag for HTTP too: a client that holds it gets
+    // a 304 without the body.
+    let etag = match tag {
+        Some(tag) => Some(tag),
+        None if !orders::reply_has_next(&first) => Some(orders::page_tag(&first)),
+        None => None,
+    }
+    .and_then(|tag| HeaderValue::from_str(&format!("\"{tag}\"")).ok());
+    if let Some(etag) = &etag {
+        if holds(&headers, etag) {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            with_etag(&mut response, etag.clone());
+            return Ok(response);
+        }
+    }
     let (nats, username) = (state.nats.clone(), caller.username);
-    Ok(history::whole_response_bytes(first, move |cursor| {
+    let mut response = history::whole_response_bytes(first, move |cursor| {
         let (nats, calls) = (nats.clone(), calls.clone());
         let request = PurchasesRequest {
             cursor: Some(cursor),
             ..PurchasesRequest::of(username.clone())
         };
         async move { orders::purchases_with(&nats, &request, &calls).await }
-    })?)
+    })?;
+    if let Some(etag) = etag {
+        with_etag(&mut response, etag);
+    }
+    Ok(response)
+}
+
+/// Whether the request's `If-None-Match` names `etag` (or `*`).
+fn holds(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let etag = etag.as_bytes();
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|tag| tag.trim())
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/").as_bytes() == etag)
+}
+
+/// The history's tag, for a client that keeps its own copy. `Cache-Control` stays
+/// `no-store`, as on every personal answer: browsers and proxies keep no copy.
+fn with_etag(response: &mut Response, etag: HeaderValue) {
+    response.headers_mut().insert(header::ETAG, etag);
 }
 
 /// A purchase; the `Idempotency-Key` header makes a retry answer the first one.

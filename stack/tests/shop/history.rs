@@ -15,6 +15,19 @@ fn long_name(n: usize) -> String {
     format!("{n:05} {}", "a rather long article name ".repeat(15))
 }
 
+/// A purchase of article 2 through the gateway, with `key`: its body.
+async fn buy(shop: &Shop, http: &reqwest::Client, token: &str, key: &str) -> Value {
+    let (status, bought) = testkit::send_carefully(
+        http.post(shop.url("/api/buy"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&serde_json::json!({"article_id": 2})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{bought}");
+    bought
+}
+
 fn ids(body: &Value) -> Vec<String> {
     body["items"]
         .as_array()
@@ -129,14 +142,7 @@ async fn a_long_history_read_again_is_the_same_until_a_buy_and_then_shows_it() {
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again, first);
 
-    let (status, bought) = testkit::send_carefully(
-        http.post(shop.url("/api/buy"))
-            .bearer_auth(&token)
-            .header("Idempotency-Key", "victor-301")
-            .json(&serde_json::json!({"article_id": 2})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{bought}");
+    let bought = buy(&shop, &http, &token, "victor-301").await;
     all.push(bought["id"].as_str().expect("an id").to_owned());
     for read_after in ["first", "second"] {
         let (status, body) = read().await;
@@ -144,4 +150,52 @@ async fn a_long_history_read_again_is_the_same_until_a_buy_and_then_shows_it() {
         assert_eq!(body["count"], 301, "the {read_after} read after the buy");
         assert_eq!(ids(&body), all, "the {read_after} read after the buy");
     }
+}
+
+#[tokio::test]
+async fn a_whole_history_has_an_etag_and_a_client_holding_it_gets_304_until_a_buy() {
+    let shop = Shop::start().await;
+    testkit::publish_purchases(&shop.nats, "victor", 3, long_name).await;
+    let token = shop.token("victor", "1234").await;
+    let http = reqwest::Client::new();
+    let read = |if_none_match: Option<&str>| {
+        let mut request = http.get(shop.url("/api/purchases")).bearer_auth(&token);
+        if let Some(tag) = if_none_match {
+            request = request.header("If-None-Match", tag);
+        }
+        testkit::response_carefully(request)
+    };
+    let first = read(None).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let etag = first.headers()["etag"].to_str().expect("ascii").to_owned();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    assert_eq!(
+        first.headers()["cache-control"],
+        "no-store",
+        "personal: kept by no cache but the client's own"
+    );
+
+    let again = read(Some(&etag)).await;
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(again.headers()["etag"].to_str().expect("ascii"), etag);
+    assert!(again.bytes().await.expect("a body").is_empty());
+    let listed = read(Some(&format!("\"other\", W/{etag}"))).await;
+    assert_eq!(listed.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(read(Some("\"other\"")).await.status(), StatusCode::OK);
+
+    let bought = buy(&shop, &http, &token, "victor-4").await;
+    let after = read(Some(&etag)).await;
+    assert_eq!(after.status(), StatusCode::OK, "the history changed");
+    assert_ne!(after.headers()["etag"].to_str().expect("ascii"), etag);
+    let (_, body) = testkit::read(after).await;
+    assert_eq!(body["count"], 4);
+
+    // A page has no tag: it is not the whole history.
+    let paged = testkit::response_carefully(
+        http.get(shop.url("/api/purchases?limit=2"))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(paged.status(), StatusCode::OK);
+    assert!(!paged.headers().contains_key("etag"));
 }
