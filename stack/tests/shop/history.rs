@@ -189,6 +189,10 @@ async fn a_whole_history_has_an_etag_and_a_client_holding_it_gets_304_until_a_bu
     assert_ne!(after.headers()["etag"].to_str().expect("ascii"), etag);
     let (_, body) = testkit::read(after).await;
     assert_eq!(body["count"], 4);
+    assert_eq!(
+        ids(&body).last(),
+        bought["id"].as_str().map(str::to_owned).as_ref()
+    );
 
     // A page has no tag: it is not the whole history.
     let paged = testkit::response_carefully(
