@@ -67,11 +67,15 @@ async fn articles(State(state): State<HttpState>, _caller: Caller) -> Json<Artic
 
 /// The caller's own history: the whole of it, oldest first, however long (streamed),
 /// or with `limit`, `cursor` or `order` one page, its next page's address in `next_url`
-/// and a `Link` header.
+/// and a `Link` header. A whole history of one page carries its tag as `ETag`, and a
+/// request whose `If-None-Match` names it is answered 304.
 #[utoipa::path(get, path = "/orders/{username}/purchases", tag = "orders", security(("bearer" = [])),
-    params(("username" = String, Path, description = "The caller's own name"), HistoryQuery),
+    params(("username" = String, Path, description = "The caller's own name"), HistoryQuery,
+        ("If-None-Match" = Option<String>, Header, description = "The `ETag` of a whole history read before: 304 while it is the same")),
     responses(
-        (status = 200, body = HistoryPage),
+        (status = 200, body = HistoryPage, headers(
+            ("ETag" = String, description = "The whole history's tag (not on a page, nor on a history longer than one bus reply)"))),
+        (status = 304, description = "The whole history is still the one of `If-None-Match`"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, description = "Another user's history", body = ErrorBody),
         (status = 503, description = "The history could not be confirmed current", body = ErrorBody),
@@ -81,6 +85,7 @@ async fn purchases(
     caller: Caller,
     Path(username): Path<String>,
     Query(query): Query<HistoryQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let username = state.core.authorize(&caller.username, &username)?;
     let path = format!("/orders/{username}/purchases");
@@ -92,8 +97,15 @@ async fn purchases(
         .core
         .purchases(&PurchasesRequest::of(&username))
         .await?;
+    let etag = history::whole_etag(&first, None);
+    if let Some(response) = etag
+        .as_ref()
+        .and_then(|e| history::not_modified(&headers, e))
+    {
+        return Ok(response);
+    }
     let core = state.core.clone();
-    Ok(history::whole_response_bytes(first, move |cursor| {
+    let response = history::whole_response_bytes(first, move |cursor| {
         let (core, username) = (core.clone(), username.clone());
         async move {
             let request = PurchasesRequest {
@@ -102,7 +114,8 @@ async fn purchases(
             };
             core.purchases_page(&request).await
         }
-    })?)
+    })?;
+    Ok(history::tagged(response, etag))
 }
 
 /// Buys an article; answered once the purchase is in the stream and on disk.

@@ -9,7 +9,7 @@ use std::future::Future;
 
 use axum::{
     body::{Body, Bytes},
-    http::{HeaderValue, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use bus_schema::{
@@ -128,6 +128,38 @@ fn link(next_url: Option<&str>) -> Option<HeaderValue> {
 fn with_link(mut response: Response, link: Option<HeaderValue>) -> Response {
     if let Some(link) = link {
         response.headers_mut().insert(header::LINK, link);
+    }
+    response
+}
+
+/// The `ETag` of a whole history that is one reply (`first` has no next page): its
+/// [`orders::page_tag`] (`tag` when already known), quoted.
+pub fn whole_etag(first: &[u8], tag: Option<String>) -> Option<HeaderValue> {
+    if orders::reply_has_next(first) {
+        return None;
+    }
+    let tag = tag.unwrap_or_else(|| orders::page_tag(first));
+    HeaderValue::from_str(&format!("\"{tag}\"")).ok()
+}
+
+/// A 304 with `etag` when the request's `If-None-Match` names it (in a list, weak or
+/// not) or is `*`.
+pub fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> Option<Response> {
+    let named = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/").as_bytes() == etag.as_bytes());
+    named.then(|| tagged(StatusCode::NOT_MODIFIED.into_response(), Some(etag.clone())))
+}
+
+/// `response` with its `ETag`, if any. `Cache-Control` is left as it is (`no-store` on a
+/// personal answer): the tag serves a client's own copy.
+pub fn tagged(mut response: Response, etag: Option<HeaderValue>) -> Response {
+    if let Some(etag) = etag {
+        response.headers_mut().insert(header::ETAG, etag);
     }
     response
 }

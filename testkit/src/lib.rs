@@ -362,6 +362,19 @@ pub async fn send_carefully(
     read(response_carefully(request).await).await
 }
 
+/// `request` with `If-None-Match: tag` when a tag is given, sent carefully: the
+/// response, for its status and `ETag`.
+pub fn get_unless(
+    request: reqwest::RequestBuilder,
+    if_none_match: Option<&str>,
+) -> impl Future<Output = reqwest::Response> + use<> {
+    let request = match if_none_match {
+        Some(tag) => request.header(reqwest::header::IF_NONE_MATCH, tag),
+        None => request,
+    };
+    response_carefully(request)
+}
+
 /// [`send_carefully`]'s response itself, for its headers.
 pub async fn response_carefully(request: reqwest::RequestBuilder) -> reqwest::Response {
     let started = Instant::now();

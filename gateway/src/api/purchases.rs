@@ -3,8 +3,8 @@
 use axum::{
     Json,
     extract::{Query, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, StatusCode},
+    response::Response,
 };
 use bus_schema::orders::{self, BuyBody, BuyReply, BuyRequest, PurchasesRequest};
 use service_kit::{
@@ -65,21 +65,15 @@ pub async fn list(
     };
     // A whole history of one reply has a tag for HTTP too: a client that holds it gets
     // a 304 without the body.
-    let etag = match tag {
-        Some(tag) => Some(tag),
-        None if !orders::reply_has_next(&first) => Some(orders::page_tag(&first)),
-        None => None,
-    }
-    .and_then(|tag| HeaderValue::from_str(&format!("\"{tag}\"")).ok());
-    if let Some(etag) = &etag {
-        if holds(&headers, etag) {
-            let mut response = StatusCode::NOT_MODIFIED.into_response();
-            with_etag(&mut response, etag.clone());
-            return Ok(response);
-        }
+    let etag = history::whole_etag(&first, tag);
+    if let Some(response) = etag
+        .as_ref()
+        .and_then(|e| history::not_modified(&headers, e))
+    {
+        return Ok(response);
     }
     let (nats, username) = (state.nats.clone(), caller.username);
-    let mut response = history::whole_response_bytes(first, move |cursor| {
+    let response = history::whole_response_bytes(first, move |cursor| {
         let (nats, calls) = (nats.clone(), calls.clone());
         let request = PurchasesRequest {
             cursor: Some(cursor),
@@ -87,28 +81,7 @@ pub async fn list(
         };
         async move { orders::purchases_with(&nats, &request, &calls).await }
     })?;
-    if let Some(etag) = etag {
-        with_etag(&mut response, etag);
-    }
-    Ok(response)
-}
-
-/// Whether the request's `If-None-Match` names `etag` (or `*`).
-fn holds(headers: &HeaderMap, etag: &HeaderValue) -> bool {
-    let etag = etag.as_bytes();
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|tag| tag.trim())
-        .any(|tag| tag == "*" || tag.trim_start_matches("W/").as_bytes() == etag)
-}
-
-/// The history's tag, for a client that keeps its own copy. `Cache-Control` stays
-/// `no-store`, as on every personal answer: browsers and proxies keep no copy.
-fn with_etag(response: &mut Response, etag: HeaderValue) {
-    response.headers_mut().insert(header::ETAG, etag);
+    Ok(history::tagged(response, etag))
 }
 
 /// A purchase; the `Idempotency-Key` header makes a retry answer the first one.

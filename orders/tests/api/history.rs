@@ -237,3 +237,34 @@ async fn a_page_asked_with_its_tag_is_answered_not_modified_until_its_user_buys(
         body["id"].as_str()
     );
 }
+
+#[tokio::test]
+async fn the_http_door_tags_a_whole_history_and_answers_304_while_it_is_the_same() {
+    let app = TestApp::spawn().await;
+    publish(&app.js, &event("olga", 1)).await;
+    let token = app.token("olga");
+    let read = |if_none_match: Option<&str>| {
+        let request = app
+            .http
+            .get(app.orders.url("/orders/olga/purchases"))
+            .bearer_auth(&token);
+        testkit::get_unless(request, if_none_match)
+    };
+    let first = read(None).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let etag = first.headers()["etag"].to_str().expect("ascii").to_owned();
+    let held = read(Some(&etag)).await;
+    assert_eq!(held.status(), StatusCode::NOT_MODIFIED);
+    assert!(held.bytes().await.expect("a body").is_empty());
+
+    let (status, body) = app
+        .buy("olga", &token, serde_json::json!({"article_id": 2}), None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let after = read(Some(&etag)).await;
+    assert_eq!(after.status(), StatusCode::OK, "the history grew");
+    assert_ne!(after.headers()["etag"].to_str().expect("ascii"), etag);
+    let page = read(None).await;
+    let (_, page) = testkit::read(page).await;
+    assert_eq!(page["count"], 2);
+}
