@@ -93,11 +93,8 @@ async fn purchases(
         let reply = state.core.purchases(&request).await?;
         return Ok(history::page_response_bytes(&path, &request, reply)?);
     }
-    let first = state
-        .core
-        .purchases(&PurchasesRequest::of(&username))
-        .await?;
-    let etag = history::whole_etag(&first, None);
+    let first = state.core.page(&PurchasesRequest::of(&username)).await?;
+    let etag = history::whole_etag(&first.reply, Some(first.tag.to_string()));
     if let Some(response) = etag
         .as_ref()
         .and_then(|e| history::not_modified(&headers, e))
@@ -105,7 +102,7 @@ async fn purchases(
         return Ok(response);
     }
     let core = state.core.clone();
-    let response = history::whole_response_bytes(first, move |cursor| {
+    let response = history::whole_response_bytes(first.reply, move |cursor| {
         let (core, username) = (core.clone(), username.clone());
         async move {
             let request = PurchasesRequest {

@@ -47,7 +47,7 @@ use crate::{
     domain::{self, BUY_MESSAGE, catalog::Catalog},
     error::OrdersError,
     events::stream,
-    store::index::Index,
+    store::{index::Index, pages::Page},
 };
 
 /// How long a buy may take, publishing and waiting for its line, before it gives up with
@@ -142,22 +142,31 @@ impl Orders {
     /// it: the file is first brought up to the stream's end. Encoded (the JSON of a
     /// [`PurchasesReply`]) as the index writes it; [`Self::purchases_page`] decodes it.
     ///
-    /// With `if_none_match` the [`page_tag`](bus_schema::orders::page_tag) of the page as it is,
-    /// the reply is [`NOT_MODIFIED`](bus_schema::orders::NOT_MODIFIED).
+    /// With `if_none_match` the [`page_tag`](bus_schema::orders::page_tag) of the page as
+    /// it is, the reply is [`NOT_MODIFIED`](bus_schema::orders::NOT_MODIFIED).
+    ///
+    /// [`MAX_PAGE`]: bus_schema::orders::MAX_PAGE
+    pub async fn purchases(&self, req: &PurchasesRequest) -> Result<Bytes, OrdersError> {
+        let page = self.page(req).await?;
+        Ok(match &req.if_none_match {
+            Some(tag) if **tag == *page.tag => Bytes::from_static(bus_schema::orders::NOT_MODIFIED),
+            _ => page.reply,
+        })
+    }
+
+    /// [`Self::purchases`]' page, always, with its tag (for an HTTP door's `ETag`).
     ///
     /// When the view was current at the last read, the page is read while the stream's
     /// end is asked, and kept if the view it was read from already held that end;
     /// otherwise (or when it did not) the page is read once the view holds it.
-    ///
-    /// [`MAX_PAGE`]: bus_schema::orders::MAX_PAGE
-    pub async fn purchases(&self, req: &PurchasesRequest) -> Result<Bytes, OrdersError> {
+    pub async fn page(&self, req: &PurchasesRequest) -> Result<Page, OrdersError> {
         let username = domain::username(&req.username)?.into_string();
         let (limit, cursor) = domain::page(
             req.limit.map(u64::from),
             req.cursor.as_deref(),
             req.newest_first,
         )?;
-        let page = if self.inner.view_was_current.load(Ordering::Relaxed) {
+        if self.inner.view_was_current.load(Ordering::Relaxed) {
             // Everything below the cursor is in the index before the read begins.
             let before = self.cursor();
             let (current, page) = tokio::join!(
@@ -165,20 +174,12 @@ impl Orders {
                 self.read_page(&username, cursor, limit)
             );
             if current? {
-                page?
-            } else {
-                self.read_page(&username, cursor, limit).await?
+                return page;
             }
         } else {
             self.catch_up(None).await?;
-            self.read_page(&username, cursor, limit).await?
-        };
-        match &req.if_none_match {
-            Some(tag) if *tag == bus_schema::orders::page_tag(&page) => {
-                Ok(Bytes::from_static(bus_schema::orders::NOT_MODIFIED))
-            }
-            _ => Ok(page),
         }
+        self.read_page(&username, cursor, limit).await
     }
 
     /// A page of the index as it is now: kept from the last read when its user has not
@@ -188,7 +189,7 @@ impl Orders {
         username: &str,
         cursor: Cursor,
         limit: usize,
-    ) -> Result<Bytes, OrdersError> {
+    ) -> Result<Page, OrdersError> {
         if let Some(page) = self.inner.index.kept_page(username, cursor, limit) {
             return Ok(page);
         }
@@ -220,13 +221,13 @@ impl Orders {
         .await
     }
 
-    /// [`Self::purchases`], decoded.
+    /// [`Self::page`], decoded.
     pub async fn purchases_page(
         &self,
         req: &PurchasesRequest,
     ) -> Result<PurchasesReply, OrdersError> {
-        let page = self.purchases(req).await?;
-        Ok(serde_json::from_slice(&page).expect("BUG: the index writes replies that decode"))
+        let page = self.page(req).await?;
+        Ok(serde_json::from_slice(&page.reply).expect("BUG: the index writes replies that decode"))
     }
 
     /// The stream's last sequence now, as a 503 `view_behind` when it cannot be known.

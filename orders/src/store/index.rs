@@ -24,7 +24,10 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use uuid::Uuid;
 
-use super::{pages::Pages, sibling};
+use super::{
+    pages::{Page, Pages},
+    sibling,
+};
 use crate::domain::purchase::Line;
 
 /// Read connections: enough for both cores' blocking reads and some waiting.
@@ -335,7 +338,7 @@ impl Index {
     /// Up to `limit` purchases of `username` from `cursor` on, fewer when they would not
     /// fit [`MAX_PAGE_BYTES`] (one at least), with the cursor of the next page and the
     /// count and total of all of them: the reply of `orders.purchases`, encoded (the JSON
-    /// of a [`PurchasesReply`](bus_schema::orders::PurchasesReply)). Written straight from
+    /// of a [`PurchasesReply`](bus_schema::orders::PurchasesReply)) with its tag. Written straight from
     /// the rows, with no value made per purchase: for a page of a thousand, making and
     /// encoding those values cost orders more than reading the rows did. The page is kept
     /// until its user buys again ([`Self::kept_page`]).
@@ -344,7 +347,7 @@ impl Index {
         username: &str,
         cursor: Cursor,
         limit: usize,
-    ) -> Result<Bytes, rusqlite::Error> {
+    ) -> Result<Page, rusqlite::Error> {
         let epoch = self.pages.epoch();
         let conn = self.reader();
         // One read transaction: the count and the rows of the same moment.
@@ -353,14 +356,14 @@ impl Index {
         conn.prepare_cached("BEGIN")?.execute([])?;
         let page = read_page(&conn, username, cursor, limit);
         conn.prepare_cached("COMMIT")?.execute([])?;
-        let page = Bytes::from(page?);
+        let page = Page::of(Bytes::from(page?));
         self.pages.keep(epoch, username, cursor, limit, &page);
         Ok(page)
     }
 
     /// [`Self::page`] as it was last read, if it is kept and its user has not bought
     /// since: without a read of the index (not blocking).
-    pub fn kept_page(&self, username: &str, cursor: Cursor, limit: usize) -> Option<Bytes> {
+    pub fn kept_page(&self, username: &str, cursor: Cursor, limit: usize) -> Option<Page> {
         self.pages.get(username, cursor, limit)
     }
 
@@ -703,7 +706,7 @@ mod tests {
 
     /// A page as a client reads it.
     fn page(index: &Index, user: &str, cursor: Cursor, limit: usize) -> PurchasesReply {
-        let json = index.page(user, cursor, limit).expect("page");
+        let json = index.page(user, cursor, limit).expect("page").reply;
         serde_json::from_slice(&json).expect("a reply of orders.purchases")
     }
 
@@ -773,7 +776,7 @@ mod tests {
             (Cursor::From(1), 2),
             (Cursor::Before(3), 1),
         ] {
-            let json = index.page("ada", cursor, limit).expect("page");
+            let json = index.page("ada", cursor, limit).expect("page").reply;
             let reply: PurchasesReply = serde_json::from_slice(&json).expect("a reply");
             assert_eq!(
                 String::from_utf8(json.to_vec()).expect("utf-8"),
@@ -839,7 +842,10 @@ mod tests {
         index
             .apply(&lines_of("ada", &long, 1), 1, 0)
             .expect("apply");
-        let json = index.page("ada", Cursor::From(0), 1000).expect("page");
+        let json = index
+            .page("ada", Cursor::From(0), 1000)
+            .expect("page")
+            .reply;
         assert!(json.len() <= MAX_PAGE_BYTES, "{}", json.len());
         let page: PurchasesReply = serde_json::from_slice(&json).expect("a reply");
         assert!(page.items.len() < 400 && !page.items.is_empty());

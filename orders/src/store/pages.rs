@@ -1,5 +1,6 @@
-//! History pages lately read, kept as the bytes of their reply, so that a history asked
-//! again is not read from the index again until it grows. A page of a thousand
+//! History pages lately read, kept as the bytes of their reply with its tag, so that a
+//! history asked again is not read from the index (nor its tag computed) again until it
+//! grows. A page of a thousand
 //! purchases costs orders about half a millisecond of CPU to read and write out, a page
 //! of twenty the hop to a reader thread and back; sent again either costs a lookup.
 //!
@@ -13,7 +14,7 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::{
-        Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
     },
 };
@@ -30,7 +31,23 @@ const OVERHEAD: usize = 96;
 const FULL_LEFT: usize = KEPT_BYTES / 4 * 3;
 
 /// Which page of a user's history.
-type Page = (Cursor, usize);
+type Which = (Cursor, usize);
+
+/// A reply of `orders.purchases` (its JSON bytes) and its
+/// [`page_tag`](bus_schema::orders::page_tag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub reply: Bytes,
+    pub tag: Arc<str>,
+}
+
+impl Page {
+    /// `reply` with its tag (a pass over its bytes: made where the page is read).
+    pub fn of(reply: Bytes) -> Self {
+        let tag = bus_schema::orders::page_tag(&reply).into();
+        Self { reply, tag }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Pages {
@@ -47,22 +64,22 @@ struct Inner {
     clock: u64,
     bytes: usize,
     pages: usize,
-    by_user: HashMap<String, HashMap<Page, Kept>>,
+    by_user: HashMap<String, HashMap<Which, Kept>>,
 }
 
 #[derive(Debug)]
 struct Kept {
-    reply: Bytes,
+    page: Page,
     used: u64,
 }
 
-fn cost(user: &str, reply: &Bytes) -> usize {
-    reply.len() + user.len() + OVERHEAD
+fn cost(user: &str, page: &Page) -> usize {
+    page.reply.len() + page.tag.len() + user.len() + OVERHEAD
 }
 
 impl Pages {
     /// The kept reply of this page, if any.
-    pub fn get(&self, user: &str, cursor: Cursor, limit: usize) -> Option<Bytes> {
+    pub fn get(&self, user: &str, cursor: Cursor, limit: usize) -> Option<Page> {
         let mut inner = self.inner();
         inner.clock += 1;
         let now = inner.clock;
@@ -72,7 +89,7 @@ impl Pages {
             .and_then(|pages| pages.get_mut(&(cursor, limit)))
             .map(|kept| {
                 kept.used = now;
-                kept.reply.clone()
+                kept.page.clone()
             });
         drop(inner);
         let counter = if found.is_some() {
@@ -89,10 +106,10 @@ impl Pages {
         self.inner().epoch
     }
 
-    /// Keeps `reply`, read from the index since `epoch`, unless a batch was committed
+    /// Keeps `page`, read from the index since `epoch`, unless a batch was committed
     /// in between.
-    pub fn keep(&self, epoch: u64, user: &str, cursor: Cursor, limit: usize, reply: &Bytes) {
-        let added = cost(user, reply);
+    pub fn keep(&self, epoch: u64, user: &str, cursor: Cursor, limit: usize, page: &Page) {
+        let added = cost(user, page);
         if added > KEPT_BYTES - FULL_LEFT {
             return;
         }
@@ -102,7 +119,7 @@ impl Pages {
         }
         inner.clock += 1;
         let kept = Kept {
-            reply: reply.clone(),
+            page: page.clone(),
             used: inner.clock,
         };
         let replaced = match inner.by_user.get_mut(user) {
@@ -114,7 +131,7 @@ impl Pages {
             }
         };
         match replaced {
-            Some(old) => inner.bytes -= cost(user, &old.reply),
+            Some(old) => inner.bytes -= cost(user, &old.page),
             None => inner.pages += 1,
         }
         inner.bytes += added;
@@ -132,7 +149,7 @@ impl Pages {
                 inner.pages -= pages.len();
                 inner.bytes -= pages
                     .values()
-                    .map(|kept| cost(user, &kept.reply))
+                    .map(|kept| cost(user, &kept.page))
                     .sum::<usize>();
             }
         }
@@ -180,7 +197,7 @@ impl Pages {
 impl Inner {
     /// Forgets the pages used least lately until [`FULL_LEFT`] bytes are left.
     fn forget_least_used(&mut self) {
-        let mut all: Vec<(u64, String, Page)> = self
+        let mut all: Vec<(u64, String, Which)> = self
             .by_user
             .iter()
             .flat_map(|(user, pages)| {
@@ -198,7 +215,7 @@ impl Inner {
                 continue;
             };
             if let Some(gone) = pages.remove(&page) {
-                self.bytes -= cost(&user, &gone.reply);
+                self.bytes -= cost(&user, &gone.page);
                 self.pages -= 1;
             }
             if pages.is_empty() {
@@ -212,8 +229,8 @@ impl Inner {
 mod tests {
     use super::*;
 
-    fn reply(len: usize) -> Bytes {
-        Bytes::from(vec![b'x'; len])
+    fn reply(len: usize) -> Page {
+        Page::of(Bytes::from(vec![b'x'; len]))
     }
 
     #[test]
@@ -254,7 +271,8 @@ mod tests {
         let pages = Pages::default();
         // Ten pages fill it; the first three used again, so the next four go (until a
         // quarter is free).
-        let size = KEPT_BYTES / 10 - OVERHEAD - 1;
+        let whole = KEPT_BYTES / 10 - OVERHEAD - 1;
+        let size = whole - reply(whole).tag.len();
         for user in 0..10 {
             pages.keep(
                 pages.epoch(),
