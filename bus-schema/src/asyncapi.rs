@@ -89,7 +89,7 @@ const REQUESTS: &[Request] = &[
     Request {
         subject: orders::subject::PURCHASES,
         service: orders::SERVICE,
-        summary: "A page of a user's history; carries that user's token. With `if_none_match` the tag of the page as it still is, the reply is `{\"not_modified\":true}`.",
+        summary: "A page of a user's history; carries that user's token. With `if_none_match` the tag of the page as it still is, the reply is `{\"not_modified\":true}`. With `view_as_is` the page is read from the instance's view as it is and the `Shop-View-Next` header gives the next `ORDERS` sequence it lacked; with `stream_end` the page includes every event up to it.",
         request: "PurchasesRequest",
         reply: "PurchasesReply",
         for_user: true,

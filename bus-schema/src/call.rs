@@ -136,6 +136,22 @@ pub async fn request_bytes<Req>(
 where
     Req: Serialize + ?Sized,
 {
+    request_with_headers(nats, service, subject, body, opts)
+        .await
+        .map(|(payload, _)| payload)
+}
+
+/// Like [`request_bytes`], with the headers of the successful reply.
+pub async fn request_with_headers<Req>(
+    nats: &Client,
+    service: &'static str,
+    subject: &'static str,
+    body: &Req,
+    opts: &CallOptions,
+) -> Result<(bytes::Bytes, Option<HeaderMap>), CallError>
+where
+    Req: Serialize + ?Sized,
+{
     let started = std::time::Instant::now();
     let result = round_trip(nats, service, subject, body, opts).await;
     if let Some(observer) = &opts.observer {
@@ -153,7 +169,7 @@ async fn round_trip<Req>(
     subject: &'static str,
     body: &Req,
     opts: &CallOptions,
-) -> Result<bytes::Bytes, CallError>
+) -> Result<(bytes::Bytes, Option<HeaderMap>), CallError>
 where
     Req: Serialize + ?Sized,
 {
@@ -202,7 +218,7 @@ async fn exchange(
     request_id: Option<String>,
     span: Option<&crate::trace::Span>,
     opts: &CallOptions,
-) -> Result<bytes::Bytes, CallError> {
+) -> Result<(bytes::Bytes, Option<HeaderMap>), CallError> {
     let send = || {
         // One timer, below, for the whole call rather than one more inside the client.
         let mut request = async_nats::Request::new()
@@ -284,7 +300,7 @@ async fn exchange(
     if let Some(err) = service_error(reply.headers.as_ref()) {
         return Err(CallError::Service(err));
     }
-    Ok(reply.payload)
+    Ok((reply.payload, reply.headers))
 }
 
 /// The error a reply carries in its micro headers, if any.

@@ -104,7 +104,26 @@ pub struct PurchasesRequest {
     /// the reply is [`NOT_MODIFIED`] instead of the page again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_none_match: Option<String>,
+    /// For a caller that asks the `ORDERS` stream's end itself, after its own request
+    /// arrived, at the same time: the page is read from the instance's view as it is,
+    /// without waiting for the stream, and the reply's [`VIEW_NEXT_HEADER`] says which
+    /// events the view held (every one below that sequence). A view behind the end the
+    /// caller learns is asked again with `stream_end`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub view_as_is: bool,
+    /// A sequence of the `ORDERS` stream the page must include every event up to, for a
+    /// caller that asked the stream's end itself after its own request arrived: the
+    /// instance waits (a moment, then 503 `view_behind`) until its view holds it, and
+    /// does not ask the stream. Without it (and without `view_as_is`) the instance asks
+    /// the stream's end itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_end: Option<u64>,
 }
+
+/// The header of a reply of `orders.purchases` asked with `view_as_is`: the next
+/// `ORDERS` sequence the view had not applied when the page was read (it holds every
+/// event below it).
+pub const VIEW_NEXT_HEADER: &str = "Shop-View-Next";
 
 impl PurchasesRequest {
     /// The first page of `username`'s history, oldest first.
@@ -295,6 +314,27 @@ pub async fn purchases_bytes(
     opts: &crate::CallOptions,
 ) -> Result<bytes::Bytes, crate::CallError> {
     crate::call::request_bytes(nats, SERVICE, subject::PURCHASES, req, opts).await
+}
+
+/// `orders.purchases` asked with `view_as_is` (set here): the reply as the service sent it, and
+/// the [`VIEW_NEXT_HEADER`] it carries (`None` from a service that did not say).
+pub async fn purchases_as_is(
+    nats: &async_nats::Client,
+    req: &PurchasesRequest,
+    opts: &crate::CallOptions,
+) -> Result<(bytes::Bytes, Option<u64>), crate::CallError> {
+    let req = PurchasesRequest {
+        view_as_is: true,
+        stream_end: None,
+        ..req.clone()
+    };
+    let (reply, headers) =
+        crate::call::request_with_headers(nats, SERVICE, subject::PURCHASES, &req, opts).await?;
+    let view_next = headers
+        .as_ref()
+        .and_then(|h| h.get(VIEW_NEXT_HEADER))
+        .and_then(|v| v.as_str().trim().parse().ok());
+    Ok((reply, view_next))
 }
 
 typed_call!(

@@ -16,6 +16,8 @@
 //! - [`history`]: each service's requests per second and average time over the last
 //!   minutes, drawn as small SVG graphs.
 //! - [`kept`]: the last long whole histories sent, asked again by their tag.
+//! - [`reads`]: history reads that include every purchase acknowledged before them,
+//!   the stream's end asked while orders reads.
 //! - [`activity`]: the live feed of purchases and sign-ups (Server-Sent Events).
 //! - [`startup`]: [`build`], which joins the bus and binds HTTP.
 
@@ -27,6 +29,7 @@ pub mod history;
 pub mod kept;
 pub mod login;
 pub mod pages;
+pub mod reads;
 pub mod session;
 pub mod startup;
 pub mod state;

@@ -154,5 +154,6 @@ async fn ping(nats: &Client, service: &str) -> bool {
 async fn metrics_text(State(state): State<AppState>) -> Response {
     let mut text = state.metrics.render();
     text.push_str(&state.login_throttle.metrics("login_address"));
+    text.push_str(&state.reads.metrics());
     metrics_response(text)
 }

@@ -67,6 +67,8 @@ pub struct Shared {
     pub logins: Arc<Queues>,
     /// The last long whole histories sent.
     pub kept: crate::kept::KeptHistories,
+    /// Reads of histories, and the `ORDERS` stream's end they ask.
+    pub reads: crate::reads::Reads,
 }
 
 impl AppState {
@@ -76,6 +78,7 @@ impl AppState {
         let metrics = Metrics::new("gateway");
         Self(Arc::new(Shared {
             tokens: Verifier::follow(&config.tokens, &nats),
+            reads: crate::reads::Reads::new(nats.clone()),
             nats,
             views: Arc::new(Views::new()),
             calls: CallOptions {

@@ -8,7 +8,11 @@ use bus_schema::{
     orders::{self, ArticlesRequest, BuyRequest, PurchasesRequest},
 };
 use futures_util::TryFutureExt;
-use service_kit::{error::StartError, metrics::Metrics, serve::MicroService};
+use service_kit::{
+    error::StartError,
+    metrics::Metrics,
+    serve::{Encoded, MicroService},
+};
 
 use crate::service::Orders;
 
@@ -39,7 +43,15 @@ pub async fn start(
             async move {
                 c.authorize_token(service_kit::serve::bearer().as_deref(), &req.username)
                     .await?;
-                c.purchases(&req).await
+                let answer = c.purchases(&req).await?;
+                Ok::<_, crate::error::OrdersError>(Encoded {
+                    body: answer.reply,
+                    headers: answer.view_next.map(|next| {
+                        let mut headers = async_nats::HeaderMap::new();
+                        headers.insert(orders::VIEW_NEXT_HEADER, next.to_string().as_str());
+                        headers
+                    }),
+                })
             }
             .map_err(ErrorReply::from)
         })

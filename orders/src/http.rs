@@ -90,7 +90,7 @@ async fn purchases(
     let username = state.core.authorize(&caller.username, &username)?;
     let path = format!("/orders/{username}/purchases");
     if let Some(request) = query.request(&username)? {
-        let reply = state.core.purchases(&request).await?;
+        let reply = state.core.purchases(&request).await?.reply;
         return Ok(history::page_response_bytes(&path, &request, reply)?);
     }
     let first = state.core.page(&PurchasesRequest::of(&username)).await?;

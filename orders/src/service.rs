@@ -91,6 +91,15 @@ struct Inner {
     readers: Pool,
 }
 
+/// An answer of `orders.purchases`: the reply (JSON bytes) and, for a request
+/// `view_as_is`, the next stream sequence the view had not applied when the page was
+/// read.
+#[derive(Debug, Clone)]
+pub struct Purchases {
+    pub reply: Bytes,
+    pub view_next: Option<u64>,
+}
+
 fn view_behind(why: String) -> OrdersError {
     OrdersError::Unavailable(
         Reason::ViewBehind,
@@ -146,32 +155,67 @@ impl Orders {
     /// it is, the reply is [`NOT_MODIFIED`](bus_schema::orders::NOT_MODIFIED).
     ///
     /// [`MAX_PAGE`]: bus_schema::orders::MAX_PAGE
-    pub async fn purchases(&self, req: &PurchasesRequest) -> Result<Bytes, OrdersError> {
-        let page = self.page(req).await?;
-        Ok(match &req.if_none_match {
+    ///
+    /// With `view_as_is` the page is read from the view as it is, and the answer says
+    /// how far the view went; with `stream_end` the view is brought up to that sequence
+    /// instead of the stream's end asked here (see [`PurchasesRequest`]).
+    pub async fn purchases(&self, req: &PurchasesRequest) -> Result<Purchases, OrdersError> {
+        let (page, view_next) = self.page_viewed(req).await?;
+        let reply = match &req.if_none_match {
             Some(tag) if **tag == *page.tag => Bytes::from_static(bus_schema::orders::NOT_MODIFIED),
             _ => page.reply,
-        })
+        };
+        Ok(Purchases { reply, view_next })
     }
 
     /// [`Self::purchases`]' page, always, with its tag (for an HTTP door's `ETag`).
-    ///
-    /// When the view was current at the last read, the page is read while the stream's
-    /// end is asked, and kept if the view it was read from already held that end;
-    /// otherwise (or when it did not) the page is read once the view holds it.
     pub async fn page(&self, req: &PurchasesRequest) -> Result<Page, OrdersError> {
+        self.page_viewed(req).await.map(|(page, _)| page)
+    }
+
+    /// The page, and with `view_as_is` the view's next sequence when it was read.
+    ///
+    /// Otherwise, when the view was current at the last read, the page is read while
+    /// the stream's end is asked, and kept if the view it was read from already held
+    /// that end; else (or when it did not) the page is read once the view holds it.
+    async fn page_viewed(
+        &self,
+        req: &PurchasesRequest,
+    ) -> Result<(Page, Option<u64>), OrdersError> {
         let username = domain::username(&req.username)?.into_string();
         let (limit, cursor) = domain::page(
             req.limit.map(u64::from),
             req.cursor.as_deref(),
             req.newest_first,
         )?;
+        if req.view_as_is {
+            // Everything below the cursor is in the index before the page is read.
+            let next = self.cursor();
+            let page = self.read_page(&username, cursor, limit).await?;
+            return Ok((page, Some(next)));
+        }
+        if let Some(end) = req.stream_end {
+            self.written_up_to_within(end).await?;
+            return Ok((self.read_page(&username, cursor, limit).await?, None));
+        }
+        self.page_caught_up(&username, cursor, limit)
+            .await
+            .map(|page| (page, None))
+    }
+
+    /// A page that includes every event the stream held when this was called.
+    async fn page_caught_up(
+        &self,
+        username: &str,
+        cursor: Cursor,
+        limit: usize,
+    ) -> Result<Page, OrdersError> {
         if self.inner.view_was_current.load(Ordering::Relaxed) {
             // Everything below the cursor is in the index before the read begins.
             let before = self.cursor();
             let (current, page) = tokio::join!(
                 self.catch_up(Some(before)),
-                self.read_page(&username, cursor, limit)
+                self.read_page(username, cursor, limit)
             );
             if current? {
                 return page;
@@ -179,7 +223,7 @@ impl Orders {
         } else {
             self.catch_up(None).await?;
         }
-        self.read_page(&username, cursor, limit).await
+        self.read_page(username, cursor, limit).await
     }
 
     /// A page of the index as it is now: kept from the last read when its user has not

@@ -215,16 +215,18 @@ impl MicroService {
     }
 
     /// [`Self::add`] with a `handler` that answers with its reply already encoded (JSON
-    /// bytes), for a reply that is cheaper written straight from where it is kept.
-    pub async fn add_encoded<Req, F, Fut>(
+    /// bytes, or [`Encoded`] with headers), for a reply that is cheaper written straight
+    /// from where it is kept.
+    pub async fn add_encoded<Req, Rep, F, Fut>(
         &self,
         subject: &'static str,
         handler: F,
     ) -> Result<(), StartError>
     where
         Req: DeserializeOwned + Send + 'static,
+        Rep: Into<Encoded> + Send + 'static,
         F: Fn(Req) -> Fut + Clone + Send + Sync + 'static,
-        Fut: Future<Output = Result<bytes::Bytes, ErrorReply>> + Send + 'static,
+        Fut: Future<Output = Result<Rep, ErrorReply>> + Send + 'static,
     {
         let op = subject.rsplit('.').next().unwrap_or(subject);
         let requests = self
@@ -342,13 +344,30 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ErrorReply> {
     })
 }
 
+/// A reply already encoded, and the headers it is sent with, if any.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub body: bytes::Bytes,
+    pub headers: Option<HeaderMap>,
+}
+
+impl From<bytes::Bytes> for Encoded {
+    fn from(body: bytes::Bytes) -> Self {
+        Self {
+            body,
+            headers: None,
+        }
+    }
+}
+
 /// Answers every request of one endpoint with `handler`, each in its own task tracked
 /// by `served.tasks`, until the service is stopped.
-async fn endpoint_loop<Req, F, Fut>(mut requests: Subscriber, served: Served, handler: F)
+async fn endpoint_loop<Req, Rep, F, Fut>(mut requests: Subscriber, served: Served, handler: F)
 where
     Req: DeserializeOwned + Send + 'static,
+    Rep: Into<Encoded> + Send + 'static,
     F: Fn(Req) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<bytes::Bytes, ErrorReply>> + Send + 'static,
+    Fut: Future<Output = Result<Rep, ErrorReply>> + Send + 'static,
 {
     let Served {
         service,
@@ -417,8 +436,15 @@ where
                 crate::trace::answered(&traced, "rpc.response.status_code", status, reason);
                 traced.end();
             }
-            let sent = match reply {
-                Ok(body) => nats.publish(reply_to, body).await,
+            let sent = match reply.map(Into::into) {
+                Ok(Encoded {
+                    body,
+                    headers: None,
+                }) => nats.publish(reply_to, body).await,
+                Ok(Encoded {
+                    body,
+                    headers: Some(headers),
+                }) => nats.publish_with_headers(reply_to, headers, body).await,
                 Err(err) => {
                     {
                         let mut counters =

@@ -41,7 +41,7 @@ pub async fn list(
 ) -> Result<Response, HttpError> {
     let calls = state.calls.idempotent().bearer(&caller.token);
     if let Some(request) = query.request(&caller.username)? {
-        let reply = orders::purchases_bytes(&state.nats, &request, &calls).await?;
+        let (reply, _) = state.reads.page(&request, &calls).await?;
         return Ok(history::page_response_bytes(
             "/api/purchases",
             &request,
@@ -55,7 +55,7 @@ pub async fn list(
         if_none_match: kept.as_ref().map(|copy| copy.tag.clone()),
         ..PurchasesRequest::of(&caller.username)
     };
-    let first = orders::purchases_bytes(&state.nats, &request, &calls).await?;
+    let (first, end) = state.reads.page(&request, &calls).await?;
     let (first, tag) = match kept {
         Some(copy) if orders::reply_not_modified(&first) => (copy.reply, Some(copy.tag)),
         _ => {
@@ -72,14 +72,15 @@ pub async fn list(
     {
         return Ok(response);
     }
-    let (nats, username) = (state.nats.clone(), caller.username);
+    // The next pages need not ask the stream again: they include what the first did.
+    let (reads, username) = (state.reads.clone(), caller.username);
     let response = history::whole_response_bytes(first, move |cursor| {
-        let (nats, calls) = (nats.clone(), calls.clone());
+        let (reads, calls) = (reads.clone(), calls.clone());
         let request = PurchasesRequest {
             cursor: Some(cursor),
             ..PurchasesRequest::of(username.clone())
         };
-        async move { orders::purchases_with(&nats, &request, &calls).await }
+        async move { reads.decoded_page_up_to(&request, end, &calls).await }
     })?;
     Ok(history::tagged(response, etag))
 }

@@ -7,8 +7,8 @@ use axum::{
     response::Response,
 };
 use bus_schema::{
-    ErrorReply,
-    orders::{self, Article, BuyRequest, PurchasesRequest},
+    CallError, ErrorReply,
+    orders::{self, Article, BuyRequest, PurchasesReply, PurchasesRequest},
 };
 use minijinja::{Value, context, value::Serde};
 use serde::{Deserialize, Serialize};
@@ -176,8 +176,16 @@ pub async fn purchases(
         ..PurchasesRequest::of(&user)
     };
     let calls = state.calls.idempotent().bearer(&session.token);
-    let reply = orders::purchases_with(&state.nats, &request, &calls)
+    let reply = state
+        .reads
+        .page(&request, &calls)
         .await
+        .and_then(|(reply, _)| {
+            serde_json::from_slice::<PurchasesReply>(&reply).map_err(|err| CallError::BadReply {
+                service: orders::SERVICE,
+                reason: err.to_string(),
+            })
+        })
         .map_err(|err| state.failed(err, Some(&user)))?;
     let rows: Vec<Row> = reply
         .items

@@ -268,3 +268,50 @@ async fn the_http_door_tags_a_whole_history_and_answers_304_while_it_is_the_same
     let (_, page) = testkit::read(page).await;
     assert_eq!(page["count"], 2);
 }
+
+#[tokio::test]
+async fn a_page_read_as_is_says_how_far_the_view_went_and_one_read_up_to_an_end_waits_for_it() {
+    // What the gateway asks: the page as the view holds it (and how far that is), or the
+    // page once the view holds an end the gateway asked the stream itself.
+    let app = TestApp::spawn().await;
+    let calls = app.auth.calls_for("iris");
+    for i in 0..50 {
+        let event = event("iris", 1 + i % 3);
+        let seq = publish(&app.js, &event).await;
+        let request = PurchasesRequest::of("iris");
+        let (reply, next) =
+            testkit::retry_unavailable(|| orders::purchases_as_is(&app.nats, &request, &calls))
+                .await
+                .expect("a reply");
+        let next = next.expect("the view's next sequence, in a header");
+        let page: orders::PurchasesReply = serde_json::from_slice(&reply).expect("a page");
+        // Every event of the stream is iris's: the view held at least those below `next`.
+        assert!(
+            page.count + 1 >= next,
+            "{} purchases, view at {next}",
+            page.count
+        );
+        if next > seq {
+            assert!(
+                page.items.iter().any(|item| item.id == event.id),
+                "event {i}"
+            );
+        }
+        let up_to = PurchasesRequest {
+            stream_end: Some(seq),
+            ..PurchasesRequest::of("iris")
+        };
+        let page = testkit::retry_unavailable(|| orders::purchases_with(&app.nats, &up_to, &calls))
+            .await
+            .expect("a page");
+        assert!(
+            page.items.iter().any(|item| item.id == event.id),
+            "event {i} is in the page read up to its sequence"
+        );
+    }
+    // Neither asked the stream's end.
+    for how in ["direct_get", "stream_info"] {
+        let asked = format!(r#"shop_stream_end_questions_total{{stream="ORDERS",how="{how}"}}"#);
+        assert_eq!(app.metric(&asked).await, 0, "{how}");
+    }
+}

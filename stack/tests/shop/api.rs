@@ -238,7 +238,15 @@ async fn orders_that_lose_every_other_request(
             } else {
                 json!({"user": "victor", "purchases": [], "items": []})
             };
-            let _ = nats.publish(reply, body.to_string().into()).await;
+            // A view past any end of the stream: the gateway takes the page as it is.
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(
+                bus_schema::orders::VIEW_NEXT_HEADER,
+                u64::MAX.to_string().as_str(),
+            );
+            let _ = nats
+                .publish_with_headers(reply, headers, body.to_string().into())
+                .await;
         }
     });
     seen

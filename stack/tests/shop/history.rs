@@ -200,3 +200,76 @@ async fn a_whole_history_has_an_etag_and_a_client_holding_it_gets_304_until_a_bu
     assert_eq!(paged.status(), StatusCode::OK);
     assert!(!paged.headers().contains_key("etag"));
 }
+
+/// A counter of a `/metrics` text, 0 when it is not there.
+async fn counter(http: &reqwest::Client, url: String, name: &str) -> u64 {
+    let text = http
+        .get(url)
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_read_through_the_gateway_includes_every_purchase_the_stream_held_when_it_arrived() {
+    // A purchase as another orders instance's 201 leaves it: in the stream, with no time
+    // for this instance's file to follow. The gateway asks the stream's end while orders
+    // reads its view as it is, and asks again with that end when the view was behind.
+    let shop = Shop::start().await;
+    let token = shop.token("victor", "1234").await;
+    let http = reqwest::Client::new();
+    let js = async_nats::jetstream::new(shop.nats.clone());
+    for i in 0..60u32 {
+        let event = bus_schema::orders::PurchasedEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            username: "victor".into(),
+            article: bus_schema::orders::Article {
+                id: 1 + i % 3,
+                name: format!("Article {}", 1 + i % 3),
+                price: (1 + i % 3) * 1000,
+            },
+            purchased_at: "2026-12-07T12:00:00Z".into(),
+            idempotency_key: None,
+        };
+        js.publish(
+            bus_schema::orders::subject::purchased("victor"),
+            serde_json::to_vec(&event).expect("json").into(),
+        )
+        .await
+        .expect("published")
+        .await
+        .expect("stored");
+        for (read, path) in [
+            ("whole history", "/api/purchases"),
+            ("newest page", "/api/purchases?limit=3&order=newest"),
+        ] {
+            let (status, body) =
+                testkit::send_carefully(http.get(shop.url(path)).bearer_auth(&token)).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert!(ids(&body).contains(&event.id), "event {i} is in the {read}");
+        }
+    }
+    // The gateway asked the stream's end, and orders asked it nothing: it answered from
+    // its view as it was, or once it held the end the gateway gave.
+    let asked =
+        |how: &str| format!(r#"shop_stream_end_questions_total{{stream="ORDERS",how="{how}"}}"#);
+    let by_gateway = counter(&http, shop.url("/metrics"), &asked("direct_get")).await
+        + counter(&http, shop.url("/metrics"), &asked("stream_info")).await;
+    assert!(
+        by_gateway > 0,
+        "the gateway asked the end {by_gateway} times"
+    );
+    for how in ["direct_get", "stream_info"] {
+        assert_eq!(
+            counter(&http, shop.orders.url("/metrics"), &asked(how)).await,
+            0,
+            "orders asked the end by {how}"
+        );
+    }
+}

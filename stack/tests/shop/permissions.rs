@@ -305,8 +305,35 @@ async fn the_accounts_stream_and_the_throttles_belong_to_their_service_alone() {
     violation(&mut orders_errors, "$JS.API.STREAM.INFO.USERS").await;
 }
 
+/// Asks the end of `stream`, holding one event, as `user` until a question was a
+/// direct get, without a permissions violation.
+async fn asks_the_end_by_direct_gets(
+    user: &str,
+    client: &Client,
+    errors: &mut mpsc::UnboundedReceiver<String>,
+    stream: &str,
+) {
+    // The first question is a STREAM.INFO; once a direct get was answered, the
+    // questions of the next second are direct gets.
+    let tail = service_kit::stream_tail::StreamTail::new(client.clone(), stream);
+    let deadline = tokio::time::Instant::now() + testkit::PATIENCE;
+    while tail.questions().direct == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{user} never asked {stream} by a direct get: {:?}",
+            tail.questions()
+        );
+        assert_eq!(tail.last_sequence().await.expect("the end"), 1, "{stream}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(tail.last_sequence().await.expect("the end"), 1, "{stream}");
+    while let Ok(event) = errors.try_recv() {
+        assert!(!event.contains("Permissions Violation"), "{user}: {event}");
+    }
+}
+
 #[tokio::test]
-async fn each_service_reads_the_end_of_its_own_stream_by_direct_gets_and_no_other() {
+async fn each_reader_of_a_stream_end_asks_it_by_direct_gets() {
     let server = server();
     for (user, subject) in [
         ("users", "users.accounts.victor"),
@@ -330,24 +357,11 @@ async fn each_service_reads_the_end_of_its_own_stream_by_direct_gets_and_no_othe
             .expect("published")
             .await
             .expect("stored");
-        // The first question is a STREAM.INFO; once a direct get was answered, the
-        // questions of the next second are direct gets.
-        let tail = service_kit::stream_tail::StreamTail::new(client.clone(), stream);
-        let deadline = tokio::time::Instant::now() + testkit::PATIENCE;
-        while tail.questions().direct == 0 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{user} never asked {stream} by a direct get: {:?}",
-                tail.questions()
-            );
-            assert_eq!(tail.last_sequence().await.expect("the end"), 1, "{stream}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(tail.last_sequence().await.expect("the end"), 1, "{stream}");
-        while let Ok(event) = errors.try_recv() {
-            assert!(!event.contains("Permissions Violation"), "{user}: {event}");
-        }
+        asks_the_end_by_direct_gets(user, &client, &mut errors, stream).await;
     }
+    // The gateway asks the end of ORDERS before each history read.
+    let (gateway, mut errors) = connect(&server, "gateway").await;
+    asks_the_end_by_direct_gets("gateway", &gateway, &mut errors, "ORDERS").await;
     // The accounts stream holds hashes: no other identity reads its last record.
     for user in ["orders", "gateway", "auth", "ops"] {
         let (client, mut errors) = connect(&server, user).await;
