@@ -21,7 +21,7 @@ from harness import ROOT, TARGET, request  # noqa: E402
 from run import Shop  # noqa: E402
 
 SECONDS = 10
-CONNECTIONS = 16
+CONNECTIONS = int(os.environ.get("PROFILE_CONNECTIONS", "16"))
 PURCHASES = int(os.environ.get("PROFILE_PURCHASES", "20"))
 
 

@@ -1,64 +1,118 @@
-//! The last long whole histories the gateway sent, by user, so that reading one again
-//! costs the bus a question rather than the history: the gateway asks orders with the
-//! copy's tag (`if_none_match`), and orders answers `NOT_MODIFIED` while the history is
-//! still that one. A copy is sent only when orders has just said so, after its usual
-//! catch-up with the stream: a read shows every purchase, as without the copy.
+//! The whole histories the gateway sent, by user, so that reading one again costs less
+//! than reading it. A copy is sent again only when the source of truth has just said it
+//! is whole, in one of two ways ([`crate::reads`]):
+//!
+//! - on a stream of one replica, the gateway asks `ORDERS` for the user's newest event
+//!   (a direct get, answered by nats-server alone): when it is still the one the copy
+//!   was read with, the user has bought nothing since, and orders is not asked at all;
+//! - otherwise the gateway asks orders with the copy's tag (`if_none_match`), and orders
+//!   answers `NOT_MODIFIED` after its usual catch-up with the stream while the history
+//!   is still that one: a question of a few dozen bytes instead of the history.
 
-use std::{collections::VecDeque, sync::Mutex};
+use std::{collections::HashMap, sync::Mutex};
 
 use bus_schema::orders;
 use bytes::Bytes;
+use service_kit::stream_tail::Newest;
 
-/// Replies shorter than this are not kept: they cost the bus about what the question
-/// does.
-pub const KEPT_FROM: usize = 64 * 1024;
-/// Copies kept, at most (a reply is at most `MAX_PAGE_BYTES`, 512 KB: 32 MB in all).
-pub const KEPT_AT_MOST: usize = 64;
+/// What the copies may hold in all, replies and names.
+pub const KEPT_BYTES: usize = 32 * 1024 * 1024;
+/// What a copy costs besides its reply and its user's name (the entry, the tag).
+const OVERHEAD: usize = 128;
 
-/// A user's history as last sent, with its [`orders::page_tag`].
+/// A user's whole history as last sent, with its [`orders::page_tag`].
 #[derive(Debug, Clone)]
 pub struct Copy {
     pub tag: String,
     pub reply: Bytes,
+    /// The user's newest event in the stream when the copy was read (the reply holds it
+    /// and everything before it); `None` when it is not known.
+    pub newest: Option<Newest>,
 }
 
 #[derive(Debug, Default)]
 pub struct KeptHistories {
-    /// The copy used last first.
-    copies: Mutex<VecDeque<(String, Copy)>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Each copy, and when it was last used.
+    copies: HashMap<String, (Copy, u64)>,
+    bytes: usize,
+    clock: u64,
+}
+
+fn cost(user: &str, copy: &Copy) -> usize {
+    user.len() + copy.reply.len() + OVERHEAD
 }
 
 impl KeptHistories {
     /// The copy of `user`'s whole history, if one is kept.
     pub fn get(&self, user: &str) -> Option<Copy> {
-        let mut copies = self.copies();
-        let at = copies.iter().position(|(u, _)| u == user)?;
-        let entry = copies.remove(at)?;
-        let copy = entry.1.clone();
-        copies.push_front(entry);
-        Some(copy)
+        let mut inner = self.inner();
+        inner.clock += 1;
+        let now = inner.clock;
+        let (copy, used) = inner.copies.get_mut(user)?;
+        *used = now;
+        Some(copy.clone())
     }
 
-    /// Keeps `reply`, `user`'s whole history as orders just sent it, when it is long and
-    /// whole (a reply with a next page is not the whole history); its tag when kept.
-    pub fn keep(&self, user: &str, reply: &Bytes) -> Option<String> {
-        if reply.len() < KEPT_FROM || orders::reply_has_next(reply) {
+    /// Keeps `reply`, `user`'s history as just read, when it is whole (a reply with a
+    /// next page is not), with its `tag` (computed when `None`) and the user's `newest`
+    /// event it holds; the tag when kept. When the copies are over [`KEPT_BYTES`], those
+    /// used least lately go until a quarter is free.
+    pub fn keep(
+        &self,
+        user: &str,
+        reply: &Bytes,
+        tag: Option<String>,
+        newest: Option<Newest>,
+    ) -> Option<String> {
+        if orders::reply_has_next(reply) {
             return None;
         }
-        let tag = orders::page_tag(reply);
+        let tag = tag.unwrap_or_else(|| orders::page_tag(reply));
         let copy = Copy {
             tag: tag.clone(),
             reply: reply.clone(),
+            newest,
         };
-        let mut copies = self.copies();
-        copies.retain(|(u, _)| u != user);
-        copies.push_front((user.to_owned(), copy));
-        copies.truncate(KEPT_AT_MOST);
+        let mut inner = self.inner();
+        inner.clock += 1;
+        let now = inner.clock;
+        inner.bytes += cost(user, &copy);
+        if let Some((old, _)) = inner.copies.insert(user.to_owned(), (copy, now)) {
+            inner.bytes -= cost(user, &old);
+        }
+        if inner.bytes > KEPT_BYTES {
+            inner.evict(KEPT_BYTES / 4 * 3);
+        }
         Some(tag)
     }
 
-    fn copies(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, Copy)>> {
-        self.copies.lock().unwrap_or_else(|p| p.into_inner())
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Inner {
+    /// Drops the copies used least lately until they hold at most `bytes`.
+    fn evict(&mut self, bytes: usize) {
+        let mut by_use: Vec<(u64, String)> = self
+            .copies
+            .iter()
+            .map(|(user, (_, used))| (*used, user.clone()))
+            .collect();
+        by_use.sort_unstable();
+        for (_, user) in by_use {
+            if self.bytes <= bytes {
+                break;
+            }
+            if let Some((copy, _)) = self.copies.remove(&user) {
+                self.bytes -= cost(&user, &copy);
+            }
+        }
     }
 }
 
@@ -66,46 +120,57 @@ impl KeptHistories {
 mod tests {
     use super::*;
 
-    fn reply(user: &str, fill: u8) -> Bytes {
+    fn reply(user: &str, len: usize, fill: u8) -> Bytes {
         let mut body = format!(r#"{{"user":"{user}","purchases":[""#).into_bytes();
-        body.resize(KEPT_FROM, fill);
+        body.resize(len, fill);
         body.extend_from_slice(br#""],"items":[],"count":1,"total":1}"#);
         Bytes::from(body)
     }
 
     #[test]
-    fn long_whole_histories_are_kept_the_last_used_first() {
+    fn whole_histories_are_kept_with_their_tag_and_newest_event() {
         let kept = KeptHistories::default();
-        kept.keep(
-            "ada",
-            &Bytes::from_static(br#"{"user":"ada","purchases":[]}"#),
-        );
-        assert!(kept.get("ada").is_none(), "short replies are not kept");
-        let mut paged = reply("ada", b'a').to_vec();
+        let mut paged = reply("ada", 100, b'a').to_vec();
         paged.truncate(paged.len() - 1);
         paged.extend_from_slice(br#","next":"f1000"}"#);
-        kept.keep("ada", &Bytes::from(paged));
+        assert_eq!(kept.keep("ada", &Bytes::from(paged), None, None), None);
         assert!(
             kept.get("ada").is_none(),
             "a first page is not a whole history"
         );
 
-        kept.keep("ada", &reply("ada", b'a'));
+        let short = Bytes::from_static(br#"{"user":"ada","purchases":[]}"#);
+        let newest = Newest::Message {
+            seq: 7,
+            stored_at: "t".into(),
+        };
+        let tag = kept.keep("ada", &short, None, Some(newest.clone()));
+        assert_eq!(tag, Some(orders::page_tag(&short)));
         let copy = kept.get("ada").expect("kept");
-        assert_eq!(copy.reply, reply("ada", b'a'));
-        assert_eq!(copy.tag, orders::page_tag(&reply("ada", b'a')));
-        kept.keep("ada", &reply("ada", b'b'));
-        assert_eq!(kept.get("ada").expect("kept").reply, reply("ada", b'b'));
+        assert_eq!((copy.reply, copy.newest), (short.clone(), Some(newest)));
+        // Kept again (orders said it is the same): the tag given is kept.
+        kept.keep("ada", &short, Some("given".into()), None);
+        let copy = kept.get("ada").expect("kept");
+        assert_eq!((copy.tag.as_str(), copy.newest), ("given", None));
+    }
 
-        for n in 0..KEPT_AT_MOST {
-            kept.keep(&format!("u{n}"), &reply("u", b'c'));
-            if n == 0 {
-                assert!(kept.get("ada").is_some());
-            }
+    #[test]
+    fn when_full_the_copies_used_least_lately_go() {
+        let kept = KeptHistories::default();
+        let size = KEPT_BYTES / 10;
+        for n in 0..9 {
+            kept.keep(&format!("u{n}"), &reply("u", size, b'c'), None, None);
         }
-        // "ada" was used after "u0": "u0" went first.
-        assert!(kept.get("ada").is_some());
-        assert!(kept.get("u0").is_none());
-        assert!(kept.get("u1").is_some());
+        assert!(kept.get("u0").is_some(), "nine fit");
+        // "u0" was used after the others: the tenth and eleventh push out u1, u2, u3.
+        kept.keep("u9", &reply("u", size, b'c'), None, None);
+        kept.keep("u10", &reply("u", size, b'c'), None, None);
+        for gone in ["u1", "u2", "u3"] {
+            assert!(kept.get(gone).is_none(), "{gone}");
+        }
+        for here in ["u0", "u4", "u8", "u9", "u10"] {
+            assert!(kept.get(here).is_some(), "{here}");
+        }
+        assert!(kept.inner().bytes <= KEPT_BYTES);
     }
 }

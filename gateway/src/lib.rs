@@ -1,5 +1,5 @@
 //! The gateway: the shop's web pages and JSON API on :5000. It keeps no state (but
-//! copies of long histories, sent only when orders says they are current) and talks to
+//! copies of histories, sent only when the stream or orders says they are whole) and talks to
 //! the services over NATS only, through the typed calls of `bus-schema`.
 //!
 //! - [`config`]: flags and environment.
@@ -15,7 +15,7 @@
 //!   and the graphs of [`history`].
 //! - [`history`]: each service's requests per second and average time over the last
 //!   minutes, drawn as small SVG graphs.
-//! - [`kept`]: the last long whole histories sent, asked again by their tag.
+//! - [`kept`]: the whole histories sent, sent again while they are whole.
 //! - [`reads`]: history reads that include every purchase acknowledged before them,
 //!   the stream's end asked while orders reads.
 //! - [`activity`]: the live feed of purchases and sign-ups (Server-Sent Events).

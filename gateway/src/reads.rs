@@ -9,13 +9,19 @@
 //! the question still leaves after the HTTP request arrived, which is all the guarantee
 //! needs, and travels at the same time as the request to orders. The reads waiting at
 //! the same moment share one question ([`StreamTail`]).
+//!
+//! A whole history the gateway keeps ([`crate::kept`]) is sent again without asking
+//! orders while the user's newest event in the stream is the one it was read with
+//! ([`Reads::unchanged`]): a direct get of the user's subject, sent after the request
+//! arrived, answered by the stream itself (only on a stream of one replica), finds
+//! every event acknowledged before it.
 
 use bus_schema::{
     CallError, CallOptions, ErrorCode, ErrorReply, Reason,
     orders::{self, PurchasesRequest},
 };
 use bytes::Bytes;
-use service_kit::stream_tail::StreamTail;
+use service_kit::stream_tail::{Newest, StreamTail};
 
 /// The gateway's reads of histories, and the `ORDERS` stream's end they ask.
 #[derive(Debug, Clone)]
@@ -90,6 +96,30 @@ impl Reads {
             service: orders::SERVICE,
             reason: err.to_string(),
         })
+    }
+
+    /// `user`'s newest event in the stream now, when direct gets are in use (see
+    /// [`StreamTail::newest_of`]).
+    pub async fn newest(&self, user: &str) -> Option<Newest> {
+        // A name of the shop is one token of a subject; anything else is not asked.
+        let plain = !user.is_empty()
+            && user
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !plain {
+            return None;
+        }
+        self.end.newest_of(&orders::subject::purchased(user)).await
+    }
+
+    /// Whether `user` has no event in the stream after `newest`, the newest one a copy of
+    /// their history holds: then the copy holds every purchase acknowledged before this
+    /// call. False when it cannot be known this way.
+    pub async fn unchanged(&self, user: &str, newest: Option<&Newest>) -> bool {
+        match newest {
+            Some(known) => self.newest(user).await.as_ref() == Some(known),
+            None => false,
+        }
     }
 
     /// The questions asked about the stream's end, in the Prometheus text format.

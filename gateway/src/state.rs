@@ -65,7 +65,7 @@ pub struct Shared {
     /// Logins in flight, per client address: a flood from one address waits for none
     /// but itself.
     pub logins: Arc<Queues>,
-    /// The last long whole histories sent.
+    /// The whole histories sent, by user.
     pub kept: crate::kept::KeptHistories,
     /// Reads of histories, and the `ORDERS` stream's end they ask.
     pub reads: crate::reads::Reads,

@@ -17,6 +17,10 @@
 //! after one was answered (a `nats.conf` of an older version does not let the service
 //! send them), and never from a replica or mirror of another name: with more replicas,
 //! any of them answers a direct get, a follower with what it has so far.
+//!
+//! On the same terms, [`StreamTail::newest_of`] asks the newest message of one subject
+//! (one user's events, say): a copy of a view read when that was the subject's newest
+//! message is still whole while it is.
 
 use std::{
     sync::{
@@ -64,6 +68,28 @@ pub struct Questions {
     pub info: u64,
     /// Direct gets of the last message.
     pub direct: u64,
+    /// Direct gets of the last message of one subject ([`StreamTail::newest_of`]).
+    pub subject: u64,
+}
+
+/// The newest message of one subject in the stream, as a direct get found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Newest {
+    /// The stream holds no message of the subject.
+    Nothing,
+    /// Its newest message: its sequence, and the time the stream stored it (as the
+    /// server wrote it; with the sequence, it tells a stream made again apart).
+    Message { seq: u64, stored_at: String },
+}
+
+impl Newest {
+    /// The sequence of the newest message, 0 when there is none.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::Nothing => 0,
+            Self::Message { seq, .. } => *seq,
+        }
+    }
 }
 
 /// The end of one stream, asked for by many.
@@ -118,24 +144,53 @@ impl StreamTail {
         rx.await.map_err(|_| gone())?
     }
 
+    /// The newest message of `subject` (no wildcard) as the stream holds it after this
+    /// call began, by a direct get; `None` when direct gets are not in use now (the
+    /// stream has more replicas, any of which would answer, or one failed, or no
+    /// `STREAM.INFO` of the last second said it has one: [`Self::last_sequence`] asks
+    /// one) or this one failed. Not shared: each caller asks its own.
+    pub async fn newest_of(&self, subject: &str) -> Option<Newest> {
+        if !self.asker.mode().usable(Instant::now()) {
+            return None;
+        }
+        self.asker.subject_asked.fetch_add(1, Ordering::Relaxed);
+        let body = serde_json::json!({ "last_by_subj": subject }).to_string();
+        let reply = tokio::time::timeout(
+            DIRECT_TIMEOUT,
+            self.asker
+                .nats
+                .request(self.asker.direct_subject.clone(), body.into()),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        newest_answer(&self.asker.stream, reply.status, reply.headers.as_ref())
+    }
+
     /// The questions asked so far.
     pub fn questions(&self) -> Questions {
         Questions {
             info: self.asker.info_asked.load(Ordering::Relaxed),
             direct: self.asker.direct_asked.load(Ordering::Relaxed),
+            subject: self.asker.subject_asked.load(Ordering::Relaxed),
         }
     }
 
     /// The questions asked so far, in the Prometheus text format.
     pub fn metrics(&self) -> String {
-        let Questions { info, direct } = self.questions();
+        let Questions {
+            info,
+            direct,
+            subject,
+        } = self.questions();
         let stream = &self.asker.stream;
         format!(
             "# HELP shop_stream_end_questions_total Questions about a stream's last sequence \
              before reads of the view, by how they were asked.\n\
              # TYPE shop_stream_end_questions_total counter\n\
              shop_stream_end_questions_total{{stream=\"{stream}\",how=\"stream_info\"}} {info}\n\
-             shop_stream_end_questions_total{{stream=\"{stream}\",how=\"direct_get\"}} {direct}\n"
+             shop_stream_end_questions_total{{stream=\"{stream}\",how=\"direct_get\"}} {direct}\n\
+             shop_stream_end_questions_total{{stream=\"{stream}\",how=\"direct_get_of_subject\"}} {subject}\n"
         )
     }
 }
@@ -150,6 +205,7 @@ struct Asker {
     mode: Mutex<Mode>,
     info_asked: AtomicU64,
     direct_asked: AtomicU64,
+    subject_asked: AtomicU64,
 }
 
 /// What is known of direct gets on the stream.
@@ -202,6 +258,7 @@ impl Asker {
             mode: Mutex::default(),
             info_asked: AtomicU64::new(0),
             direct_asked: AtomicU64::new(0),
+            subject_asked: AtomicU64::new(0),
         }
     }
 
@@ -307,6 +364,28 @@ fn direct_answer(
         .and_then(|seq| seq.parse().ok())
         .map(Direct::Last)
         .ok_or_else(|| "direct get answered without a sequence".to_owned())
+}
+
+/// What a direct get of one subject's last message says of it: from the stream itself
+/// (not a mirror), with its sequence and time; `None` for anything else.
+fn newest_answer(
+    stream: &str,
+    status: Option<async_nats::StatusCode>,
+    headers: Option<&async_nats::HeaderMap>,
+) -> Option<Newest> {
+    match status {
+        None | Some(async_nats::StatusCode::OK) => {}
+        Some(async_nats::StatusCode::NOT_FOUND) => return Some(Newest::Nothing),
+        Some(_) => return None,
+    }
+    let header = |name: &str| headers?.get(name).map(|v| v.as_str().to_owned());
+    if header("Nats-Stream").as_deref() != Some(stream) {
+        return None;
+    }
+    Some(Newest::Message {
+        seq: header("Nats-Sequence")?.parse().ok()?,
+        stored_at: header("Nats-Time-Stamp")?,
+    })
 }
 
 /// Whether JetStream answered that a stream does not exist (not merely that it did not
@@ -506,6 +585,44 @@ mod tests {
         assert!(mode.should_probe(later(DIRECT_REST)));
         mode.probing = true;
         assert!(!mode.should_probe(later(DIRECT_REST)));
+    }
+
+    #[test]
+    fn a_subject_s_newest_counts_only_from_the_stream_itself_with_its_time() {
+        let headers = |stream: &str, seq: &str, time: Option<&str>| {
+            let mut h = async_nats::HeaderMap::new();
+            h.insert("Nats-Stream", stream);
+            h.insert("Nats-Sequence", seq);
+            if let Some(time) = time {
+                h.insert("Nats-Time-Stamp", time);
+            }
+            h
+        };
+        let at = "2026-12-07T23:00:00.123456789Z";
+        assert_eq!(
+            newest_answer("ORDERS", None, Some(&headers("ORDERS", "7", Some(at)))),
+            Some(Newest::Message {
+                seq: 7,
+                stored_at: at.to_owned()
+            })
+        );
+        assert_eq!(
+            newest_answer("ORDERS", Some(async_nats::StatusCode::NOT_FOUND), None),
+            Some(Newest::Nothing)
+        );
+        assert_eq!(Newest::Nothing.seq(), 0);
+        for refused in [
+            headers("ORDERS_MIRROR", "7", Some(at)),
+            headers("ORDERS", "x", Some(at)),
+            headers("ORDERS", "7", None),
+        ] {
+            assert_eq!(newest_answer("ORDERS", None, Some(&refused)), None);
+        }
+        assert_eq!(newest_answer("ORDERS", None, None), None);
+        assert_eq!(
+            newest_answer("ORDERS", Some(async_nats::StatusCode::TIMEOUT), None),
+            None
+        );
     }
 
     #[test]

@@ -19,7 +19,8 @@ use crate::state::AppState;
 /// `limit`, `cursor` or `order` one page, its next page's address in `next_url` and a
 /// `Link` header. A page, and a whole history of one page, are passed on as orders sent
 /// them (not decoded and encoded again); a longer history is read page after page and
-/// streamed. A long whole history is kept and asked again by its tag ([`crate::kept`]).
+/// streamed. A whole history of one reply is kept, and sent again while the stream, or
+/// orders asked with its tag, says it is whole ([`crate::kept`]).
 /// A whole history of one reply carries that tag as its `ETag`, and a request whose
 /// `If-None-Match` names it is answered 304.
 #[utoipa::path(get, path = "/purchases", tag = "purchases", security(("bearer" = [])),
@@ -48,19 +49,38 @@ pub async fn list(
             reply,
         )?);
     }
-    // A long history sent before is asked with its tag: orders answers that it is the
-    // same, and the copy is sent, or sends it as it is now.
-    let kept = state.kept.get(&caller.username);
-    let request = PurchasesRequest {
-        if_none_match: kept.as_ref().map(|copy| copy.tag.clone()),
-        ..PurchasesRequest::of(&caller.username)
-    };
-    let (first, end) = state.reads.page(&request, &calls).await?;
-    let (first, tag) = match kept {
-        Some(copy) if orders::reply_not_modified(&first) => (copy.reply, Some(copy.tag)),
-        _ => {
-            let tag = state.kept.keep(&caller.username, &first);
-            (first, tag)
+    // A history sent before is sent again when the stream has nothing of the user's
+    // newer than what it holds; otherwise orders is asked with its tag and answers that
+    // it is the same, and the copy is sent, or sends it as it is now.
+    let user = &caller.username;
+    let kept = state.kept.get(user);
+    let (first, tag, end) = match kept {
+        Some(copy) if state.reads.unchanged(user, copy.newest.as_ref()).await => {
+            (copy.reply, Some(copy.tag), None)
+        }
+        kept => {
+            let request = PurchasesRequest {
+                if_none_match: kept.as_ref().map(|copy| copy.tag.clone()),
+                ..PurchasesRequest::of(user)
+            };
+            let (read, newest) =
+                tokio::join!(state.reads.page(&request, &calls), state.reads.newest(user));
+            let (first, end) = read?;
+            // The reply holds every event up to `end`: a newest event past it may not
+            // be in it.
+            let newest = newest.filter(|newest| newest.seq() <= end);
+            match kept {
+                Some(copy) if orders::reply_not_modified(&first) => {
+                    state
+                        .kept
+                        .keep(user, &copy.reply, Some(copy.tag.clone()), newest);
+                    (copy.reply, Some(copy.tag), Some(end))
+                }
+                _ => {
+                    let tag = state.kept.keep(user, &first, None, newest);
+                    (first, tag, Some(end))
+                }
+            }
         }
     };
     // A whole history of one reply has a tag for HTTP too: a client that holds it gets
@@ -72,8 +92,10 @@ pub async fn list(
     {
         return Ok(response);
     }
-    // The next pages need not ask the stream again: they include what the first did.
+    // The next pages (a history longer than one reply, never a copy) need not ask the
+    // stream again: they include what the first did.
     let (reads, username) = (state.reads.clone(), caller.username);
+    let end = end.unwrap_or_default();
     let response = history::whole_response_bytes(first, move |cursor| {
         let (reads, calls) = (reads.clone(), calls.clone());
         let request = PurchasesRequest {

@@ -201,6 +201,32 @@ async fn a_whole_history_has_an_etag_and_a_client_holding_it_gets_304_until_a_bu
     assert!(!paged.headers().contains_key("etag"));
 }
 
+/// A purchase of `article` by `user` as another orders instance's 201 leaves it: stored
+/// in the stream, with no time for this instance's file to follow. Its id.
+async fn store_purchase(shop: &Shop, user: &str, article: u32) -> String {
+    let event = bus_schema::orders::PurchasedEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        username: user.into(),
+        article: bus_schema::orders::Article {
+            id: article,
+            name: format!("Article {article}"),
+            price: article * 1000,
+        },
+        purchased_at: "2026-12-07T12:00:00Z".into(),
+        idempotency_key: None,
+    };
+    async_nats::jetstream::new(shop.nats.clone())
+        .publish(
+            bus_schema::orders::subject::purchased(user),
+            serde_json::to_vec(&event).expect("json").into(),
+        )
+        .await
+        .expect("published")
+        .await
+        .expect("stored");
+    event.id
+}
+
 /// A counter of a `/metrics` text, 0 when it is not there.
 async fn counter(http: &reqwest::Client, url: String, name: &str) -> u64 {
     let text = http
@@ -218,33 +244,13 @@ async fn counter(http: &reqwest::Client, url: String, name: &str) -> u64 {
 
 #[tokio::test]
 async fn a_read_through_the_gateway_includes_every_purchase_the_stream_held_when_it_arrived() {
-    // A purchase as another orders instance's 201 leaves it: in the stream, with no time
-    // for this instance's file to follow. The gateway asks the stream's end while orders
-    // reads its view as it is, and asks again with that end when the view was behind.
+    // The gateway asks the stream's end while orders reads its view as it is, and asks
+    // again with that end when the view was behind.
     let shop = Shop::start().await;
     let token = shop.token("victor", "1234").await;
     let http = reqwest::Client::new();
-    let js = async_nats::jetstream::new(shop.nats.clone());
     for i in 0..60u32 {
-        let event = bus_schema::orders::PurchasedEvent {
-            id: uuid::Uuid::now_v7().to_string(),
-            username: "victor".into(),
-            article: bus_schema::orders::Article {
-                id: 1 + i % 3,
-                name: format!("Article {}", 1 + i % 3),
-                price: (1 + i % 3) * 1000,
-            },
-            purchased_at: "2026-12-07T12:00:00Z".into(),
-            idempotency_key: None,
-        };
-        js.publish(
-            bus_schema::orders::subject::purchased("victor"),
-            serde_json::to_vec(&event).expect("json").into(),
-        )
-        .await
-        .expect("published")
-        .await
-        .expect("stored");
+        let stored = store_purchase(&shop, "victor", 1 + i % 3).await;
         for (read, path) in [
             ("whole history", "/api/purchases"),
             ("newest page", "/api/purchases?limit=3&order=newest"),
@@ -252,7 +258,7 @@ async fn a_read_through_the_gateway_includes_every_purchase_the_stream_held_when
             let (status, body) =
                 testkit::send_carefully(http.get(shop.url(path)).bearer_auth(&token)).await;
             assert_eq!(status, StatusCode::OK, "{body}");
-            assert!(ids(&body).contains(&event.id), "event {i} is in the {read}");
+            assert!(ids(&body).contains(&stored), "event {i} is in the {read}");
         }
     }
     // The gateway asked the stream's end, and orders asked it nothing: it answered from
@@ -272,4 +278,53 @@ async fn a_read_through_the_gateway_includes_every_purchase_the_stream_held_when
             "orders asked the end by {how}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_kept_history_is_sent_without_asking_orders_until_the_stream_has_a_newer_purchase() {
+    let shop = Shop::start().await;
+    let token = shop.token("victor", "1234").await;
+    let http = reqwest::Client::new();
+    let read = || async {
+        let (status, body) =
+            testkit::send_carefully(http.get(shop.url("/api/purchases")).bearer_auth(&token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        ids(&body)
+    };
+    let asked_orders = || {
+        counter(
+            &http,
+            shop.url("/metrics"),
+            r#"shop_requests_total{service="gateway",door="bus",op="orders.purchases",status="200"}"#,
+        )
+    };
+    let mut all = Vec::new();
+    for i in 0..20 {
+        // Read until one is the gateway's copy, orders not asked (the copy needs the
+        // stream's word of the last second that direct gets are in use); each read
+        // shows every purchase.
+        let deadline = tokio::time::Instant::now() + testkit::PATIENCE;
+        loop {
+            let asked = asked_orders().await;
+            assert_eq!(read().await, all, "a read before purchase {i}");
+            if asked_orders().await == asked {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "before purchase {i}, every read asked orders"
+            );
+        }
+        // A purchase through the gateway, or as another instance's 201 leaves it.
+        let bought = if i % 2 == 0 {
+            buy(&shop, &http, &token, &format!("victor-{i}")).await["id"]
+                .as_str()
+                .expect("an id")
+                .to_owned()
+        } else {
+            store_purchase(&shop, "victor", 3).await
+        };
+        all.push(bought);
+    }
+    assert_eq!(read().await, all, "the last purchase too");
 }
