@@ -2,9 +2,10 @@
 //! than reading it. A copy is sent again only when the source of truth has just said it
 //! is whole, in one of two ways ([`crate::reads`]):
 //!
-//! - on a stream of one replica, the gateway asks `ORDERS` for the user's newest event
-//!   (a direct get, answered by nats-server alone): when it is still the one the copy
-//!   was read with, the user has bought nothing since, and orders is not asked at all;
+//! - the stream says so, and orders is not asked at all: its end is still the one the
+//!   copy was read at (nothing was appended since), or, on a stream of one replica, the
+//!   user's newest event (a direct get, answered by nats-server alone) is still the
+//!   copy's;
 //! - otherwise the gateway asks orders with the copy's tag (`if_none_match`), and orders
 //!   answers `NOT_MODIFIED` after its usual catch-up with the stream while the history
 //!   is still that one: a question of a few dozen bytes instead of the history.
@@ -13,7 +14,7 @@ use std::{collections::HashMap, sync::Mutex};
 
 use bus_schema::orders;
 use bytes::Bytes;
-use service_kit::stream_tail::Newest;
+use service_kit::stream_tail::{End, Newest};
 
 /// What the copies may hold in all, replies and names.
 pub const KEPT_BYTES: usize = 32 * 1024 * 1024;
@@ -28,6 +29,20 @@ pub struct Copy {
     /// The user's newest event in the stream when the copy was read (the reply holds it
     /// and everything before it); `None` when it is not known.
     pub newest: Option<Newest>,
+    /// An end of the stream the reply holds every event of the user's up to.
+    pub stream_end: Option<End>,
+}
+
+impl Copy {
+    /// A copy of `reply`, with its tag.
+    pub fn of(reply: Bytes, newest: Option<Newest>, stream_end: Option<End>) -> Self {
+        Self {
+            tag: orders::page_tag(&reply),
+            reply,
+            newest,
+            stream_end,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -58,26 +73,13 @@ impl KeptHistories {
         Some(copy.clone())
     }
 
-    /// Keeps `reply`, `user`'s history as just read, when it is whole (a reply with a
-    /// next page is not), with its `tag` (computed when `None`) and the user's `newest`
-    /// event it holds; the tag when kept. When the copies are over [`KEPT_BYTES`], those
-    /// used least lately go until a quarter is free.
-    pub fn keep(
-        &self,
-        user: &str,
-        reply: &Bytes,
-        tag: Option<String>,
-        newest: Option<Newest>,
-    ) -> Option<String> {
-        if orders::reply_has_next(reply) {
-            return None;
+    /// Keeps `copy` of `user`'s history, when it is whole (a reply with a next page is
+    /// not); whether it was kept. When the copies are over [`KEPT_BYTES`], those used
+    /// least lately go until a quarter is free.
+    pub fn keep(&self, user: &str, copy: Copy) -> bool {
+        if orders::reply_has_next(&copy.reply) {
+            return false;
         }
-        let tag = tag.unwrap_or_else(|| orders::page_tag(reply));
-        let copy = Copy {
-            tag: tag.clone(),
-            reply: reply.clone(),
-            newest,
-        };
         let mut inner = self.inner();
         inner.clock += 1;
         let now = inner.clock;
@@ -88,7 +90,7 @@ impl KeptHistories {
         if inner.bytes > KEPT_BYTES {
             inner.evict(KEPT_BYTES / 4 * 3);
         }
-        Some(tag)
+        true
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -128,12 +130,12 @@ mod tests {
     }
 
     #[test]
-    fn whole_histories_are_kept_with_their_tag_and_newest_event() {
+    fn whole_histories_are_kept_with_their_tag_newest_event_and_stream_end() {
         let kept = KeptHistories::default();
         let mut paged = reply("ada", 100, b'a').to_vec();
         paged.truncate(paged.len() - 1);
         paged.extend_from_slice(br#","next":"f1000"}"#);
-        assert_eq!(kept.keep("ada", &Bytes::from(paged), None, None), None);
+        assert!(!kept.keep("ada", Copy::of(Bytes::from(paged), None, None)));
         assert!(
             kept.get("ada").is_none(),
             "a first page is not a whole history"
@@ -144,12 +146,28 @@ mod tests {
             seq: 7,
             stored_at: "t".into(),
         };
-        let tag = kept.keep("ada", &short, None, Some(newest.clone()));
-        assert_eq!(tag, Some(orders::page_tag(&short)));
+        let end = End {
+            seq: 9,
+            stored_at: "t2".into(),
+        };
+        assert!(kept.keep(
+            "ada",
+            Copy::of(short.clone(), Some(newest.clone()), Some(end.clone()))
+        ));
         let copy = kept.get("ada").expect("kept");
-        assert_eq!((copy.reply, copy.newest), (short.clone(), Some(newest)));
-        // Kept again (orders said it is the same): the tag given is kept.
-        kept.keep("ada", &short, Some("given".into()), None);
+        assert_eq!(copy.tag, orders::page_tag(&short));
+        assert_eq!(
+            (copy.reply, copy.newest, copy.stream_end),
+            (short.clone(), Some(newest), Some(end))
+        );
+        // Kept again (orders said it is the same): as given.
+        let again = Copy {
+            tag: "given".into(),
+            reply: short,
+            newest: None,
+            stream_end: None,
+        };
+        kept.keep("ada", again);
         let copy = kept.get("ada").expect("kept");
         assert_eq!((copy.tag.as_str(), copy.newest), ("given", None));
     }
@@ -159,12 +177,15 @@ mod tests {
         let kept = KeptHistories::default();
         let size = KEPT_BYTES / 10;
         for n in 0..9 {
-            kept.keep(&format!("u{n}"), &reply("u", size, b'c'), None, None);
+            kept.keep(
+                &format!("u{n}"),
+                Copy::of(reply("u", size, b'c'), None, None),
+            );
         }
         assert!(kept.get("u0").is_some(), "nine fit");
         // "u0" was used after the others: the tenth and eleventh push out u1, u2, u3.
-        kept.keep("u9", &reply("u", size, b'c'), None, None);
-        kept.keep("u10", &reply("u", size, b'c'), None, None);
+        kept.keep("u9", Copy::of(reply("u", size, b'c'), None, None));
+        kept.keep("u10", Copy::of(reply("u", size, b'c'), None, None));
         for gone in ["u1", "u2", "u3"] {
             assert!(kept.get(gone).is_none(), "{gone}");
         }

@@ -11,17 +11,20 @@
 //! the same moment share one question ([`StreamTail`]).
 //!
 //! A whole history the gateway keeps ([`crate::kept`]) is sent again without asking
-//! orders while the user's newest event in the stream is the one it was read with
-//! ([`Reads::unchanged`]): a direct get of the user's subject, sent after the request
-//! arrived, answered by the stream itself (only on a stream of one replica), finds
-//! every event acknowledged before it.
+//! orders while it is whole ([`Reads::still_whole`]): when the stream's end, asked after
+//! the request arrived, is still the one the copy was read at (nothing was appended
+//! since: the question is shared by the reads waiting at that moment), or else when the
+//! user's newest event, asked next by a direct get of their subject (answered by the
+//! stream itself, only on a stream of one replica), is still the copy's.
 
 use bus_schema::{
     CallError, CallOptions, ErrorCode, ErrorReply, Reason,
     orders::{self, PurchasesRequest},
 };
 use bytes::Bytes;
-use service_kit::stream_tail::{Newest, StreamTail};
+use service_kit::stream_tail::{End, Newest, StreamTail};
+
+use crate::kept::Copy;
 
 /// The gateway's reads of histories, and the `ORDERS` stream's end they ask.
 #[derive(Debug, Clone)]
@@ -46,9 +49,9 @@ impl Reads {
         &self,
         request: &PurchasesRequest,
         calls: &CallOptions,
-    ) -> Result<(Bytes, u64), CallError> {
+    ) -> Result<(Bytes, End), CallError> {
         let (end, as_is) = tokio::join!(
-            self.end.last_sequence(),
+            self.end.end(),
             orders::purchases_as_is(&self.nats, request, calls)
         );
         let (reply, view_next) = as_is?;
@@ -62,10 +65,10 @@ impl Reads {
             )
         })?;
         // The view held every event below `view_next` before the page was read.
-        if view_next.is_some_and(|next| next > end) {
+        if view_next.is_some_and(|next| next > end.seq) {
             return Ok((reply, end));
         }
-        Ok((self.page_up_to(request, end, calls).await?, end))
+        Ok((self.page_up_to(request, end.seq, calls).await?, end))
     }
 
     /// The reply of `orders.purchases` to `request`, including every event up to
@@ -112,14 +115,18 @@ impl Reads {
         self.end.newest_of(&orders::subject::purchased(user)).await
     }
 
-    /// Whether `user` has no event in the stream after `newest`, the newest one a copy of
-    /// their history holds: then the copy holds every purchase acknowledged before this
-    /// call. False when it cannot be known this way.
-    pub async fn unchanged(&self, user: &str, newest: Option<&Newest>) -> bool {
-        match newest {
-            Some(known) => self.newest(user).await.as_ref() == Some(known),
-            None => false,
+    /// When `copy`, `user`'s whole history, holds every purchase acknowledged before
+    /// this call: the stream's end now, which the copy holds every event of theirs up to.
+    /// `None` when that cannot be known without orders.
+    pub async fn still_whole(&self, user: &str, copy: &Copy) -> Option<End> {
+        let end = self.end.end().await.ok()?;
+        if copy.stream_end.as_ref() == Some(&end) {
+            return Some(end);
         }
+        // Asked after `end` was answered: a newest event that is still the copy's leaves
+        // nothing of the user's up to `end` outside it.
+        let newest = copy.newest.as_ref()?;
+        (self.newest(user).await.as_ref() == Some(newest)).then_some(end)
     }
 
     /// The questions asked about the stream's end, in the Prometheus text format.

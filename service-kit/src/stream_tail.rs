@@ -72,6 +72,15 @@ pub struct Questions {
     pub subject: u64,
 }
 
+/// The end of the stream: its last sequence (0 when empty) and the time its last message
+/// was stored (as the server wrote it; empty when it has none). With the time, the same
+/// end tells that nothing was appended since, even to a stream made again.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct End {
+    pub seq: u64,
+    pub stored_at: String,
+}
+
 /// The newest message of one subject in the stream, as a direct get found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Newest {
@@ -95,7 +104,7 @@ impl Newest {
 /// The end of one stream, asked for by many.
 #[derive(Debug, Clone)]
 pub struct StreamTail {
-    waiting: mpsc::UnboundedSender<oneshot::Sender<Result<u64, TailError>>>,
+    waiting: mpsc::UnboundedSender<oneshot::Sender<Result<End, TailError>>>,
     asker: Arc<Asker>,
 }
 
@@ -135,6 +144,11 @@ impl StreamTail {
     /// The stream's last sequence as the server holds it after this call began (0 for
     /// an empty stream).
     pub async fn last_sequence(&self) -> Result<u64, TailError> {
+        self.end().await.map(|end| end.seq)
+    }
+
+    /// The stream's [`End`] as the server holds it after this call began.
+    pub async fn end(&self) -> Result<End, TailError> {
         let (tx, rx) = oneshot::channel();
         let gone = || TailError {
             stream: self.asker.stream.clone(),
@@ -243,7 +257,7 @@ impl Mode {
 
 /// The answer to a direct get of the last message.
 enum Direct {
-    Last(u64),
+    Last(End),
     /// The stream has no message at its last sequence (empty, or the last removed).
     NoLastMessage,
 }
@@ -266,11 +280,11 @@ impl Asker {
         self.mode.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn ask(self: &Arc<Self>) -> Result<u64, String> {
+    async fn ask(self: &Arc<Self>) -> Result<End, String> {
         if self.mode().usable(Instant::now()) {
             self.direct_asked.fetch_add(1, Ordering::Relaxed);
             match self.direct().await {
-                Ok(Direct::Last(seq)) => return Ok(seq),
+                Ok(Direct::Last(end)) => return Ok(end),
                 Ok(Direct::NoLastMessage) => {}
                 Err(err) => self.direct_failed(&err),
             }
@@ -312,7 +326,7 @@ impl Asker {
     }
 
     /// The stream's last sequence, and whether it may be asked by direct gets.
-    async fn info(&self) -> Result<(u64, bool), String> {
+    async fn info(&self) -> Result<(End, bool), String> {
         let reply = tokio::time::timeout(
             ASK_TIMEOUT,
             self.nats.request(self.info_subject.clone(), "".into()),
@@ -360,10 +374,12 @@ fn direct_answer(
         Some(name) if name == stream => {}
         other => return Err(format!("direct get answered by stream {other:?}")),
     }
-    header("Nats-Sequence")
+    let seq = header("Nats-Sequence")
         .and_then(|seq| seq.parse().ok())
-        .map(Direct::Last)
-        .ok_or_else(|| "direct get answered without a sequence".to_owned())
+        .ok_or_else(|| "direct get answered without a sequence".to_owned())?;
+    let stored_at =
+        header("Nats-Time-Stamp").ok_or_else(|| "direct get answered without a time".to_owned())?;
+    Ok(Direct::Last(End { seq, stored_at }))
 }
 
 /// What a direct get of one subject's last message says of it: from the stream itself
@@ -445,6 +461,9 @@ impl Cluster {
 #[derive(Deserialize)]
 struct State {
     last_seq: u64,
+    /// The time of the last message; the zero time (year 1) for an empty stream.
+    #[serde(default)]
+    last_ts: String,
 }
 
 #[derive(Deserialize)]
@@ -460,7 +479,7 @@ struct ApiError {
 /// a leader that was stalled answers, for a moment after it resumes, with the state it
 /// had before the others elected another: both answers are refused, so that a read
 /// waits or answers 503, never an older state.
-fn info_answer(payload: &[u8]) -> Result<(u64, bool), String> {
+fn info_answer(payload: &[u8]) -> Result<(End, bool), String> {
     let info: InfoReply =
         serde_json::from_slice(payload).map_err(|err| format!("unreadable stream info: {err}"))?;
     if let Some(err) = info.error {
@@ -485,7 +504,20 @@ fn info_answer(payload: &[u8]) -> Result<(u64, bool), String> {
         .config
         .is_some_and(|c| c.num_replicas == 1 && c.allow_direct);
     info.state
-        .map(|state| (state.last_seq, allows_direct))
+        .map(|state| {
+            let stored_at = if state.last_seq == 0 {
+                String::new()
+            } else {
+                state.last_ts
+            };
+            (
+                End {
+                    seq: state.last_seq,
+                    stored_at,
+                },
+                allows_direct,
+            )
+        })
         .ok_or_else(|| "the stream info has no state".to_owned())
 }
 
@@ -494,7 +526,7 @@ mod tests {
     use super::*;
 
     fn last_sequence_in(payload: &[u8]) -> Result<u64, String> {
-        info_answer(payload).map(|(last, _)| last)
+        info_answer(payload).map(|(last, _)| last.seq)
     }
 
     #[test]
@@ -631,11 +663,12 @@ mod tests {
             let mut h = async_nats::HeaderMap::new();
             h.insert("Nats-Stream", stream);
             h.insert("Nats-Sequence", seq);
+            h.insert("Nats-Time-Stamp", "2026-12-07T23:00:00.5Z");
             h
         };
         let last =
             |status, h: Option<&async_nats::HeaderMap>| match direct_answer("ORDERS", status, h) {
-                Ok(Direct::Last(seq)) => Ok(Some(seq)),
+                Ok(Direct::Last(end)) => Ok(Some(end.seq)),
                 Ok(Direct::NoLastMessage) => Ok(None),
                 Err(err) => Err(err),
             };

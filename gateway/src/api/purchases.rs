@@ -6,14 +6,18 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::Response,
 };
-use bus_schema::orders::{self, BuyBody, BuyReply, BuyRequest, PurchasesRequest};
+use bus_schema::{
+    CallError, CallOptions,
+    orders::{self, BuyBody, BuyReply, BuyRequest, PurchasesRequest},
+};
+use bytes::Bytes;
 use service_kit::{
     history::{self, HistoryPage, HistoryQuery},
     http::{Caller, HttpError, JsonBody, idempotency_key},
     openapi::ErrorBody,
 };
 
-use crate::state::AppState;
+use crate::{kept::Copy, state::AppState};
 
 /// The caller's history: the whole of it, oldest first, however long, or with
 /// `limit`, `cursor` or `order` one page, its next page's address in `next_url` and a
@@ -49,40 +53,7 @@ pub async fn list(
             reply,
         )?);
     }
-    // A history sent before is sent again when the stream has nothing of the user's
-    // newer than what it holds; otherwise orders is asked with its tag and answers that
-    // it is the same, and the copy is sent, or sends it as it is now.
-    let user = &caller.username;
-    let kept = state.kept.get(user);
-    let (first, tag, end) = match kept {
-        Some(copy) if state.reads.unchanged(user, copy.newest.as_ref()).await => {
-            (copy.reply, Some(copy.tag), None)
-        }
-        kept => {
-            let request = PurchasesRequest {
-                if_none_match: kept.as_ref().map(|copy| copy.tag.clone()),
-                ..PurchasesRequest::of(user)
-            };
-            let (read, newest) =
-                tokio::join!(state.reads.page(&request, &calls), state.reads.newest(user));
-            let (first, end) = read?;
-            // The reply holds every event up to `end`: a newest event past it may not
-            // be in it.
-            let newest = newest.filter(|newest| newest.seq() <= end);
-            match kept {
-                Some(copy) if orders::reply_not_modified(&first) => {
-                    state
-                        .kept
-                        .keep(user, &copy.reply, Some(copy.tag.clone()), newest);
-                    (copy.reply, Some(copy.tag), Some(end))
-                }
-                _ => {
-                    let tag = state.kept.keep(user, &first, None, newest);
-                    (first, tag, Some(end))
-                }
-            }
-        }
-    };
+    let (first, tag, end) = first_of_whole(&state, &caller.username, &calls).await?;
     // A whole history of one reply has a tag for HTTP too: a client that holds it gets
     // a 304 without the body.
     let etag = history::whole_etag(&first, tag);
@@ -92,10 +63,9 @@ pub async fn list(
     {
         return Ok(response);
     }
-    // The next pages (a history longer than one reply, never a copy) need not ask the
-    // stream again: they include what the first did.
+    // The next pages (of a history longer than one reply, never a copy) need not ask
+    // the stream again: they include what the first did.
     let (reads, username) = (state.reads.clone(), caller.username);
-    let end = end.unwrap_or_default();
     let response = history::whole_response_bytes(first, move |cursor| {
         let (reads, calls) = (reads.clone(), calls.clone());
         let request = PurchasesRequest {
@@ -105,6 +75,55 @@ pub async fn list(
         async move { reads.decoded_page_up_to(&request, end, &calls).await }
     })?;
     Ok(history::tagged(response, etag))
+}
+
+/// The first reply of `user`'s whole history, its tag when it is kept, and the stream's
+/// sequence it holds every event up to. A copy kept from before is sent again when the
+/// stream says it is whole; otherwise orders is asked with its tag and answers that it
+/// is the same (the copy is sent), or sends the history as it is now.
+async fn first_of_whole(
+    state: &AppState,
+    user: &str,
+    calls: &CallOptions,
+) -> Result<(Bytes, Option<String>, u64), CallError> {
+    let kept = state.kept.get(user);
+    if let Some(copy) = kept.clone() {
+        if let Some(end) = state.reads.still_whole(user, &copy).await {
+            let seq = end.seq;
+            if copy.stream_end.as_ref() != Some(&end) {
+                state.kept.keep(
+                    user,
+                    Copy {
+                        stream_end: Some(end),
+                        ..copy.clone()
+                    },
+                );
+            }
+            return Ok((copy.reply, Some(copy.tag), seq));
+        }
+    }
+    let request = PurchasesRequest {
+        if_none_match: kept.as_ref().map(|copy| copy.tag.clone()),
+        ..PurchasesRequest::of(user)
+    };
+    let (read, newest) = tokio::join!(state.reads.page(&request, calls), state.reads.newest(user));
+    let (reply, end) = read?;
+    if orders::reply_has_next(&reply) {
+        return Ok((reply, None, end.seq));
+    }
+    // The reply holds every event up to `end`: a newest event past it may not be in it.
+    let newest = newest.filter(|newest| newest.seq() <= end.seq);
+    let seq = end.seq;
+    let copy = match kept {
+        Some(copy) if orders::reply_not_modified(&reply) => Copy {
+            newest,
+            stream_end: Some(end),
+            ..copy
+        },
+        _ => Copy::of(reply, newest, Some(end)),
+    };
+    state.kept.keep(user, copy.clone());
+    Ok((copy.reply, Some(copy.tag), seq))
 }
 
 /// A purchase; the `Idempotency-Key` header makes a retry answer the first one.

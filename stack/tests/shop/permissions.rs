@@ -315,7 +315,11 @@ async fn asks_the_end_by_direct_gets(
 ) {
     // The first question is a STREAM.INFO; once a direct get was answered, the
     // questions of the next second are direct gets.
+    // Both give the same end: its sequence, and the time of its last message.
     let tail = service_kit::stream_tail::StreamTail::new(client.clone(), stream);
+    let by_info = tail.end().await.expect("the end");
+    assert_eq!(by_info.seq, 1, "{stream}");
+    assert!(!by_info.stored_at.is_empty(), "{by_info:?}");
     let deadline = tokio::time::Instant::now() + testkit::PATIENCE;
     while tail.questions().direct == 0 {
         assert!(
@@ -323,10 +327,10 @@ async fn asks_the_end_by_direct_gets(
             "{user} never asked {stream} by a direct get: {:?}",
             tail.questions()
         );
-        assert_eq!(tail.last_sequence().await.expect("the end"), 1, "{stream}");
+        assert_eq!(tail.end().await.expect("the end"), by_info, "{stream}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(tail.last_sequence().await.expect("the end"), 1, "{stream}");
+    assert_eq!(tail.end().await.expect("the end"), by_info, "{stream}");
     while let Ok(event) = errors.try_recv() {
         assert!(!event.contains("Permissions Violation"), "{user}: {event}");
     }
