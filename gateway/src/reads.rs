@@ -20,6 +20,7 @@
 use bus_schema::{
     CallError, CallOptions, ErrorCode, ErrorReply, Reason,
     orders::{self, PurchasesRequest},
+    users::Username,
 };
 use bytes::Bytes;
 use service_kit::stream_tail::{End, Newest, StreamTail};
@@ -87,6 +88,15 @@ impl Reads {
         orders::purchases_bytes(&self.nats, &request, calls).await
     }
 
+    /// [`Self::page`], decoded.
+    pub async fn decoded_page(
+        &self,
+        request: &PurchasesRequest,
+        calls: &CallOptions,
+    ) -> Result<orders::PurchasesReply, CallError> {
+        decode(&self.page(request, calls).await?.0)
+    }
+
     /// [`Self::page_up_to`], decoded.
     pub async fn decoded_page_up_to(
         &self,
@@ -94,24 +104,16 @@ impl Reads {
         end: u64,
         calls: &CallOptions,
     ) -> Result<orders::PurchasesReply, CallError> {
-        let reply = self.page_up_to(request, end, calls).await?;
-        serde_json::from_slice(&reply).map_err(|err| CallError::BadReply {
-            service: orders::SERVICE,
-            reason: err.to_string(),
-        })
+        decode(&self.page_up_to(request, end, calls).await?)
     }
 
     /// `user`'s newest event in the stream now, when direct gets are in use (see
     /// [`StreamTail::newest_of`]).
     pub async fn newest(&self, user: &str) -> Option<Newest> {
         // A name of the shop is one token of a subject; anything else is not asked.
-        let plain = !user.is_empty()
-            && user
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if !plain {
-            return None;
-        }
+        Username::parse(user)
+            .ok()
+            .filter(|name| name.as_str() == user)?;
         self.end.newest_of(&orders::subject::purchased(user)).await
     }
 
@@ -133,4 +135,12 @@ impl Reads {
     pub fn metrics(&self) -> String {
         self.end.metrics()
     }
+}
+
+/// A reply of `orders.purchases` (JSON bytes), decoded.
+fn decode(reply: &[u8]) -> Result<orders::PurchasesReply, CallError> {
+    serde_json::from_slice(reply).map_err(|err| CallError::BadReply {
+        service: orders::SERVICE,
+        reason: err.to_string(),
+    })
 }

@@ -7,8 +7,8 @@ use axum::{
     response::Response,
 };
 use bus_schema::{
-    CallError, ErrorReply,
-    orders::{self, Article, BuyRequest, PurchasesReply, PurchasesRequest},
+    ErrorReply,
+    orders::{self, Article, BuyRequest, PurchasesRequest},
 };
 use minijinja::{Value, context, value::Serde};
 use serde::{Deserialize, Serialize};
@@ -178,14 +178,8 @@ pub async fn purchases(
     let calls = state.calls.idempotent().bearer(&session.token);
     let reply = state
         .reads
-        .page(&request, &calls)
+        .decoded_page(&request, &calls)
         .await
-        .and_then(|(reply, _)| {
-            serde_json::from_slice::<PurchasesReply>(&reply).map_err(|err| CallError::BadReply {
-                service: orders::SERVICE,
-                reason: err.to_string(),
-            })
-        })
         .map_err(|err| state.failed(err, Some(&user)))?;
     let rows: Vec<Row> = reply
         .items
